@@ -1,0 +1,81 @@
+"""Service configuration, read from the environment (see README "Configuration").
+
+Shared by the bot and the worker: both talk to the same Telegram Bot API server and the
+same Redis. Image-science settings (weights, device, styles) are read by `models/` itself.
+Secrets live only in this object and are never logged: `repr()` hides them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+QUEUE_NAME = "paintbot"
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; the message says which variable."""
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _id_set(env: dict, name: str) -> frozenset[int]:
+    raw = env.get(name, "").replace(",", " ").split()
+    try:
+        return frozenset(int(x) for x in raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a comma-separated list of numeric ids") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str = field(repr=False)
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # may hold a password
+    telegram_api: str = DEFAULT_TELEGRAM_API
+    queue_name: str = QUEUE_NAME
+
+    @property
+    def bot_base_url(self) -> str:
+        """PTB's `base_url`: methods go to {root}/bot<token>/METHOD."""
+        return f"{self.telegram_api.rstrip('/')}/bot"
+
+    @property
+    def file_base_url(self) -> str:
+        """PTB's `base_file_url`: files come from {root}/file/bot<token>/PATH."""
+        return f"{self.telegram_api.rstrip('/')}/file/bot"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Strings that must never reach a log line or a chat."""
+        from redis.connection import parse_url
+
+        out = [self.token]
+        password = parse_url(self.redis_url).get("password")
+        if password:
+            out.append(password)
+        return tuple(s for s in out if s)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
+        if not token:
+            raise ConfigError(
+                "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather in Telegram "
+                "(/newbot) and export the token it gives you"
+            )
+        return cls(
+            token=token,
+            redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
+            telegram_api=env.get("PAINTBOT_TELEGRAM_API", "").strip() or DEFAULT_TELEGRAM_API,
+        )
