@@ -38,11 +38,31 @@ def _id_set(env: dict, name: str) -> frozenset[int]:
 
 
 @dataclass(frozen=True)
+class Limits:
+    queue_cap: int = 100  # jobs waiting, over all users (PAINTBOT_QUEUE_CAP)
+    user_per_minute: int = 10  # requests one user may make per minute (PAINTBOT_USER_JOBS_PER_MINUTE)
+    user_in_flight: int = 3  # one user's jobs queued or running at once (PAINTBOT_USER_JOBS_IN_FLIGHT)
+    job_timeout: int = 300  # seconds a worker may spend on one job (PAINTBOT_JOB_TIMEOUT)
+
+    @classmethod
+    def from_env(cls, env: dict) -> "Limits":
+        return cls(
+            queue_cap=_int(env, "PAINTBOT_QUEUE_CAP", cls.queue_cap),
+            user_per_minute=_int(env, "PAINTBOT_USER_JOBS_PER_MINUTE", cls.user_per_minute),
+            user_in_flight=_int(env, "PAINTBOT_USER_JOBS_IN_FLIGHT", cls.user_in_flight),
+            job_timeout=_int(env, "PAINTBOT_JOB_TIMEOUT", cls.job_timeout),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     token: str = field(repr=False)
     redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # may hold a password
     telegram_api: str = DEFAULT_TELEGRAM_API
     queue_name: str = QUEUE_NAME
+    limits: Limits = Limits()
+    allowed_chats: frozenset[int] = frozenset()  # empty: everyone may use the bot
+    admins: frozenset[int] = frozenset()  # user ids allowed to run /stats
 
     @property
     def bot_base_url(self) -> str:
@@ -78,4 +98,7 @@ class Settings:
             token=token,
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
             telegram_api=env.get("PAINTBOT_TELEGRAM_API", "").strip() or DEFAULT_TELEGRAM_API,
+            limits=Limits.from_env(env),
+            allowed_chats=_id_set(env, "PAINTBOT_ALLOWED_CHATS"),
+            admins=_id_set(env, "PAINTBOT_ADMINS"),
         )

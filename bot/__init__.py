@@ -1,0 +1,1 @@
+"""paintbot Telegram bot: receives photos and commands, checks them, enqueues jobs. Never imports torch."""

@@ -1,0 +1,79 @@
+"""The python-telegram-bot Application: which update goes to which handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import BotCommand, Update
+from telegram.ext import (Application, ApplicationBuilder, ApplicationHandlerStop, CallbackQueryHandler,
+                          CommandHandler, ContextTypes, MessageHandler, TypeHandler, filters)
+
+from bot import handlers
+from bot.queue import JobQueue
+from bot.settings import Settings
+
+log = logging.getLogger("paintbot.bot")
+
+COMMANDS = [
+    BotCommand("colorize", "Colourise the photo you reply to"),
+    BotCommand("style", "Repaint the photo you reply to, e.g. /style vangogh"),
+    BotCommand("styles", "Show the painting styles"),
+    BotCommand("help", "What this bot does"),
+]
+
+
+async def _post_init(app: Application) -> None:
+    await app.bot.set_my_commands(COMMANDS)
+
+
+def _allowed_only(allowed: frozenset[int]):
+    async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chat = update.effective_chat
+        if chat is not None and chat.id not in allowed:
+            log.info("ignored update from chat %s: not in PAINTBOT_ALLOWED_CHATS", chat.id)
+            if chat.type == "private" and update.effective_message is not None:
+                await update.effective_message.reply_text("Sorry, this bot is private.")
+            raise ApplicationHandlerStop
+    return gate
+
+
+async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats for admins: queue depth, workers, jobs finished and failed in the last hour."""
+    settings: Settings = context.application.bot_data["settings"]
+    user = update.effective_user
+    if user is None or user.id not in settings.admins:
+        await update.effective_message.reply_text("Sorry, /stats is for the bot's admins.")
+        return
+    jobs: JobQueue = context.application.bot_data["jobs"]
+    s = await asyncio.to_thread(jobs.stats)
+    await update.effective_message.reply_text(
+        f"Queue: {s['queued']} waiting, {s['started']} running\n"
+        f"Workers: {s['workers']}\n"
+        f"Last hour: {s['finished']} done, {s['failed']} failed")
+
+
+def build_application(settings: Settings, jobs: JobQueue | None = None) -> Application:
+    app = (ApplicationBuilder()
+           .token(settings.token)
+           .base_url(settings.bot_base_url)
+           .base_file_url(settings.file_base_url)
+           .post_init(_post_init)
+           .concurrent_updates(True)
+           .build())
+    app.bot_data["settings"] = settings
+    app.bot_data["jobs"] = jobs or JobQueue(settings.redis_url, settings.queue_name, settings.limits)
+
+    if settings.allowed_chats:
+        app.add_handler(TypeHandler(Update, _allowed_only(settings.allowed_chats)), group=-1)
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler(["start", "help"], handlers.help_command))
+    app.add_handler(CommandHandler(["colorize", "colorise"], handlers.colorize_command))
+    app.add_handler(CommandHandler("style", handlers.style_command))
+    app.add_handler(CommandHandler("styles", handlers.styles_command))
+    app.add_handler(CommandHandler("stats", stats_command))
+    app.add_handler(CallbackQueryHandler(handlers.style_button, pattern=r"^style:"))
+    app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image_message))
+    app.add_handler(MessageHandler(private & (filters.TEXT | filters.COMMAND), handlers.unknown_command))
+    app.add_error_handler(handlers.on_error)
+    return app

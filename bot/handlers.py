@@ -1,0 +1,167 @@
+"""Telegram update handlers: check the request, enqueue a job, answer at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.ext import ContextTypes
+
+from bot import texts
+from bot.jobs import Job
+from bot.queue import JobQueue, Refused
+from bot.requests import (MAX_DOWNLOAD_BYTES, BadOptions, Image, image_of, is_file_but_not_image,
+                          parse_command, parse_style_args, preset_names, too_big)
+
+log = logging.getLogger("paintbot.bot")
+
+
+def _jobs(context: ContextTypes.DEFAULT_TYPE) -> JobQueue:
+    return context.application.bot_data["jobs"]
+
+
+async def submit(context: ContextTypes.DEFAULT_TYPE, request: Message, reply_to: Message, img: Image | None,
+                 op: str, options: dict | None = None, user_id: int | None = None) -> None:
+    """Admit, say "queued" (replying to the photo), enqueue. Every outcome gets exactly one answer."""
+    if img is not None and too_big(img):
+        log.info("refused chat=%s: file of %s bytes is over the download limit", request.chat_id, img.file_size)
+        await reply_to.reply_text(texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
+        return
+    job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id, reply_to=reply_to.message_id,
+              file_id=img.file_id if img else None, as_document=bool(img and img.as_document),
+              file_name=img.file_name if img else None, options=options or {},
+              user_id=user_id if user_id is not None else (request.from_user.id if request.from_user else None))
+    jobs = _jobs(context)
+    try:
+        position = await asyncio.to_thread(jobs.admit, job)
+    except Refused as exc:
+        log.info("refused job=%s chat=%s: %s", job.job_id, job.chat_id, exc)
+        await reply_to.reply_text(str(exc))
+        return
+    except redis.RedisError as exc:
+        log.warning("queue unavailable, job=%s chat=%s not queued: %s", job.job_id, job.chat_id,
+                    type(exc).__name__)
+        await reply_to.reply_text(texts.UNAVAILABLE)
+        return
+    status = await reply_to.reply_text(texts.QUEUED.format(position=position))
+    job = Job(**{**job.to_dict(), "status_message_id": status.message_id})
+    try:
+        await asyncio.to_thread(jobs.enqueue, job)
+    except redis.RedisError as exc:
+        log.warning("queue unavailable, job=%s chat=%s not queued: %s", job.job_id, job.chat_id,
+                    type(exc).__name__)
+        await status.edit_text(texts.UNAVAILABLE)
+        return
+    log.info("queued job=%s op=%s chat=%s position=%d", job.job_id, op, job.chat_id, position)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await update.effective_message.reply_text(texts.HELP)
+
+
+async def colorize_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/colorize as a reply to a photo (any chat)."""
+    msg = update.effective_message
+    target = msg.reply_to_message
+    img = image_of(target)
+    if img is None:
+        await msg.reply_text(texts.NEED_PHOTO_COLORIZE)
+        return
+    await submit(context, msg, target, img, "colorize")
+
+
+async def style_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/style NAME [strength] [keep-colors] [hq] as a reply to a photo; /style alone shows the presets."""
+    msg = update.effective_message
+    await _style_request(context, msg, msg.reply_to_message, style_img=None, args=context.args or [])
+
+
+async def _style_request(context, msg: Message, content_msg: Message | None, style_img: Image | None,
+                         args: list[str]) -> None:
+    content = image_of(content_msg)
+    if content is None:
+        await msg.reply_text(texts.NEED_PHOTO_STYLE)
+        return
+    try:
+        opts = parse_style_args(args, need_name=False)
+    except BadOptions as exc:
+        log.info("bad /style options chat=%s: %s", msg.chat_id, exc)
+        await msg.reply_text(str(exc))
+        return
+    if style_img is not None:
+        if too_big(style_img):
+            await msg.reply_text(texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
+            return
+        opts["style_file_id"] = style_img.file_id
+        opts.pop("style", None)
+    elif "style" not in opts:
+        # No name: offer the presets as buttons; the keyboard replies to the photo so a tap finds it.
+        buttons = [InlineKeyboardButton(n, callback_data=f"style:{n}") for n in preset_names()]
+        rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
+        await content_msg.reply_text("Pick a style:", reply_markup=InlineKeyboardMarkup(rows))
+        return
+    await submit(context, msg, content_msg, content, "style", opts)
+
+
+async def style_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A tap on a preset button under "Pick a style:" starts the job for the photo the keyboard replies to."""
+    query = update.callback_query
+    name = (query.data or "").partition(":")[2]
+    keyboard_msg = query.message
+    content_msg = keyboard_msg.reply_to_message if isinstance(keyboard_msg, Message) else None
+    if name not in preset_names() or image_of(content_msg) is None:
+        await query.answer("That photo is no longer available. Reply /style to it again.", show_alert=True)
+        return
+    await query.answer(f"Painting as {name}…")
+    await keyboard_msg.edit_text(f"Style: {name}")  # one tap per keyboard
+    opts = parse_style_args([name], need_name=True)
+    await submit(context, keyboard_msg, content_msg, image_of(content_msg), "style", opts,
+                 user_id=query.from_user.id)
+
+
+async def styles_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/styles: the worker sends one picture of all presets with their names."""
+    msg = update.effective_message
+    await submit(context, msg, msg, None, "styles")
+
+
+async def image_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo or file. Its caption may hold a command (CommandHandler does not see captions)."""
+    msg = update.effective_message
+    parsed = parse_command(msg.caption, context.bot.username)
+    private = msg.chat.type == "private"
+    if parsed is None and msg.caption and msg.caption.lstrip().startswith("/"):
+        return  # a command for another bot
+    cmd, args = parsed if parsed else (None, [])
+    if cmd == "style":
+        if msg.reply_to_message is not None and image_of(msg.reply_to_message) is not None:
+            # Custom style: this photo is the style, the replied-to photo the content.
+            await _style_request(context, msg, msg.reply_to_message, style_img=image_of(msg), args=args)
+        else:
+            await _style_request(context, msg, msg, style_img=None, args=args)
+        return
+    if cmd in ("colorize", "colorise") or (cmd is None and private):
+        if is_file_but_not_image(msg):
+            log.info("refused chat=%s: not an image (%s)", msg.chat_id, msg.document.mime_type)
+            await msg.reply_text(texts.NOT_AN_IMAGE)
+            return
+        await submit(context, msg, msg, image_of(msg), "colorize")
+        return
+    if private and cmd is not None:
+        await msg.reply_text(texts.HELP)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Private chats only: an unknown command or plain text gets the help text."""
+    await update.effective_message.reply_text(texts.HELP)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("error while handling an update: %s", context.error, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(texts.FAILED)
+        except Exception:  # the chat may be unreachable; the log line above is what remains
+            log.warning("could not tell chat %s about the error", update.effective_chat.id)

@@ -1,0 +1,31 @@
+"""`paintbot-bot`: run the Telegram bot (long polling)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from telegram import Update
+
+from bot import logs
+from bot.app import build_application
+from bot.settings import ConfigError, Settings
+
+log = logging.getLogger("paintbot.bot")
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"paintbot-bot: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(settings.secrets)
+    app = build_application(settings)
+    log.info("bot starting: Bot API %s, queue %r", settings.telegram_api, settings.queue_name)
+    app.run_polling(allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Reading a user's request out of a Telegram message: which image, which command, which options.
+
+Pure functions over python-telegram-bot objects; no I/O, so every rule here is easy to test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from telegram import Message
+
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+CATALOG = Path(__file__).resolve().parent.parent / "models" / "style" / "catalog.json"
+
+
+@dataclass(frozen=True)
+class Image:
+    file_id: str
+    file_size: int | None
+    as_document: bool
+    file_name: str | None = None
+
+
+def image_of(msg: Message | None) -> Image | None:
+    """The image a message carries: the largest photo size, or an image sent as a file."""
+    if msg is None:
+        return None
+    if msg.photo:
+        p = msg.photo[-1]
+        return Image(p.file_id, p.file_size, as_document=False)
+    doc = msg.document
+    if doc is not None:
+        mime = (doc.mime_type or "").lower()
+        suffix = Path(doc.file_name or "").suffix.lower()
+        if mime.startswith("image/") or suffix in IMAGE_SUFFIXES:
+            return Image(doc.file_id, doc.file_size, as_document=True, file_name=doc.file_name)
+    return None
+
+
+def is_file_but_not_image(msg: Message) -> bool:
+    return msg.document is not None and image_of(msg) is None
+
+
+def too_big(img: Image) -> bool:
+    return img.file_size is not None and img.file_size > MAX_DOWNLOAD_BYTES
+
+
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+(.*))?$", re.S)
+
+
+def parse_command(text: str | None, bot_username: str) -> tuple[str, list[str]] | None:
+    """`/cmd@Bot args` -> ("cmd", [args]); None if not a command or addressed to another bot."""
+    if not text:
+        return None
+    m = _COMMAND.match(text.strip()[:512])
+    if not m:
+        return None
+    cmd, target, rest = m.groups()
+    if target and target.lower() != bot_username.lower():
+        return None
+    return cmd.lower(), (rest or "").split()[:8]
+
+
+@lru_cache(maxsize=1)
+def preset_names() -> tuple[str, ...]:
+    """The preset style names, read from the catalogue data (the bot never imports the models)."""
+    return tuple(entry["name"] for entry in json.loads(CATALOG.read_text()))
+
+
+class BadOptions(ValueError):
+    """`str(exc)` tells the user what was wrong and how to write it."""
+
+
+def parse_style_args(args: list[str], need_name: bool) -> dict:
+    """`vangogh 60 keep-colors hq` -> {"style": "vangogh", "strength": 60, "keep_colors": True, "hq": True}."""
+    opts: dict = {"strength": 100, "keep_colors": False, "hq": False}
+    for word in args:
+        w = word.lower()
+        if w.isdigit():
+            n = int(w)
+            if n > 100:
+                raise BadOptions("Strength goes from 0 to 100, e.g. /style vangogh 60.")
+            opts["strength"] = n
+        elif w.replace("_", "-") in ("keep-colors", "keep-colours", "keepcolors", "keepcolours"):
+            opts["keep_colors"] = True
+        elif w == "hq":
+            opts["hq"] = True
+        elif "style" not in opts:
+            if w not in preset_names():
+                shown = word if len(word) <= 32 else word[:32] + "…"
+                raise BadOptions(f"I don't know the style “{shown}”. Try one of: {', '.join(preset_names())}.")
+            opts["style"] = w
+        else:
+            raise BadOptions("Write it like /style vangogh 60 keep-colors (name, strength 0–100, options).")
+    if need_name and "style" not in opts:
+        raise BadOptions(f"Which style? Try one of: {', '.join(preset_names())}.")
+    return opts

@@ -1,0 +1,182 @@
+"""The job RQ runs: download, decode, model, encode, reply, tidy the status message.
+
+Every way a job can end is handled here and answered in the chat exactly once:
+delivered; the user's file was unusable (told why); the chat is gone (nobody to tell);
+took too long (told); anything else (retried by RQ, the user told when retries run out).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+
+from rq import get_current_job
+from rq.timeouts import JobTimeoutException
+
+from bot import texts
+from bot.jobs import Job
+from bot.queue import release
+from worker import runtime
+from worker.telegram import ChatGone
+
+log = logging.getLogger("paintbot.worker")
+
+DELIVERED_TTL = 7 * 24 * 3600
+PHOTO_MAX_SIDES = 10000  # sendPhoto: width + height at most 10000, ratio at most 20
+PHOTO_MAX_RATIO = 20
+
+
+class Stages:
+    """Wall time of each stage of one job, for the job's log line."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = now - self._t
+        self._t = now
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v:.2f}s" for k, v in self.times.items())
+
+
+def _last_attempt() -> bool:
+    current = get_current_job()
+    return current is None or not current.retries_left
+
+
+def run_job(payload: dict) -> str:
+    rt = runtime.current()
+    job = Job.from_dict(payload)
+    stages = Stages()
+    outcome = "error"
+    try:
+        outcome = _process(rt, job, stages)
+        return outcome
+    except ChatGone:
+        outcome = "chat_gone"
+        return outcome
+    except JobTimeoutException:
+        outcome = "timeout"
+        _tell(rt, job, texts.TIMED_OUT)
+        return outcome
+    except Exception:
+        if _last_attempt():
+            _tell(rt, job, texts.FAILED)
+            outcome = "failed"
+        else:
+            outcome = "retry"
+        raise
+    finally:
+        if outcome != "retry":
+            release(rt.redis, job)
+        log.info("job=%s op=%s chat=%s outcome=%s %s", job.job_id, job.op, job.chat_id, outcome, stages)
+
+
+def _tell(rt: runtime.Runtime, job: Job, text: str) -> None:
+    """The one apology/explanation for a job: in the status message if there is one, else a reply."""
+    try:
+        if job.status_message_id and rt.telegram.edit_text(job.chat_id, job.status_message_id, text):
+            return
+        rt.telegram.send_text(job.chat_id, text, reply_to=job.reply_to)
+    except ChatGone:
+        pass
+    except Exception:
+        log.exception("could not tell chat %s: %r", job.chat_id, text)
+
+
+def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
+    from models import imageio
+
+    tg = rt.telegram
+    if job.op == "styles":
+        _deliver(rt, job, _styles_sheet(), as_document=False, filename="styles.jpg",
+                 caption="Reply /style NAME to a photo. Names: " + ", ".join(_preset_names()))
+        return "ok"
+
+    if job.status_message_id:
+        tg.edit_text(job.chat_id, job.status_message_id,
+                     texts.WORKING_COLORIZE if job.op == "colorize" else texts.WORKING_STYLE)
+    tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
+    data = tg.download(job.file_id)
+    stages.done("download")
+    try:
+        img = imageio.decode(data)
+        style_img = None
+        if job.op == "style" and job.options.get("style_file_id"):
+            style_img = imageio.decode(tg.download(job.options["style_file_id"]))
+    except imageio.ImageError as exc:
+        log.info("job=%s unusable image: %s", job.job_id, exc)
+        _tell(rt, job, str(exc))
+        return "bad_input"
+    stages.done("decode")
+
+    if job.op == "colorize":
+        out = rt.colorizer(img)
+        suffix = "colorized"
+    else:
+        out = _stylize(rt, job, img, style_img)
+        suffix = job.options.get("style", "styled")
+    stages.done("model")
+
+    as_document = job.as_document or not _fits_photo(out.size)
+    png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
+    encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92)
+    stem = Path(job.file_name).stem if job.file_name else "photo"
+    stages.done("encode")
+    note = "(An animation: I used its first frame.)" if img.info.get("paintbot_animated") else None
+    _deliver(rt, job, encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}", caption=note)
+    stages.done("send")
+    return "ok"
+
+
+def _fits_photo(size: tuple[int, int]) -> bool:
+    w, h = size
+    return w + h <= PHOTO_MAX_SIDES and max(w, h) <= PHOTO_MAX_RATIO * min(w, h)
+
+
+def _deliver(rt: runtime.Runtime, job: Job, data: bytes, as_document: bool, filename: str,
+             caption: str | None = None) -> None:
+    """Send the result at most once per job, even when a retry follows a crash after sending."""
+    if not rt.redis.set(f"paintbot:delivered:{job.job_id}", 1, nx=True, ex=DELIVERED_TTL):
+        log.warning("job=%s was already delivered; not sending twice", job.job_id)
+        return
+    try:
+        rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document, filename, caption=caption)
+    except Exception:
+        rt.redis.delete(f"paintbot:delivered:{job.job_id}")  # not delivered: a retry may send it
+        raise
+    if job.status_message_id:
+        rt.telegram.delete(job.chat_id, job.status_message_id)
+
+
+def _stylize(rt: runtime.Runtime, job: Job, img, style_img):
+    from models.style import presets
+
+    opts = job.options
+    name = None
+    if style_img is None:
+        name = opts["style"]
+        style_img = presets.open_preset(name)
+    engine = rt.hq_stylizer if opts.get("hq") else rt.stylizer
+    return engine(img, style_img, strength=opts.get("strength", 100) / 100.0,
+                  keep_colors=bool(opts.get("keep_colors")), style_key=name)
+
+
+def _preset_names() -> list[str]:
+    from models.style import presets
+
+    return presets.names()
+
+
+@functools.lru_cache(maxsize=1)
+def _styles_sheet() -> bytes:
+    """The /styles picture: the presets never change while a worker runs, so draw it once."""
+    from models import imageio
+    from models.style import presets
+
+    return imageio.encode(presets.contact_sheet(), "JPEG", quality=90)

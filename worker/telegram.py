@@ -1,0 +1,108 @@
+"""The worker's side of the Bot API: python-telegram-bot's `Bot`, called synchronously.
+
+RQ runs jobs synchronously, so this wraps the async `Bot` in one private event loop per
+process. Every call goes through `_call`, the one place that applies Telegram's rules:
+429 waits exactly `retry_after`; network errors and 5xx back off and retry a few times;
+403 (the user blocked the bot, or left the group) becomes `ChatGone` and ends the job quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from telegram import Bot, ReplyParameters
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.request import HTTPXRequest
+
+from bot.settings import Settings
+
+log = logging.getLogger("paintbot.worker")
+
+MAX_RETRY_AFTER = 120.0  # longer than this and the job's own retry is the better wait
+NETWORK_ATTEMPTS = 4
+
+
+class ChatGone(Exception):
+    """The chat can no longer be written to (403): nobody is left to tell."""
+
+
+class Telegram:
+    def __init__(self, settings: Settings):
+        self._loop = asyncio.new_event_loop()
+        request = HTTPXRequest(connection_pool_size=4, connect_timeout=10, read_timeout=30,
+                               write_timeout=60, media_write_timeout=120)
+        self.bot = Bot(settings.token, base_url=settings.bot_base_url, base_file_url=settings.file_base_url,
+                       request=request, get_updates_request=request)
+        self._ready = False
+
+    def _call(self, method: str, *args, **kwargs):
+        return self._run(method, lambda: getattr(self.bot, method)(*args, **kwargs))
+
+    def _run(self, what: str, make_coro):
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if not self._ready:
+                    self._loop.run_until_complete(self.bot.initialize())
+                    self._ready = True
+                return self._loop.run_until_complete(make_coro())
+            except RetryAfter as exc:
+                wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") \
+                    else float(exc.retry_after)
+                if wait > MAX_RETRY_AFTER:
+                    raise
+                log.warning("Telegram flood limit on %s: waiting %.0f s as asked", what, wait)
+                time.sleep(wait)
+            except Forbidden as exc:
+                raise ChatGone(str(exc)) from None
+            except BadRequest:
+                raise  # our request is wrong: repeating it will not help
+            except NetworkError as exc:  # TimedOut, connection errors and 5xx answers
+                if attempt >= NETWORK_ATTEMPTS:
+                    raise
+                delay = min(2 ** attempt, 30)
+                log.warning("Telegram %s failed (%s), retrying in %d s", what, exc, delay)
+                time.sleep(delay)
+
+    def download(self, file_id: str) -> bytes:
+        f = self._call("get_file", file_id)
+        return bytes(self._run("download", f.download_as_bytearray))
+
+    def send_image(self, chat_id: int, reply_to: int, data: bytes, as_document: bool, filename: str,
+                   caption: str | None = None) -> None:
+        # allow_sending_without_reply: if the photo was deleted meanwhile, still deliver the result.
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        if as_document:
+            self._call("send_document", chat_id, document=data, filename=filename, caption=caption,
+                       reply_parameters=reply, disable_content_type_detection=True)
+        else:
+            self._call("send_photo", chat_id, photo=data, filename=filename, caption=caption,
+                       reply_parameters=reply)
+
+    def send_text(self, chat_id: int, text: str, reply_to: int | None = None) -> None:
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+        self._call("send_message", chat_id, text, reply_parameters=reply)
+
+    def edit_text(self, chat_id: int, message_id: int, text: str) -> bool:
+        """Edit a status message; False if it is gone (deleted by the user), which is fine."""
+        try:
+            self._call("edit_message_text", text, chat_id=chat_id, message_id=message_id)
+            return True
+        except NetworkError as exc:
+            log.info("could not edit status message %s in chat %s: %s", message_id, chat_id, exc)
+            return False
+
+    def delete(self, chat_id: int, message_id: int) -> None:
+        try:
+            self._call("delete_message", chat_id, message_id)
+        except NetworkError as exc:
+            log.info("could not delete status message %s in chat %s: %s", message_id, chat_id, exc)
+
+    def chat_action(self, chat_id: int, action: str) -> None:
+        try:
+            self._call("send_chat_action", chat_id, action)
+        except NetworkError:
+            pass  # "uploading…" is a nicety; never fail a job over it
