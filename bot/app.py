@@ -15,6 +15,7 @@ from bot.settings import Settings
 
 log = logging.getLogger("paintbot.bot")
 
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 COMMANDS = [
     BotCommand("colorize", "Colourise the photo you reply to"),
     BotCommand("style", "Repaint the photo you reply to, e.g. /style vangogh"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 TASK = "worker.tasks.run_job"
+ON_FAILURE = "worker.tasks.on_job_failure"  # RQ calls it when a job fails, also when its worker died
 OPERATIONS = ("colorize", "style", "styles")
 
 

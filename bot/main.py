@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from telegram import Update
-
 from bot import logs
-from bot.app import build_application
+from bot.app import ALLOWED_UPDATES, build_application
 from bot.settings import ConfigError, Settings
 
 log = logging.getLogger("paintbot.bot")
@@ -23,7 +21,7 @@ def main() -> int:
     logs.setup(settings.secrets)
     app = build_application(settings)
     log.info("bot starting: Bot API %s, queue %r", settings.telegram_api, settings.queue_name)
-    app.run_polling(allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
+    app.run_polling(allowed_updates=ALLOWED_UPDATES)
     return 0
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 import redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.serializers import JSONSerializer
 
-from bot.jobs import TASK, Job
+from bot.jobs import ON_FAILURE, TASK, Job
 from bot.settings import Limits
 
 # Retries for transient faults (network, a worker that died): 2 more attempts, backing off.
@@ -67,7 +67,8 @@ class JobQueue:
         if self.queue.fetch_job(job.job_id) is not None:
             return
         self.queue.enqueue(TASK, job.to_dict(), job_id=job.job_id, job_timeout=self.limits.job_timeout,
-                           retry=RETRY, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                           retry=RETRY, on_failure=Callback(ON_FAILURE), result_ttl=RESULT_TTL,
+                           failure_ttl=FAILURE_TTL,
                            description=f"{job.op} chat={job.chat_id}")
 
 

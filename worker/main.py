@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 
 import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
+from rq.worker import WorkerStatus
 
 from bot import logs
 from bot.settings import ConfigError, Settings
@@ -23,9 +25,48 @@ from bot.settings import ConfigError, Settings
 log = logging.getLogger("paintbot.worker")
 
 
-def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None) -> SimpleWorker:
+HEARTBEAT_EVERY = 10  # seconds between heartbeats while a job runs
+HEARTBEAT_TTL = 45  # a worker silent this long is dead: its job is retried or the user told
+MAINTENANCE_EVERY = 30  # how often some worker looks for such abandoned jobs
+
+
+class PaintbotWorker(SimpleWorker):
+    """A SimpleWorker (jobs run in this process, no fork) that keeps its heartbeat while a job runs.
+
+    RQ's SimpleWorker heartbeats only between jobs, so a job's registry entry must outlive the
+    whole job timeout and a killed worker's job sits in limbo for minutes. Here a thread renews
+    the heartbeat every HEARTBEAT_EVERY s with a short TTL, so a dead worker is noticed within
+    HEARTBEAT_TTL + MAINTENANCE_EVERY s and RQ retries its job (or fails it, and the user is told).
+    """
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        return HEARTBEAT_TTL
+
+    def execute_job(self, job, queue) -> None:
+        execution = self.prepare_execution(job)
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(HEARTBEAT_EVERY):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:  # Redis away for a moment: the next beat tries again
+                    self.log.warning("heartbeat for job %s failed", job.id, exc_info=True)
+
+        beater = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
+        beater.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            stop.set()
+            beater.join()
+        self.set_state(WorkerStatus.IDLE)
+
+
+def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None) -> PaintbotWorker:
     queue = Queue(settings.queue_name, connection=conn, serializer=JSONSerializer)
-    return SimpleWorker([queue], connection=conn, serializer=JSONSerializer, name=name)
+    return PaintbotWorker([queue], connection=conn, serializer=JSONSerializer, name=name,
+                          maintenance_interval=MAINTENANCE_EVERY)
 
 
 def run_scheduler(settings: Settings, conn: redis.Redis) -> None:

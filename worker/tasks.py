@@ -77,6 +77,20 @@ def run_job(payload: dict) -> str:
         log.info("job=%s op=%s chat=%s outcome=%s %s", job.job_id, job.op, job.chat_id, outcome, stages)
 
 
+def on_job_failure(rq_job, connection, exc_type, exc_value, tb) -> None:
+    """RQ's failure callback. `run_job` answers its own failures; this covers the one it cannot:
+    its worker was killed mid-job (RQ finds the job abandoned). Told once, when no retry is left."""
+    from rq.exceptions import AbandonedJobError
+
+    if exc_type is not AbandonedJobError or rq_job.retries_left:
+        return
+    job = Job.from_dict(rq_job.args[0])
+    log.warning("job=%s op=%s chat=%s outcome=abandoned (its worker died; no retries left)",
+                job.job_id, job.op, job.chat_id)
+    release(connection, job)
+    _tell(runtime.current(), job, texts.FAILED)
+
+
 def _tell(rt: runtime.Runtime, job: Job, text: str) -> None:
     """The one apology/explanation for a job: in the status message if there is one, else a reply."""
     try:
