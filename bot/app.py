@@ -9,7 +9,7 @@ from telegram import BotCommand, Update
 from telegram.ext import (Application, ApplicationBuilder, ApplicationHandlerStop, CallbackQueryHandler,
                           CommandHandler, ContextTypes, MessageHandler, TypeHandler, filters)
 
-from bot import handlers
+from bot import handlers, metrics
 from bot.queue import JobQueue
 from bot.settings import Settings
 
@@ -26,6 +26,13 @@ COMMANDS = [
 
 async def _post_init(app: Application) -> None:
     await app.bot.set_my_commands(COMMANDS)
+
+
+async def _count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    kind = "callback_query" if update.callback_query else (
+        "photo" if update.effective_message and (update.effective_message.photo or update.effective_message.document)
+        else "message")
+    metrics.UPDATES.labels(kind).inc()
 
 
 def _allowed_only(allowed: frozenset[int]):
@@ -65,6 +72,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
     app.bot_data["settings"] = settings
     app.bot_data["jobs"] = jobs or JobQueue(settings.redis_url, settings.queue_name, settings.limits)
 
+    app.add_handler(TypeHandler(Update, _count_update), group=-2)
     if settings.allowed_chats:
         app.add_handler(TypeHandler(Update, _allowed_only(settings.allowed_chats)), group=-1)
     private = filters.ChatType.PRIVATE

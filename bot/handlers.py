@@ -9,7 +9,7 @@ import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
-from bot import texts
+from bot import metrics, texts
 from bot.jobs import Job
 from bot.queue import JobQueue, Refused
 from bot.requests import (MAX_DOWNLOAD_BYTES, BadOptions, Image, image_of, is_file_but_not_image,
@@ -27,6 +27,7 @@ async def submit(context: ContextTypes.DEFAULT_TYPE, request: Message, reply_to:
     """Admit, say "queued" (replying to the photo), enqueue. Every outcome gets exactly one answer."""
     if img is not None and too_big(img):
         log.info("refused chat=%s: file of %s bytes is over the download limit", request.chat_id, img.file_size)
+        metrics.REFUSED.labels("too_big").inc()
         await reply_to.reply_text(texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
         return
     job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id, reply_to=reply_to.message_id,
@@ -38,11 +39,13 @@ async def submit(context: ContextTypes.DEFAULT_TYPE, request: Message, reply_to:
         position = await asyncio.to_thread(jobs.admit, job)
     except Refused as exc:
         log.info("refused job=%s chat=%s: %s", job.job_id, job.chat_id, exc)
+        metrics.REFUSED.labels(exc.reason).inc()
         await reply_to.reply_text(str(exc))
         return
     except redis.RedisError as exc:
         log.warning("queue unavailable, job=%s chat=%s not queued: %s", job.job_id, job.chat_id,
                     type(exc).__name__)
+        metrics.REFUSED.labels("unavailable").inc()
         await reply_to.reply_text(texts.UNAVAILABLE)
         return
     status = await reply_to.reply_text(texts.QUEUED.format(position=position))
@@ -52,8 +55,10 @@ async def submit(context: ContextTypes.DEFAULT_TYPE, request: Message, reply_to:
     except redis.RedisError as exc:
         log.warning("queue unavailable, job=%s chat=%s not queued: %s", job.job_id, job.chat_id,
                     type(exc).__name__)
+        metrics.REFUSED.labels("unavailable").inc()
         await status.edit_text(texts.UNAVAILABLE)
         return
+    metrics.ENQUEUED.labels(op).inc()
     log.info("queued job=%s op=%s chat=%s position=%d", job.job_id, op, job.chat_id, position)
 
 
@@ -88,6 +93,7 @@ async def _style_request(context, msg: Message, content_msg: Message | None, sty
         opts = parse_style_args(args, need_name=False)
     except BadOptions as exc:
         log.info("bad /style options chat=%s: %s", msg.chat_id, exc)
+        metrics.REFUSED.labels("bad_options").inc()
         await msg.reply_text(str(exc))
         return
     if style_img is not None:
@@ -145,6 +151,7 @@ async def image_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if cmd in ("colorize", "colorise") or (cmd is None and private):
         if is_file_but_not_image(msg):
             log.info("refused chat=%s: not an image (%s)", msg.chat_id, msg.document.mime_type)
+            metrics.REFUSED.labels("not_image").inc()
             await msg.reply_text(texts.NOT_AN_IMAGE)
             return
         await submit(context, msg, msg, image_of(msg), "colorize")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from bot import logs
+from bot import logs, metrics
 from bot.app import ALLOWED_UPDATES, build_application
 from bot.settings import ConfigError, Settings
 
@@ -20,6 +20,7 @@ def main() -> int:
         return 2
     logs.setup(settings.secrets)
     app = build_application(settings)
+    metrics.serve(healthy=lambda: app.running)
     log.info("bot starting: Bot API %s, queue %r", settings.telegram_api, settings.queue_name)
     app.run_polling(allowed_updates=ALLOWED_UPDATES)
     return 0

@@ -21,7 +21,11 @@ FAILURE_TTL = 24 * 3600
 
 
 class Refused(Exception):
-    """The request is not queued; `str(exc)` is the polite reply for the user."""
+    """The request is not queued; `str(exc)` is the polite reply for the user, `reason` a metric label."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 def _inflight_key(user_id: int) -> str:
@@ -43,7 +47,7 @@ class JobQueue:
         """
         lim = self.limits
         if self.queue.count >= lim.queue_cap:
-            raise Refused("I'm very busy right now. Please try again in a few minutes.")
+            raise Refused("I'm very busy right now. Please try again in a few minutes.", "queue_full")
         if job.user_id is not None:
             now = time.time()
             key = _inflight_key(job.user_id)
@@ -55,10 +59,10 @@ class JobQueue:
             pipe.expire(minute, 120)
             _, in_flight, made, _ = pipe.execute()
             if made > lim.user_per_minute:
-                raise Refused("That's a lot of photos at once! Please wait a minute and send again.")
+                raise Refused("That's a lot of photos at once! Please wait a minute and send again.", "rate")
             if in_flight >= lim.user_in_flight:
                 raise Refused(f"You already have {in_flight} photos in progress. "
-                              "Please wait for them before sending more.")
+                              "Please wait for them before sending more.", "in_flight")
             self.redis.zadd(key, {job.job_id: now})
         return self.queue.count + 1
 

@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device()
     runtime.install(runtime.Runtime.load(settings, device))
     worker = make_worker(settings, conn, args.name)
+    from bot.metrics import serve
+    from worker import metrics
+
+    metrics.watch(worker.queues[0], device)
+    serve(healthy=lambda: bool(conn.ping()))
     worker.work(burst=args.burst, with_scheduler=device.type != "cuda", logging_level=logging.getLevelName(
         logging.getLogger().level))
     return 0

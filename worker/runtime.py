@@ -14,6 +14,7 @@ import redis
 import torch
 
 from bot.settings import Settings
+from worker import metrics
 from worker.telegram import Telegram
 
 log = logging.getLogger("paintbot.worker")
@@ -39,8 +40,9 @@ class Runtime:
         colorizer = colorize.load(device=device)
         stylizer = style.load(device=device)
         hq = stylizer if stylizer.engine == "gatys" else style.load("gatys", device=device)
-        log.info("models loaded on %s in %.1f s (style engine %s)", device, time.perf_counter() - t0,
-                 stylizer.engine)
+        load_time = time.perf_counter() - t0
+        metrics.MODEL_LOAD_SECONDS.set(load_time)
+        log.info("models loaded on %s in %.1f s (style engine %s)", device, load_time, stylizer.engine)
         conn = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
         return cls(settings, device, conn, Telegram(settings), colorizer, stylizer, hq)
 

@@ -18,7 +18,7 @@ from rq.timeouts import JobTimeoutException
 from bot import texts
 from bot.jobs import Job
 from bot.queue import release
-from worker import runtime
+from worker import metrics, runtime
 from worker.telegram import ChatGone
 
 log = logging.getLogger("paintbot.worker")
@@ -74,6 +74,9 @@ def run_job(payload: dict) -> str:
     finally:
         if outcome != "retry":
             release(rt.redis, job)
+        metrics.JOBS.labels(job.op, outcome).inc()
+        for stage, seconds in stages.times.items():
+            metrics.STAGE_SECONDS.labels(stage).observe(seconds)
         log.info("job=%s op=%s chat=%s outcome=%s %s", job.job_id, job.op, job.chat_id, outcome, stages)
 
 
