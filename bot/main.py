@@ -1,9 +1,10 @@
-"""`paintbot-bot`: run the Telegram bot (long polling)."""
+"""`paintbot-bot`: run the Telegram bot (long polling, or a webhook when PAINTBOT_WEBHOOK_URL is set)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from urllib.parse import urlsplit
 
 from bot import logs, metrics
 from bot.app import ALLOWED_UPDATES, build_application
@@ -21,8 +22,16 @@ def main() -> int:
     logs.setup(settings.secrets)
     app = build_application(settings)
     metrics.serve(healthy=lambda: app.running)
-    log.info("bot starting: Bot API %s, queue %r", settings.telegram_api, settings.queue_name)
-    app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    log.info("bot starting: Bot API %s, queue %r, %s", settings.telegram_api, settings.queue_name,
+             "webhook" if settings.webhook_url else "long polling")
+    # Both run until SIGINT/SIGTERM, then stop taking updates and shut down cleanly.
+    if settings.webhook_url:
+        app.run_webhook(listen="0.0.0.0", port=settings.webhook_port,
+                        url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
+                        webhook_url=settings.webhook_url, secret_token=settings.webhook_secret,
+                        allowed_updates=ALLOWED_UPDATES)
+    else:
+        app.run_polling(allowed_updates=ALLOWED_UPDATES)
     return 0
 
 

@@ -63,6 +63,9 @@ class Settings:
     limits: Limits = Limits()
     allowed_chats: frozenset[int] = frozenset()  # empty: everyone may use the bot
     admins: frozenset[int] = frozenset()  # user ids allowed to run /stats
+    webhook_url: str = ""  # set: receive updates by webhook instead of long polling
+    webhook_secret: str = field(default="", repr=False)  # Telegram sends it back in every webhook call
+    webhook_port: int = 8443
 
     @property
     def bot_base_url(self) -> str:
@@ -79,11 +82,16 @@ class Settings:
         """Strings that must never reach a log line or a chat."""
         from redis.connection import parse_url
 
-        out = [self.token]
+        out = [self.token, self.webhook_secret]
         password = parse_url(self.redis_url).get("password")
         if password:
             out.append(password)
         return tuple(s for s in out if s)
+
+    def __post_init__(self):
+        if self.webhook_url and not self.webhook_secret:
+            raise ConfigError("PAINTBOT_WEBHOOK_URL is set but PAINTBOT_WEBHOOK_SECRET is not: set a random "
+                              "secret (1-256 of A-Z a-z 0-9 _ -) so only Telegram can post updates")
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -101,4 +109,7 @@ class Settings:
             limits=Limits.from_env(env),
             allowed_chats=_id_set(env, "PAINTBOT_ALLOWED_CHATS"),
             admins=_id_set(env, "PAINTBOT_ADMINS"),
+            webhook_url=env.get("PAINTBOT_WEBHOOK_URL", "").strip(),
+            webhook_secret=env.get("PAINTBOT_WEBHOOK_SECRET", "").strip(),
+            webhook_port=_int(env, "PAINTBOT_WEBHOOK_PORT", 8443),
         )
