@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 from telegram import BotCommand, Update
-from telegram.ext import (Application, ApplicationBuilder, ApplicationHandlerStop, CallbackQueryHandler,
-                          CommandHandler, ContextTypes, MessageHandler, TypeHandler, filters)
+from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, ApplicationHandlerStop,
+                          CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, TypeHandler, filters)
 
 from bot import handlers, metrics
 from bot.queue import JobQueue
@@ -68,6 +68,8 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
            .base_file_url(settings.file_base_url)
            .post_init(_post_init)
            .concurrent_updates(True)
+           # Telegram's flood limits (30 messages/s overall, 20/min per group); 429s are waited out.
+           .rate_limiter(AIORateLimiter(max_retries=2))
            .build())
     app.bot_data["settings"] = settings
     app.bot_data["jobs"] = jobs or JobQueue(settings.redis_url, settings.queue_name, settings.limits)

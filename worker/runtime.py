@@ -15,7 +15,7 @@ import torch
 
 from bot.settings import Settings
 from worker import metrics
-from worker.telegram import Telegram
+from worker.telegram import FloodGate, Telegram
 
 log = logging.getLogger("paintbot.worker")
 
@@ -44,7 +44,7 @@ class Runtime:
         metrics.MODEL_LOAD_SECONDS.set(load_time)
         log.info("models loaded on %s in %.1f s (style engine %s)", device, load_time, stylizer.engine)
         conn = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-        return cls(settings, device, conn, Telegram(settings), colorizer, stylizer, hq)
+        return cls(settings, device, conn, Telegram(settings, FloodGate(conn)), colorizer, stylizer, hq)
 
 
 _current: Runtime | None = None

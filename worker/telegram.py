@@ -23,14 +23,41 @@ log = logging.getLogger("paintbot.worker")
 MAX_RETRY_AFTER = 120.0  # longer than this and the job's own retry is the better wait
 NETWORK_ATTEMPTS = 4
 
+# Telegram's flood limits for outgoing messages, shared by every worker through Redis:
+# about one message a second per chat, 20 a minute per group, 30 a second overall.
+PRIVATE_INTERVAL, GROUP_INTERVAL, GLOBAL_INTERVAL = 1.0, 3.0, 1.0 / 30
+# Reserve the next free send slot of a key: returns how long the caller must wait (seconds).
+_RESERVE_SLOT = """
+local now = tonumber(ARGV[1])
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[2])), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
+return tostring(slot - now)
+"""
+
+
+class FloodGate:
+    """Spaces out sends so that all workers together stay inside Telegram's flood limits."""
+
+    def __init__(self, conn):
+        self._reserve = conn.register_script(_RESERVE_SLOT)
+
+    def wait(self, chat_id: int) -> None:
+        interval = GROUP_INTERVAL if chat_id < 0 else PRIVATE_INTERVAL
+        now = time.time()
+        delay = max(float(self._reserve(keys=[f"paintbot:flood:{chat_id}"], args=[now, interval])),
+                    float(self._reserve(keys=["paintbot:flood:all"], args=[now, GLOBAL_INTERVAL])))
+        if delay > 0:
+            time.sleep(delay)
+
 
 class ChatGone(Exception):
     """The chat can no longer be written to (403): nobody is left to tell."""
 
 
 class Telegram:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, flood_gate: FloodGate | None = None):
         self._loop = asyncio.new_event_loop()
+        self._gate = flood_gate
         request = HTTPXRequest(connection_pool_size=4, connect_timeout=10, read_timeout=30,
                                write_timeout=60, media_write_timeout=120)
         self.bot = Bot(settings.token, base_url=settings.bot_base_url, base_file_url=settings.file_base_url,
@@ -71,8 +98,13 @@ class Telegram:
         f = self._call("get_file", file_id)
         return bytes(self._run("download", f.download_as_bytearray))
 
+    def _before_send(self, chat_id: int) -> None:
+        if self._gate is not None:
+            self._gate.wait(chat_id)
+
     def send_image(self, chat_id: int, reply_to: int, data: bytes, as_document: bool, filename: str,
                    caption: str | None = None) -> None:
+        self._before_send(chat_id)
         # allow_sending_without_reply: if the photo was deleted meanwhile, still deliver the result.
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         if as_document:
@@ -84,6 +116,7 @@ class Telegram:
 
     def send_text(self, chat_id: int, text: str, reply_to: int | None = None) -> None:
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+        self._before_send(chat_id)
         self._call("send_message", chat_id, text, reply_parameters=reply)
 
     def edit_text(self, chat_id: int, message_id: int, text: str) -> bool:
