@@ -124,3 +124,12 @@ def standin_weights(tmp_path_factory) -> dict[str, Path]:
 
     d = tmp_path_factory.mktemp("standin-weights")
     return {name: write_standin(name, d / f"{name}.pth") for name in official()}
+
+
+@pytest.fixture
+def telegram():
+    """A fake Telegram Bot API server on loopback (see tests/fake_telegram.py)."""
+    from tests.fake_telegram import FakeTelegram
+
+    with FakeTelegram() as fake:
+        yield fake

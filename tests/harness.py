@@ -1,0 +1,143 @@
+"""End-to-end harness: the real bot Application and real RQ workers against the fake Bot API and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+
+import numpy as np
+from PIL import Image
+
+from bot.app import ALLOWED_UPDATES, build_application
+from bot.settings import Limits, Settings
+
+
+class BotThread:
+    """The bot's Application, long-polling in its own thread and event loop (as `run_polling` would)."""
+
+    def __init__(self, settings: Settings):
+        self.app = build_application(settings)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bot", daemon=True)
+
+    def _run(self, coro, timeout=30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> "BotThread":
+        self.thread.start()
+        self._run(self._start())
+        return self
+
+    async def _start(self):
+        await self.app.initialize()
+        await self.app.post_init(self.app)
+        await self.app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=ALLOWED_UPDATES)
+        await self.app.start()
+
+    async def _stop(self):
+        await self.app.updater.stop()
+        await self.app.stop()
+        await self.app.shutdown()
+
+    def stop(self) -> None:
+        try:
+            self._run(self._stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def settings_for(telegram, redis_url: str, **limits) -> Settings:
+    return Settings(token=telegram.token, redis_url=redis_url, telegram_api=telegram.api_root,
+                    limits=Limits(**limits))
+
+
+def gray_photo(w: int = 320, h: int = 240, seed: int = 0, fmt: str = "JPEG") -> bytes:
+    """A grayscale photo with structure (gradients and shapes), as bytes."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = 0.5 + 0.3 * np.sin(x / 17.0) * np.cos(y / 23.0) + 0.05 * rng.standard_normal((h, w))
+    img[h // 4: h // 2, w // 3: w // 2] = 0.9
+    arr = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "L").save(buf, fmt)
+    return buf.getvalue()
+
+
+def lightness(img: Image.Image) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.asarray(img.convert("RGB")))[..., 0]
+
+
+def chroma(img: Image.Image) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    lab = rgb2lab(np.asarray(img.convert("RGB")))
+    return np.hypot(lab[..., 1], lab[..., 2])
+
+
+# --- fixtures for end-to-end tests (import them into a test module to use them) ---------------
+
+import os  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_STYLES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "styles")
+
+
+@pytest.fixture(scope="session")
+def worker_models(standin_weights, tmp_path_factory):
+    """The worker's models, loaded once per test session from stand-in weights (as a worker loads them once)."""
+    from models import colorize, style
+    from models.device import pick_device
+
+    env = {
+        "PAINTBOT_COLORIZE_MODEL": "eccv16",
+        "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"]),
+        "PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
+        "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(standin_weights["adain_decoder"]),
+        "PAINTBOT_STYLES_DIR": os.path.abspath(SHARED_STYLES),
+        "PAINTBOT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
+        "PAINTBOT_STYLE_MAX_SIZE": "128",
+        "PAINTBOT_DEVICE": "cpu",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        device = pick_device()
+        c = colorize.load(device=device)
+        s = style.load(device=device)
+        yield SimpleNamespace(device=device, colorizer=c, stylizer=s, hq_stylizer=style.load("gatys", device=device))
+
+
+class Service(SimpleNamespace):
+    """The whole path for one test: fake Telegram, real Redis, the bot polling, workers on demand."""
+
+    def run_worker(self) -> None:
+        """One RQ worker in burst mode: processes everything queued, then returns."""
+        from worker.main import make_worker
+
+        make_worker(self.settings, self.runtime.redis).work(burst=True, with_scheduler=False)
+
+
+@pytest.fixture
+def service(telegram, redis_url, worker_models):
+    import redis
+
+    from worker import runtime
+    from worker.telegram import FloodGate, Telegram
+
+    settings = settings_for(telegram, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    rt = runtime.Runtime(settings, worker_models.device, conn, Telegram(settings, FloodGate(conn)),
+                         worker_models.colorizer, worker_models.stylizer, worker_models.hq_stylizer)
+    runtime.install(rt)
+    bot = BotThread(settings).start()
+    try:
+        yield Service(telegram=telegram, settings=settings, bot=bot, runtime=rt)
+    finally:
+        bot.stop()
+        runtime.install(None)
