@@ -7,7 +7,8 @@ import logging
 
 from telegram import BotCommand, Update
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, ApplicationHandlerStop,
-                          CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, TypeHandler, filters)
+                          CallbackQueryHandler, CommandHandler, ContextTypes, Defaults, MessageHandler, TypeHandler,
+                          filters)
 
 from bot import handlers, metrics
 from bot.queue import JobQueue
@@ -67,6 +68,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
            .base_url(settings.bot_base_url)
            .base_file_url(settings.file_base_url)
            .post_init(_post_init)
+           .defaults(Defaults(do_quote=True))  # every answer replies to the message it answers
            .concurrent_updates(True)
            # Telegram's flood limits (30 messages/s overall, 20/min per group); 429s are waited out.
            .rate_limiter(AIORateLimiter(max_retries=2))

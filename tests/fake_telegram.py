@@ -336,7 +336,10 @@ class FakeTelegram:
         req.send_header("Content-Type", "application/json")
         req.send_header("Content-Length", str(len(data)))
         req.end_headers()
-        req.wfile.write(data)
+        try:
+            req.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a long poll cut short at shutdown)
 
     def _serve_file(self, req, file_path: str) -> None:
         fid = file_path.rsplit("/", 1)[-1]

@@ -116,6 +116,18 @@ def worker_models(standin_weights, tmp_path_factory):
 class Service(SimpleNamespace):
     """The whole path for one test: fake Telegram, real Redis, the bot polling, workers on demand."""
 
+    def queued(self) -> int:
+        return self.redis.llen(f"rq:queue:{self.settings.queue_name}")
+
+    def wait_queued(self, n: int, timeout: float = 10) -> None:
+        """The bot says "Queued" just before it enqueues: wait for the queue to catch up."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.queued() < n:
+            assert time.monotonic() < deadline, f"{self.queued()} jobs queued, expected {n}"
+            time.sleep(0.02)
+
     def run_worker(self) -> None:
         """One RQ worker in burst mode: processes everything queued, then returns."""
         from worker.main import make_worker
@@ -124,20 +136,28 @@ class Service(SimpleNamespace):
 
 
 @pytest.fixture
-def service(telegram, redis_url, worker_models):
+def bot_service(telegram, redis_url):
+    """The bot alone (no worker): what users are told, what is queued."""
     import redis
 
+    settings = settings_for(telegram, redis_url)
+    bot = BotThread(settings).start()
+    try:
+        yield Service(telegram=telegram, settings=settings, bot=bot, redis=redis.Redis.from_url(redis_url))
+    finally:
+        bot.stop()
+
+
+@pytest.fixture
+def service(bot_service, worker_models):
     from worker import runtime
     from worker.telegram import FloodGate, Telegram
 
-    settings = settings_for(telegram, redis_url)
-    conn = redis.Redis.from_url(redis_url)
-    rt = runtime.Runtime(settings, worker_models.device, conn, Telegram(settings, FloodGate(conn)),
-                         worker_models.colorizer, worker_models.stylizer, worker_models.hq_stylizer)
-    runtime.install(rt)
-    bot = BotThread(settings).start()
+    svc, conn = bot_service, bot_service.redis
+    svc.runtime = runtime.Runtime(svc.settings, worker_models.device, conn, Telegram(svc.settings, FloodGate(conn)),
+                                  worker_models.colorizer, worker_models.stylizer, worker_models.hq_stylizer)
+    runtime.install(svc.runtime)
     try:
-        yield Service(telegram=telegram, settings=settings, bot=bot, runtime=rt)
+        yield svc
     finally:
-        bot.stop()
         runtime.install(None)
