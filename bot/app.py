@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from telegram import BotCommand, Update
+from telegram.error import BadRequest, Forbidden, NetworkError
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, ApplicationHandlerStop,
                           CallbackQueryHandler, CommandHandler, ContextTypes, Defaults, MessageHandler, TypeHandler,
                           filters)
@@ -23,6 +24,25 @@ COMMANDS = [
     BotCommand("styles", "Show the painting styles"),
     BotCommand("help", "What this bot does"),
 ]
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """PTB's AIORateLimiter (Telegram's flood limits; 429s waited out as asked) that also retries
+    5xx answers, timeouts and connection errors a few times with back-off."""
+
+    ATTEMPTS = 3
+
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            except (BadRequest, Forbidden):
+                raise  # our request is wrong, or the chat is gone: repeating will not help
+            except NetworkError as exc:
+                if attempt == self.ATTEMPTS:
+                    raise
+                log.warning("Telegram %s failed (%s), retrying", endpoint, exc)
+                await asyncio.sleep(0.5 * 2 ** attempt)
 
 
 async def _post_init(app: Application) -> None:
@@ -71,7 +91,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
            .defaults(Defaults(do_quote=True))  # every answer replies to the message it answers
            .concurrent_updates(True)
            # Telegram's flood limits (30 messages/s overall, 20/min per group); 429s are waited out.
-           .rate_limiter(AIORateLimiter(max_retries=2))
+           .rate_limiter(RetryingRateLimiter(max_retries=2))
            .build())
     app.bot_data["settings"] = settings
     app.bot_data["jobs"] = jobs or JobQueue(settings.redis_url, settings.queue_name, settings.limits)
