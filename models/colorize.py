@@ -1,0 +1,185 @@
+"""Automatic colourisation: Zhang et al. ECCV 2016 ("eccv16") and SIGGRAPH 2017 ("siggraph17").
+
+The networks' state_dict keys and shapes equal the published checkpoints', so the real files
+load strictly. The pipeline is the published one, made fast for full-resolution photos:
+the network sees L at 256x256; its ab prediction is upsampled to the original size and joined
+to the ORIGINAL lightness, so every detail of the photo is kept and only colour is added.
+
+    c = load("eccv16")          # once per process
+    colour = c(pil_image)       # RGB, same size as the input
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from models import color
+from models import weights as weight_files
+from models.device import pick_device
+
+log = logging.getLogger("paintbot.models")
+
+NETWORK_SIZE = 256
+MODELS = ("eccv16", "siggraph17")
+DEFAULT_MODEL = "siggraph17"
+
+
+def _convs(cin: int, cout: int, n: int, last_stride: int = 1, dilation: int = 1) -> list[nn.Module]:
+    """n conv+ReLU pairs (3x3); the last one may stride. Module indices match the published files."""
+    layers: list[nn.Module] = []
+    for i in range(n):
+        stride = last_stride if i == n - 1 else 1
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, stride, dilation, dilation=dilation), nn.ReLU(True)]
+    return layers
+
+
+class ECCV16(nn.Module):
+    """Colorful Image Colorization (CIC): L (normalised) -> distribution over 313 ab bins -> expected ab."""
+
+    def __init__(self):
+        super().__init__()
+        self.model1 = nn.Sequential(*_convs(1, 64, 2, last_stride=2), nn.BatchNorm2d(64))
+        self.model2 = nn.Sequential(*_convs(64, 128, 2, last_stride=2), nn.BatchNorm2d(128))
+        self.model3 = nn.Sequential(*_convs(128, 256, 3, last_stride=2), nn.BatchNorm2d(256))
+        self.model4 = nn.Sequential(*_convs(256, 512, 3), nn.BatchNorm2d(512))
+        self.model5 = nn.Sequential(*_convs(512, 512, 3, dilation=2), nn.BatchNorm2d(512))
+        self.model6 = nn.Sequential(*_convs(512, 512, 3, dilation=2), nn.BatchNorm2d(512))
+        self.model7 = nn.Sequential(*_convs(512, 512, 3), nn.BatchNorm2d(512))
+        self.model8 = nn.Sequential(nn.ConvTranspose2d(512, 256, 4, 2, 1), nn.ReLU(True),
+                                    *_convs(256, 256, 2), nn.Conv2d(256, 313, 1))
+        self.model_out = nn.Conv2d(313, 2, 1, bias=False)  # weights: the 313 bin centres (ab / 110)
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        x = l_norm
+        for block in (self.model1, self.model2, self.model3, self.model4, self.model5, self.model6,
+                      self.model7, self.model8):
+            x = block(x)
+        ab = self.model_out(torch.softmax(x, dim=1))
+        return F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False) * 110
+
+
+class SIGGRAPH17(nn.Module):
+    """Real-Time User-Guided Colorization, automatic mode (no hints): a U-Net regressing ab directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.model1 = nn.Sequential(*_convs(4, 64, 2), nn.BatchNorm2d(64))
+        self.model2 = nn.Sequential(*_convs(64, 128, 2), nn.BatchNorm2d(128))
+        self.model3 = nn.Sequential(*_convs(128, 256, 3), nn.BatchNorm2d(256))
+        self.model4 = nn.Sequential(*_convs(256, 512, 3), nn.BatchNorm2d(512))
+        self.model5 = nn.Sequential(*_convs(512, 512, 3, dilation=2), nn.BatchNorm2d(512))
+        self.model6 = nn.Sequential(*_convs(512, 512, 3, dilation=2), nn.BatchNorm2d(512))
+        self.model7 = nn.Sequential(*_convs(512, 512, 3), nn.BatchNorm2d(512))
+        self.model8up = nn.Sequential(nn.ConvTranspose2d(512, 256, 4, 2, 1))
+        self.model3short8 = nn.Sequential(nn.Conv2d(256, 256, 3, 1, 1))
+        self.model8 = nn.Sequential(nn.ReLU(True), *_convs(256, 256, 2), nn.BatchNorm2d(256))
+        self.model9up = nn.Sequential(nn.ConvTranspose2d(256, 128, 4, 2, 1))
+        self.model2short9 = nn.Sequential(nn.Conv2d(128, 128, 3, 1, 1))
+        self.model9 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.ReLU(True), nn.BatchNorm2d(128))
+        self.model10up = nn.Sequential(nn.ConvTranspose2d(128, 128, 4, 2, 1))
+        self.model1short10 = nn.Sequential(nn.Conv2d(64, 128, 3, 1, 1))
+        self.model10 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.model_class = nn.Sequential(nn.Conv2d(256, 529, 1))  # classification head: not used here
+        self.model_out = nn.Sequential(nn.Conv2d(128, 2, 1), nn.Tanh())
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        hints = torch.zeros_like(l_norm).expand(-1, 3, -1, -1)  # ab hints and mask: none (automatic)
+        c1 = self.model1(torch.cat((l_norm, hints), dim=1))
+        c2 = self.model2(c1[:, :, ::2, ::2])
+        c3 = self.model3(c2[:, :, ::2, ::2])
+        x = self.model4(c3[:, :, ::2, ::2])
+        x = self.model7(self.model6(self.model5(x)))
+        x = self.model8(self.model8up(x) + self.model3short8(c3))
+        x = self.model9(self.model9up(x) + self.model2short9(c2))
+        x = self.model10(self.model10up(x) + self.model1short10(c1))
+        return self.model_out(x) * 110
+
+
+NETWORKS = {"eccv16": ECCV16, "siggraph17": SIGGRAPH17}
+
+
+def _reduced_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 on CPUs with native support, fp16 on CUDA; None means float32."""
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class Colorizer:
+    """A loaded network plus the full-resolution pipeline around it. Build once, call per image."""
+
+    def __init__(self, name: str, net: nn.Module, device: torch.device, dtype: torch.dtype | None):
+        self.name, self.net, self.device, self.dtype = name, net, device, dtype
+
+    @torch.inference_mode()
+    def predict_ab(self, img: Image.Image) -> torch.Tensor:
+        """ab at 256x256 for an 8-bit L or RGB image: (1, 2, 256, 256) float32."""
+        small = img.resize((NETWORK_SIZE, NETWORK_SIZE), Image.BICUBIC)
+        l_small = self._lightness(small)
+        x = ((l_small - 50) / 100).unsqueeze(0)
+        if self.dtype is None:
+            return self.net(x).float()
+        with torch.autocast(self.device.type, dtype=self.dtype):
+            return self.net(x).float()
+
+    def _lightness(self, img: Image.Image) -> torch.Tensor:
+        """L* (1, H, W) of an 8-bit image: table lookups only for grayscale."""
+        arr = torch.from_numpy(np.array(img)).to(self.device)
+        if img.mode == "L":
+            return color.lightness_from_gray_uint8(arr).unsqueeze(0)
+        return color.lightness(arr.permute(2, 0, 1))
+
+    @torch.inference_mode()
+    def join(self, img: Image.Image, ab_small: torch.Tensor) -> Image.Image:
+        """Upsample ab to the image's size, join it to the image's own L, convert to RGB."""
+        w, h = img.size
+        lum = self._lightness(img)
+        ab = F.interpolate(ab_small, size=(h, w), mode="bilinear", align_corners=False)[0]
+        out = color.lab_to_rgb_uint8(torch.cat((lum, ab), dim=0)).cpu().numpy()
+        return Image.fromarray(out, "RGB")
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        if img.mode not in ("L", "RGB"):
+            img = img.convert("RGB")
+        return self.join(img, self.predict_ab(img))
+
+
+def load(name: str | None = None, weights: str | Path | None = None, device=None,
+         reduced_precision: bool | None = None) -> Colorizer:
+    """Build the network `name` (default PAINTBOT_COLORIZE_MODEL or siggraph17) with its weights.
+
+    `weights` (default PAINTBOT_COLORIZE_WEIGHTS) is a checkpoint path loaded as given, strictly;
+    otherwise the registry's file is downloaded/verified. Reduced precision (bf16 on capable CPUs,
+    fp16 on CUDA) is on by default where available (PAINTBOT_REDUCED_PRECISION=0 turns it off).
+    """
+    name = (name or os.environ.get("PAINTBOT_COLORIZE_MODEL") or DEFAULT_MODEL).lower()
+    if name not in NETWORKS:
+        raise ValueError(f"unknown colorization model {name!r}: choose one of {', '.join(MODELS)}")
+    device = pick_device() if device is None else torch.device(device)
+    path = weights or os.environ.get("PAINTBOT_COLORIZE_WEIGHTS") or weight_files.weights_path(name)
+    net = NETWORKS[name]()
+    weight_files.load_into(net, weight_files.load_state_dict(path), path)
+    net.eval().to(device)
+    if reduced_precision is None:
+        reduced_precision = os.environ.get("PAINTBOT_REDUCED_PRECISION", "1") != "0"
+    dtype = _reduced_dtype(device) if reduced_precision else None
+    log.info("colorizer %s loaded from %s on %s (%s)", name, path, device, dtype or torch.float32)
+    return Colorizer(name, net, device, dtype)

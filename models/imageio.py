@@ -1,0 +1,109 @@
+"""Safe image decoding and encoding for whatever people send: one function each way.
+
+`decode` returns an 8-bit "RGB" or "L" image with EXIF orientation applied, or raises
+ImageError with a sentence a user can act on. The pixel count is checked from the header,
+before any pixel is allocated, so a tiny file that declares 20000x20000 pixels costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000  # 40 MP: well above any phone camera, far below what would exhaust memory
+MIN_SIDE = 8
+
+# Our own limit is checked first; PIL's bomb check stays as a second fence at twice that.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class ImageError(ValueError):
+    """The data is not an image paintbot can use; the message is meant for the user."""
+
+
+def _is_heif(data: bytes) -> bool:
+    return data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
+
+
+def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    if not data:
+        raise ImageError("That file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))  # reads the header only
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("That image has too many pixels for me. Please send a smaller one.") from None
+    except UnidentifiedImageError:
+        if _is_heif(data):
+            raise ImageError("HEIC photos aren't supported. Please send it as JPEG or PNG "
+                             "(on iPhone: Settings → Camera → Formats → Most Compatible).") from None
+        raise ImageError("That file isn't an image I can read. Please send a JPEG, PNG or WebP.") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageError(f"That image is too large ({w}×{h}). Please send one under "
+                         f"{max_pixels // 1_000_000} megapixels.")
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(f"That image is too small ({w}×{h}). Please send a real photo.")
+    animated = getattr(im, "n_frames", 1) > 1
+    try:
+        im.seek(0)
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        out = _to_8bit(im)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError("That image seems damaged or incomplete. Please send it again.") from exc
+    if animated:
+        out.info["paintbot_animated"] = True
+    return out
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit "L" (gray) or "RGB"; transparency is laid on white."""
+    mode = im.mode
+    if mode in ("L", "RGB"):
+        return im
+    if mode == "1":
+        return im.convert("L")
+    if mode.startswith("I") or mode == "F":  # 16/32-bit gray: scale the range, never just clip
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if (mode.startswith("I;16") or arr.max() > 255) else 255.0
+        if mode == "F" and arr.max() <= 1.0:
+            top = 1.0
+        return Image.fromarray(np.clip(arr / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("LA", "La", "PA"):
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "RGBa"):
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, im.convert("RGBA")).convert("RGB")
+    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, 48-bit RGB
+
+
+def encode(img: Image.Image, fmt: str = "JPEG", quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    fmt = fmt.upper()
+    if fmt in ("JPEG", "JPG"):
+        img.convert("RGB").save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 95 else 2)
+    elif fmt == "PNG":
+        img.save(buf, "PNG", compress_level=3)
+    else:
+        raise ValueError(f"cannot encode as {fmt}: use JPEG or PNG")
+    return buf.getvalue()
+
+
+def open_path(path: str | Path) -> Image.Image:
+    return decode(Path(path).read_bytes())
+
+
+def save_path(img: Image.Image, path: str | Path) -> None:
+    path = Path(path)
+    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    path.write_bytes(encode(img, fmt, quality=95))
