@@ -31,7 +31,7 @@ _LINEAR_LUT = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255).float
 
 def linear_from_uint8(rgb: torch.Tensor) -> torch.Tensor:
     """uint8 sRGB (any shape) -> linear float32 of the same shape, by table lookup."""
-    return _LINEAR_LUT.to(rgb.device)[rgb.long()]
+    return torch.take(_LINEAR_LUT.to(rgb.device), rgb.long())
 
 
 def _f(t: torch.Tensor) -> torch.Tensor:
@@ -78,11 +78,14 @@ _GRAY_L_LUT = lightness_from_linear_y(_LINEAR_LUT.double()).float()
 
 def lightness_from_gray_uint8(gray: torch.Tensor) -> torch.Tensor:
     """L* of an 8-bit grayscale image (R = G = B): one table lookup per pixel."""
-    return _GRAY_L_LUT.to(gray.device)[gray.long()]
+    return torch.take(_GRAY_L_LUT.to(gray.device), gray.long())
 
 
 def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
-    L, a, b = lab.unbind(-3)
+    return _lab_to_linear(*lab.unbind(-3))
+
+
+def _lab_to_linear(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     fy = (L + 16) / 116
     fxyz = torch.stack((a / 500 + fy, fy, (fy - b / 200).clamp_min(0)), dim=-3)
     return _mix(_RGB_FROM_XYZ * _WHITE[None, :], _f_inv(fxyz))
@@ -100,18 +103,19 @@ _ENCODE_LUT = (linear_to_srgb(torch.linspace(0, 1, _ENCODE_STEPS + 1, dtype=torc
                + 0.5).clamp(0, 255).to(torch.uint8)
 
 
-def lab_to_rgb_uint8(lab: torch.Tensor, rows: int = 32) -> torch.Tensor:
-    """Lab (3, H, W) -> 8-bit sRGB (H, W, 3), gamut-clipped: the fast path for whole photos.
+def lab_to_rgb_uint8(lightness: torch.Tensor, ab: torch.Tensor, rows: int = 32) -> torch.Tensor:
+    """L (1, H, W) and ab (2, H, W) -> 8-bit sRGB (H, W, 3), gamut-clipped: the fast path for whole photos.
 
     Works through `rows` image rows at a time so the intermediates stay in the CPU cache
     (3.5x faster than whole-image tensors on a 3 MP photo), and writes pixel-interleaved
     output that PIL takes without another copy.
     """
-    _, h, w = lab.shape
-    lut = _ENCODE_LUT.to(lab.device)
-    out = torch.empty((h, w, 3), dtype=torch.uint8, device=lab.device)
+    _, h, w = lightness.shape
+    lut = _ENCODE_LUT.to(ab.device)
+    out = torch.empty((h, w, 3), dtype=torch.uint8, device=ab.device)
     for top in range(0, h, rows):
-        lin = lab_to_linear_rgb(lab[:, top:top + rows])
+        rs = slice(top, top + rows)
+        lin = _lab_to_linear(lightness[0, rs], ab[0, rs], ab[1, rs])
         idx = lin.clamp_(0, 1).mul_(_ENCODE_STEPS).add_(0.5).to(torch.int32)
         out[top:top + rows] = lut[idx].permute(1, 2, 0)
     return out

@@ -135,10 +135,9 @@ class Colorizer:
         small = img.resize((NETWORK_SIZE, NETWORK_SIZE), Image.BICUBIC)
         l_small = self._lightness(small)
         x = ((l_small - 50) / 100).unsqueeze(0)
-        if self.dtype is None:
-            return self.net(x).float()
-        with torch.autocast(self.device.type, dtype=self.dtype):
-            return self.net(x).float()
+        if self.dtype is not None:
+            x = x.to(self.dtype)
+        return self.net(x.contiguous(memory_format=torch.channels_last)).float()
 
     def _lightness(self, img: Image.Image) -> torch.Tensor:
         """L* (1, H, W) of an 8-bit image: table lookups only for grayscale."""
@@ -153,7 +152,7 @@ class Colorizer:
         w, h = img.size
         lum = self._lightness(img)
         ab = F.interpolate(ab_small, size=(h, w), mode="bilinear", align_corners=False)[0]
-        out = color.lab_to_rgb_uint8(torch.cat((lum, ab), dim=0)).cpu().numpy()
+        out = color.lab_to_rgb_uint8(lum, ab).cpu().numpy()
         return Image.fromarray(out, "RGB")
 
     def __call__(self, img: Image.Image) -> Image.Image:
@@ -181,5 +180,7 @@ def load(name: str | None = None, weights: str | Path | None = None, device=None
     if reduced_precision is None:
         reduced_precision = os.environ.get("PAINTBOT_REDUCED_PRECISION", "1") != "0"
     dtype = _reduced_dtype(device) if reduced_precision else None
+    # Weights stored in the reduced type (no per-call casts) and NHWC layout, which oneDNN/cuDNN prefer.
+    net = net.to(dtype=dtype or torch.float32, memory_format=torch.channels_last)
     log.info("colorizer %s loaded from %s on %s (%s)", name, path, device, dtype or torch.float32)
     return Colorizer(name, net, device, dtype)

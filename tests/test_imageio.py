@@ -1,0 +1,118 @@
+"""Whatever people send: decoded safely to 8-bit L/RGB, or refused with a sentence they can act on."""
+
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.imageio import ImageError, decode, encode
+
+
+def _save(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _png_bomb(w: int, h: int) -> bytes:
+    """A valid 1-bit grayscale PNG of w x h black pixels: a few tens of KB on disk."""
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    raw = zlib.compressobj(9)
+    row = b"\x00" * ((w + 7) // 8 + 1)
+    body = b"".join(raw.compress(row) for _ in range(h)) + raw.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_grayscale_and_rgb_pass_through():
+    g = Image.fromarray((np.arange(64 * 48) % 256).astype(np.uint8).reshape(48, 64), "L")
+    out = decode(_save(g, "PNG"))
+    assert out.mode == "L" and out.size == (64, 48) and np.array_equal(np.asarray(out), np.asarray(g))
+    assert decode(_save(g.convert("RGB"), "JPEG")).mode == "RGB"
+
+
+def test_rgba_and_palette_transparency_on_white():
+    rgba = Image.new("RGBA", (20, 10), (255, 0, 0, 0))
+    assert decode(_save(rgba, "PNG")).getpixel((0, 0)) == (255, 255, 255)
+    p = Image.new("P", (20, 10), 1)
+    p.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    out = decode(_save(p, "PNG"))
+    assert out.mode == "RGB" and out.getpixel((3, 3)) == (10, 200, 30)
+    p.info["transparency"] = 1
+    assert decode(_save(p, "PNG", transparency=1)).getpixel((3, 3)) == (255, 255, 255)
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    arr = (np.linspace(0, 65535, 32 * 16).reshape(16, 32)).astype(np.uint16)
+    out = decode(_save(Image.fromarray(arr), "PNG"))
+    a = np.asarray(out)
+    assert out.mode == "L" and a.min() == 0 and a.max() == 255 and len(np.unique(a)) > 200
+
+
+def test_cmyk_jpeg():
+    cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # red
+    r, g, b = decode(_save(cmyk, "JPEG")).getpixel((8, 8))
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_exif_orientation_applied():
+    img = Image.new("L", (40, 20), 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    out = decode(_save(img, "JPEG", exif=exif))
+    assert out.size == (20, 40)
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("L", (16, 16), v) for v in (10, 200)]
+    data = _save(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    out = decode(data)
+    assert out.info.get("paintbot_animated") is True
+    assert abs(np.asarray(out.convert("L")).mean() - 10) < 3
+
+
+@pytest.mark.parametrize("data,needle", [
+    (b"", "empty"),
+    (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", "isn't an image"),
+    (b"hello, this is a text file", "isn't an image"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC"),
+])
+def test_not_images(data, needle):
+    with pytest.raises(ImageError, match=needle):
+        decode(data)
+
+
+def test_truncated_and_corrupt():
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    jpeg = _save(img, "JPEG")
+    with pytest.raises(ImageError, match="damaged"):
+        decode(jpeg[: len(jpeg) // 2])
+    png = _save(img, "PNG")
+    with pytest.raises(ImageError):
+        decode(png[:200] + b"\x00" * 50 + png[250:])
+
+
+def test_decompression_bomb_refused_before_allocating():
+    data = _png_bomb(20000, 20000)
+    assert len(data) < 100_000
+    t = time.perf_counter()
+    with pytest.raises(ImageError, match="too large|too many pixels"):
+        decode(data)
+    assert time.perf_counter() - t < 1.0, "refused from the header, without decoding 400 MP"
+
+
+def test_extreme_aspect_ratio_and_tiny():
+    assert decode(_save(Image.new("L", (4000, 10)), "PNG")).size == (4000, 10)
+    with pytest.raises(ImageError, match="too small"):
+        decode(_save(Image.new("L", (4000, 2)), "PNG"))
+
+
+def test_encode_round_trip():
+    img = Image.new("RGB", (30, 20), (10, 20, 30))
+    assert Image.open(io.BytesIO(encode(img, "PNG"))).getpixel((0, 0)) == (10, 20, 30)
+    assert Image.open(io.BytesIO(encode(img, "JPEG"))).format == "JPEG"
