@@ -23,7 +23,7 @@ from torch import nn
 
 from models import color
 from models import weights as weight_files
-from models.device import pick_device
+from models.device import pick_device, reduced_dtype
 
 log = logging.getLogger("paintbot.models")
 
@@ -106,23 +106,6 @@ class SIGGRAPH17(nn.Module):
 NETWORKS = {"eccv16": ECCV16, "siggraph17": SIGGRAPH17}
 
 
-def _reduced_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on CPUs with native support, fp16 on CUDA; None means float32."""
-    if device.type == "cuda":
-        return torch.float16
-    if device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16():
-        return torch.bfloat16
-    return None
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 class Colorizer:
     """A loaded network plus the full-resolution pipeline around it. Build once, call per image."""
 
@@ -179,7 +162,7 @@ def load(name: str | None = None, weights: str | Path | None = None, device=None
     net.eval().to(device)
     if reduced_precision is None:
         reduced_precision = os.environ.get("PAINTBOT_REDUCED_PRECISION", "1") != "0"
-    dtype = _reduced_dtype(device) if reduced_precision else None
+    dtype = reduced_dtype(device) if reduced_precision else None
     # Weights stored in the reduced type (no per-call casts) and NHWC layout, which oneDNN/cuDNN prefer.
     net = net.to(dtype=dtype or torch.float32, memory_format=torch.channels_last)
     log.info("colorizer %s loaded from %s on %s (%s)", name, path, device, dtype or torch.float32)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -25,3 +27,22 @@ def set_threads() -> int:
     if raw:
         torch.set_num_threads(max(1, int(raw)))
     return torch.get_num_threads()
+
+
+def reduced_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision worth using on `device`: fp16 on CUDA, bf16 on CPUs with native bf16
+    instructions (AVX512-BF16 or AMX), else None (float32)."""
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+@lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
