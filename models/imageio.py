@@ -8,7 +8,9 @@ before any pixel is allocated, so a tiny file that declares 20000x20000 pixels c
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +19,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 40_000_000  # 40 MP: well above any phone camera, far below what would exhaust memory
 MIN_SIDE = 8
 
-# Our own limit is checked first; PIL's bomb check stays as a second fence at twice that.
+# decode() checks max_pixels from the header; PIL's own bomb check stays as a second fence
+# (it raises DecompressionBombError above twice this many pixels).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+_TOO_MANY = "That image has too many pixels for me. Please send a smaller one."
 
 
 class ImageError(ValueError):
@@ -34,10 +38,10 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageError("That file is empty.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels is checked below
             im = Image.open(io.BytesIO(data))  # reads the header only
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError("That image has too many pixels for me. Please send a smaller one.") from None
+    except Image.DecompressionBombError:
+        raise ImageError(_TOO_MANY) from None
     except UnidentifiedImageError:
         if _is_heif(data):
             raise ImageError("HEIC photos aren't supported. Please send it as JPEG or PNG "
@@ -49,13 +53,15 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
                          f"{max_pixels // 1_000_000} megapixels.")
     if min(w, h) < MIN_SIDE:
         raise ImageError(f"That image is too small ({w}×{h}). Please send a real photo.")
-    animated = getattr(im, "n_frames", 1) > 1
     try:
+        animated = getattr(im, "n_frames", 1) > 1  # counting frames reads the file: inside the try
         im.seek(0)
         im.load()
         im = ImageOps.exif_transpose(im)
         out = _to_8bit(im)
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Image.DecompressionBombError:  # a later frame or tile larger than the header said
+        raise ImageError(_TOO_MANY) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error) as exc:
         raise ImageError("That image seems damaged or incomplete. Please send it again.") from exc
     if animated:
         out.info["paintbot_animated"] = True

@@ -18,15 +18,20 @@ def _save(img: Image.Image, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
-def _png_bomb(w: int, h: int) -> bytes:
-    """A valid 1-bit grayscale PNG of w x h black pixels: a few tens of KB on disk."""
+def _png(w: int, h: int, bit_depth: int, color_type: int, rows) -> bytes:
+    """A PNG written by hand (PIL cannot write 48-bit RGB, nor stream a 400 MP image): rows are raw bytes."""
     def chunk(tag, data):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-    raw = zlib.compressobj(9)
-    row = b"\x00" * ((w + 7) // 8 + 1)
-    body = b"".join(raw.compress(row) for _ in range(h)) + raw.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+    z = zlib.compressobj(9)
+    body = b"".join(z.compress(b"\x00" + row) for row in rows) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0))
             + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def _png_bomb(w: int, h: int) -> bytes:
+    """A valid 1-bit grayscale PNG of w x h black pixels: a few tens of KB on disk."""
+    row = b"\x00" * ((w + 7) // 8)
+    return _png(w, h, 1, 0, (row for _ in range(h)))
 
 
 def test_grayscale_and_rgb_pass_through():
@@ -52,6 +57,22 @@ def test_sixteen_bit_is_scaled_not_clipped():
     out = decode(_save(Image.fromarray(arr), "PNG"))
     a = np.asarray(out)
     assert out.mode == "L" and a.min() == 0 and a.max() == 255 and len(np.unique(a)) > 200
+
+
+def test_48_bit_png_and_32_bit_gray_are_scaled():
+    rgb16 = np.zeros((8, 16, 3), dtype=">u2")
+    rgb16[..., 0] = np.linspace(0, 65535, 16, dtype=np.uint16)  # red ramp over the full 16-bit range
+    out = decode(_png(16, 8, 16, 2, (r.tobytes() for r in rgb16)))
+    a = np.asarray(out)
+    assert out.mode == "RGB" and a[0, 0, 0] == 0 and a[0, -1, 0] == 255 and a[0, 8, 0] in (136, 137)
+    i32 = Image.fromarray(np.linspace(0, 65535, 16 * 8).reshape(8, 16).astype(np.int32), "I")
+    out = decode(_save(i32, "TIFF"))
+    assert out.mode == "L" and np.asarray(out).max() == 255
+
+
+def test_gray_with_alpha_on_white():
+    la = Image.merge("LA", (Image.new("L", (10, 10), 0), Image.new("L", (10, 10), 0)))
+    assert decode(_save(la, "PNG")).getpixel((5, 5)) == (255, 255, 255)
 
 
 def test_cmyk_jpeg():
@@ -95,6 +116,10 @@ def test_truncated_and_corrupt():
     png = _save(img, "PNG")
     with pytest.raises(ImageError):
         decode(png[:200] + b"\x00" * 50 + png[250:])
+    frames = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (64, 64), dtype=np.uint8)) for i in range(3)]
+    gif = _save(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match="damaged"):
+        decode(gif[: len(gif) // 4])
 
 
 def test_decompression_bomb_refused_before_allocating():
@@ -104,6 +129,13 @@ def test_decompression_bomb_refused_before_allocating():
     with pytest.raises(ImageError, match="too large|too many pixels"):
         decode(data)
     assert time.perf_counter() - t < 1.0, "refused from the header, without decoding 400 MP"
+
+
+def test_max_pixels_is_the_callers_limit():
+    data = _save(Image.new("L", (100, 100)), "PNG")
+    with pytest.raises(ImageError, match="too large"):
+        decode(data, max_pixels=5_000)
+    assert decode(data, max_pixels=10_000).size == (100, 100)
 
 
 def test_extreme_aspect_ratio_and_tiny():
