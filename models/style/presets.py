@@ -1,0 +1,71 @@
+"""The preset styles: a catalogue of paintings (catalog.json), fetched on first use and verified.
+
+The images are not part of the project: each is downloaded from its pinned URL into the cache
+and checked against its SHA-256, or read from PAINTBOT_STYLES_DIR (offline).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from models import fetch, imageio
+
+CATALOG_FILE = Path(__file__).with_name("catalog.json")
+OFFLINE_ENV = "PAINTBOT_STYLES_DIR"
+CATALOG: list[dict] = json.loads(CATALOG_FILE.read_text())
+_BY_NAME = {entry["name"]: entry for entry in CATALOG}
+
+
+class UnknownStyle(ValueError):
+    def __init__(self, name: str):
+        super().__init__(f"unknown style {name!r}: choose one of {', '.join(names())}")
+
+
+def names() -> list[str]:
+    return [entry["name"] for entry in CATALOG]
+
+
+def entry(name: str) -> dict:
+    try:
+        return _BY_NAME[name.lower()]
+    except KeyError:
+        raise UnknownStyle(name) from None
+
+
+def _remote(e: dict) -> fetch.RemoteFile:
+    return fetch.RemoteFile(filename=e["file"], url=e["url"], sha256=e["sha256"], offline_env=OFFLINE_ENV)
+
+
+def preset_path(name: str) -> Path:
+    return fetch.ensure(_remote(entry(name)), "styles")
+
+
+def open_preset(name: str) -> Image.Image:
+    return imageio.open_path(preset_path(name))
+
+
+def download_all() -> list[Path]:
+    return [preset_path(n) for n in names()]
+
+
+def contact_sheet(cell: int = 256, columns: int = 4) -> Image.Image:
+    """One picture of every preset: a grid of thumbnails, each labelled with its name and painter."""
+    label_h = cell // 5
+    rows = -(-len(CATALOG) // columns)
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    big = ImageFont.load_default(size=cell // 9)
+    small = ImageFont.load_default(size=cell // 16)
+    for i, e in enumerate(CATALOG):
+        x, y = (i % columns) * cell, (i // columns) * (cell + label_h)
+        thumb = open_preset(e["name"]).convert("RGB")
+        side = min(thumb.size)  # centre square crop
+        left, top = (thumb.width - side) // 2, (thumb.height - side) // 2
+        thumb = thumb.crop((left, top, left + side, top + side)).resize((cell - 8, cell - 8), Image.LANCZOS)
+        sheet.paste(thumb, (x + 4, y + 4))
+        draw.text((x + cell // 2, y + cell + 2), e["name"], fill="black", font=big, anchor="ma")
+        draw.text((x + cell // 2, y + cell + 2 + cell // 8), e["artist"], fill=(90, 90, 90), font=small, anchor="ma")
+    return sheet
