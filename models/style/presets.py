@@ -52,13 +52,15 @@ def download_all() -> list[Path]:
 
 
 def contact_sheet(cell: int = 256, columns: int = 4) -> Image.Image:
-    """One picture of every preset: a grid of thumbnails, each labelled with its name and painter."""
+    """One picture of every preset (for the bot's /styles): a grid of square thumbnails, each labelled
+    with the name to type and, smaller, the painter (the title for unattributed works).
+
+    The default is 1024 pixels wide with 28-pixel names: readable when a phone shows it full width.
+    """
     label_h = cell // 5
     rows = -(-len(CATALOG) // columns)
     sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
     draw = ImageDraw.Draw(sheet)
-    big = ImageFont.load_default(size=cell // 9)
-    small = ImageFont.load_default(size=cell // 16)
     for i, e in enumerate(CATALOG):
         x, y = (i % columns) * cell, (i // columns) * (cell + label_h)
         thumb = open_preset(e["name"]).convert("RGB")
@@ -66,6 +68,11 @@ def contact_sheet(cell: int = 256, columns: int = 4) -> Image.Image:
         left, top = (thumb.width - side) // 2, (thumb.height - side) // 2
         thumb = thumb.crop((left, top, left + side, top + side)).resize((cell - 8, cell - 8), Image.LANCZOS)
         sheet.paste(thumb, (x + 4, y + 4))
-        draw.text((x + cell // 2, y + cell + 2), e["name"], fill="black", font=big, anchor="ma")
-        draw.text((x + cell // 2, y + cell + 2 + cell // 8), e["artist"], fill=(90, 90, 90), font=small, anchor="ma")
+        below = e["artist"] if e["year"] else e["title"]
+        for text, size, top, fill in ((e["name"], cell // 9, 2, "black"), (below, cell // 14, cell // 8, (90, 90, 90))):
+            font = ImageFont.load_default(size=size)
+            while draw.textlength(text, font=font) > cell - 8 and size > 8:  # shrink long lines to fit
+                size -= 1
+                font = ImageFont.load_default(size=size)
+            draw.text((x + cell // 2, y + cell + top), text, fill=fill, font=font, anchor="ma")
     return sheet
