@@ -9,6 +9,7 @@ process. Every call goes through `_call`, the one place that applies Telegram's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -73,9 +74,9 @@ class Telegram:
             attempt += 1
             try:
                 if not self._ready:
-                    self._loop.run_until_complete(self.bot.initialize())
+                    self._complete(self.bot.initialize())
                     self._ready = True
-                return self._loop.run_until_complete(make_coro())
+                return self._complete(make_coro())
             except RetryAfter as exc:
                 wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") \
                     else float(exc.retry_after)
@@ -93,6 +94,19 @@ class Telegram:
                 delay = min(2 ** attempt, 30)
                 log.warning("Telegram %s failed (%s), retrying in %d s", what, exc, delay)
                 time.sleep(delay)
+
+    def _complete(self, coro):
+        """Run one call to completion. If something interrupts it (RQ's job timeout arrives as an
+        exception from a signal handler), cancel the request so the loop is clean for the next call."""
+        task = self._loop.create_task(coro)
+        try:
+            return self._loop.run_until_complete(task)
+        except BaseException:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    self._loop.run_until_complete(task)
+            raise
 
     def download(self, file_id: str) -> bytes:
         f = self._call("get_file", file_id)

@@ -1,0 +1,167 @@
+"""The worker under real faults: Telegram errors, bad files, slow jobs, repeated delivery."""
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bot.jobs import Job
+from tests.harness import bot_service, gray_photo, service, worker_models  # noqa: F401
+
+
+def _one_result(tg, method="sendPhoto"):
+    calls = tg.calls(method)
+    assert len(calls) == 1, f"{len(calls)} results delivered"
+    return calls[0]
+
+
+def _send_and_process(service, chat_id=4000, **photo_kw):
+    tg = service.telegram
+    chat = tg.private_chat(chat_id)
+    photo = tg.user_sends_photo(chat, photo_kw.pop("data", gray_photo(160, 120)), **photo_kw)
+    tg.wait_for("sendMessage", chat_id=chat_id)
+    service.wait_queued(1)
+    service.run_worker()
+    return photo
+
+
+def test_flood_limit_429_is_waited_out(service):
+    tg = service.telegram
+    tg.fail("sendPhoto", 429, "Too Many Requests: retry after 2", retry_after=2)
+    t = time.monotonic()
+    _send_and_process(service)
+    assert time.monotonic() - t >= 2
+    attempts = tg.calls("sendPhoto", ok_only=False)
+    assert [c.status for c in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 2, "retry_after honoured, no tight loop"
+
+
+def test_server_errors_are_retried_with_backoff(service):
+    tg = service.telegram
+    tg.fail("sendPhoto", 502, "Bad Gateway", times=2)
+    tg.fail("getFile", 500, "Internal Server Error")
+    _send_and_process(service)
+    _one_result(tg)
+    assert [c.status for c in tg.calls("sendPhoto", ok_only=False)] == [502, 502, 200]
+
+
+def test_user_blocked_the_bot_ends_quietly(service):
+    tg = service.telegram
+    tg.fail("sendPhoto", 403, "Forbidden: bot was blocked by the user", times=10)
+    _send_and_process(service)
+    assert len(tg.calls("sendPhoto", ok_only=False)) == 1, "no retries into a blocked chat"
+    assert not tg.calls("sendMessage", chat_id=4000)[1:], "no apology into a blocked chat"
+    from rq import Queue
+    q = Queue("paintbot", connection=service.redis)
+    assert q.count == 0 and q.failed_job_registry.count == 0 and len(q.scheduled_job_registry) == 0
+
+
+def test_photo_deleted_meanwhile_result_still_delivered(service):
+    tg = service.telegram
+    chat = tg.private_chat(4001)
+    photo = tg.user_sends_photo(chat, gray_photo())
+    tg.wait_for("sendMessage", chat_id=4001)
+    service.wait_queued(1)
+    tg._chats[4001].messages.pop(photo["message_id"])  # the user deleted it before the worker ran
+    service.run_worker()
+    sent = _one_result(tg)
+    assert sent.params["reply_parameters"]["allow_sending_without_reply"] is True
+
+
+def _doc_reply(service, data, name, mime, chat_id):
+    tg = service.telegram
+    tg.user_sends_document(tg.private_chat(chat_id), data, file_name=name, mime_type=mime)
+    tg.wait_for("sendMessage", chat_id=chat_id)
+    service.wait_queued(1)
+    service.run_worker()
+    return [c.params["text"] for c in tg.calls("editMessageText", chat_id=chat_id)]
+
+
+def _png(img):
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("data,name,mime,needle", [
+    (b"just some text", "notes.jpg", "image/jpeg", "isn't an image"),
+    (b"", "empty.png", "image/png", "empty"),
+    (_png(Image.effect_noise((300, 200), 64))[:3000], "cut.png", "image/png", "damaged"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 100, "IMG_0001.HEIC", "image/heic", "HEIC"),
+])
+def test_unusable_files_get_a_clear_reply(service, data, name, mime, needle):
+    texts = _doc_reply(service, data, name, mime, 4100)
+    assert any(needle in t for t in texts), texts
+    assert not service.telegram.calls("sendDocument")
+
+
+def test_decompression_bomb_is_refused(service):
+    from tests.test_imageio import _png_bomb
+
+    texts = _doc_reply(service, _png_bomb(20000, 20000), "bomb.png", "image/png", 4101)
+    assert any("too large" in t or "too many pixels" in t for t in texts), texts
+
+
+def test_animated_gif_first_frame_and_a_note(service):
+    frames = [Image.new("L", (64, 48), v) for v in (40, 200)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    _doc_reply(service, buf.getvalue(), "anim.gif", "image/gif", 4102)
+    sent = _one_result(service.telegram, "sendDocument")
+    assert "first frame" in sent.params["caption"]
+
+
+@pytest.mark.parametrize("img", [
+    Image.new("CMYK", (90, 60), (0, 0, 0, 100)),
+    Image.fromarray((np.arange(90 * 60).reshape(60, 90) * 12).astype(np.uint16)),
+    Image.new("LA", (90, 60), (120, 255)),
+    Image.new("L", (2000, 20), 128),  # extreme aspect ratio
+])
+def test_unusual_images_are_colourised(service, img):
+    buf = io.BytesIO()
+    img.save(buf, "JPEG" if img.mode == "CMYK" else "PNG")
+    _doc_reply(service, buf.getvalue(), "odd." + ("jpg" if img.mode == "CMYK" else "png"), "image/png", 4103)
+    out = Image.open(io.BytesIO(service.telegram.sent_file(_one_result(service.telegram, "sendDocument"))))
+    assert out.size == img.size
+
+
+def test_too_slow_job_is_stopped_and_user_told(service):
+    from dataclasses import replace
+
+    from worker.main import make_worker
+
+    tg = service.telegram
+    group = tg.group_chat(-100400)
+    photo = tg.user_sends_photo(group, gray_photo(128, 128), user=tg.user(44))
+    tg.user_sends_text(group, "/style vangogh hq", user=tg.user(44), reply_to=photo["message_id"])
+    tg.wait_for("sendMessage", chat_id=group["id"])
+    service.wait_queued(1)
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    (job,) = Queue("paintbot", connection=service.redis, serializer=JSONSerializer).jobs
+    job.timeout = 4  # the operation's time limit, made small: gatys at this size needs far longer
+    job.save()
+    make_worker(replace(service.settings), service.redis).work(burst=True)
+    texts = [c.params["text"] for c in tg.calls("editMessageText", chat_id=group["id"])]
+    assert any("took too long" in t for t in texts), texts
+    assert not tg.calls("sendPhoto")
+
+
+def test_same_job_run_twice_delivers_once(service):
+    """An RQ retry after a worker died right after sending must not send a second result."""
+    from worker.tasks import run_job
+
+    tg = service.telegram
+    chat = tg.private_chat(4200)
+    photo = tg.user_sends_photo(chat, gray_photo())
+    tg.wait_for("sendMessage", chat_id=4200)
+    service.wait_queued(1)
+    service.redis.delete("rq:queue:paintbot")  # run it by hand instead
+    payload = Job("colorize", 4200, photo["message_id"], photo["message_id"], photo["photo"][-1]["file_id"],
+                  False, user_id=4200).to_dict()
+    assert run_job(payload) == "ok"
+    run_job(payload)
+    _one_result(tg)
