@@ -257,9 +257,15 @@ def test_worker_image_is_built_for_the_cuda_of_the_pinned_torch():
     m = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-base-ubuntu\d\d\.04", image)
     assert m, image
     assert f"{m[1]}.{m[2]}" == torch.version.cuda, f"{image} but torch {pinned} is built for CUDA {torch.version.cuda}"
-    runs = " ".join(a for op, a in _instructions(DOCKERFILES["worker"]) if op == "RUN")
-    assert "python3.11 -m venv" in runs and "optional-dependencies']['worker']" in runs
-    assert "paintbot models download" in runs  # the optional baking of weights
+    runs = [a for op, a in _instructions(DOCKERFILES["worker"]) if op == "RUN"]
+    assert any("python3.11 -m venv" in r for r in runs) and any("paintbot models download" in r for r in runs)
+    # The dependency layer's requirements.txt, by the Dockerfile's own one-liner: the pinned extra, no copy.
+    (line,) = [r for r in runs if "> requirements.txt" in r]
+    words = shlex.split(line)
+    r = subprocess.run([sys.executable, "-c", words[words.index("-c") + 1]], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert r.stdout.splitlines() == project["dependencies"] + project["optional-dependencies"]["worker"], r.stderr
 
 
 def _build_context() -> set[str]:
