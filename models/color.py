@@ -14,6 +14,9 @@ _XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
                               [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
 _RGB_FROM_XYZ = torch.linalg.inv(_XYZ_FROM_RGB)
 _WHITE = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
+# The same, folded with the white point: linear RGB <-> XYZ relative to white (X/Xn, Y/Yn, Z/Zn).
+_XYZN_FROM_RGB = (_XYZ_FROM_RGB / _WHITE[:, None]).float()
+_RGB_FROM_XYZN = (_RGB_FROM_XYZ * _WHITE[None, :]).float()
 _EPS = 0.008856  # (6/29)^3 as skimage writes it
 _KAPPA = 7.787
 
@@ -26,31 +29,41 @@ def linear_to_srgb(c: torch.Tensor) -> torch.Tensor:
     return torch.where(c > 0.0031308, 1.055 * c.clamp_min(0.0031308).pow(1 / 2.4) - 0.055, 12.92 * c)
 
 
+def _lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """table[idx] for a 1-D table; index_select is several times faster than indexing or torch.take."""
+    return table.to(idx.device).index_select(0, idx.reshape(-1).to(torch.int32)).view(idx.shape)
+
+
 _LINEAR_LUT = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255).float()
 
 
 def linear_from_uint8(rgb: torch.Tensor) -> torch.Tensor:
     """uint8 sRGB (any shape) -> linear float32 of the same shape, by table lookup."""
-    return torch.take(_LINEAR_LUT.to(rgb.device), rgb.long())
+    return _lookup(_LINEAR_LUT, rgb)
 
 
 def _f(t: torch.Tensor) -> torch.Tensor:
     return torch.where(t > _EPS, t.clamp_min(_EPS).pow(1 / 3), _KAPPA * t + 16 / 116)
 
 
+_DELTA = 6 / 29
+
+
 def _f_inv(t: torch.Tensor) -> torch.Tensor:
-    return torch.where(t > 0.2068966, t * t * t, (t - 16 / 116) / _KAPPA)
+    """t^3 above 6/29, below it the cubic's tangent there (the standard linear piece), without a mask."""
+    u = t.clamp_min(_DELTA)
+    return (u * u * u).add_(t - u, alpha=3 * _DELTA**2)
 
 
 def _mix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Apply a 3x3 colour matrix to the channel axis (-3) of x (one matrix product, no copies of x)."""
     *lead, c, h, w = x.shape
-    out = torch.matmul(m.to(x.device, x.dtype), x.reshape(*lead, c, h * w))
+    out = torch.matmul(m.to(x.device, x.dtype), x.reshape(*lead, c, h * w))  # .to: no-op when it matches
     return out.reshape(*lead, m.shape[0], h, w)
 
 
 def linear_rgb_to_lab(lin: torch.Tensor) -> torch.Tensor:
-    xyz = _mix(_XYZ_FROM_RGB / _WHITE[:, None], lin)
+    xyz = _mix(_XYZN_FROM_RGB, lin)
     fx, fy, fz = _f(xyz).unbind(-3)
     return torch.stack((116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)), dim=-3)
 
@@ -69,7 +82,7 @@ def lightness_from_linear_y(y: torch.Tensor) -> torch.Tensor:
 def lightness(rgb: torch.Tensor) -> torch.Tensor:
     """L* of sRGB (..., 3, H, W) -> (..., 1, H, W); only luminance is computed, no a*/b*."""
     lin = linear_from_uint8(rgb) if rgb.dtype == torch.uint8 else srgb_to_linear(rgb)
-    y = _mix(_XYZ_FROM_RGB[1:2], lin)
+    y = _mix(_XYZN_FROM_RGB[1:2], lin)
     return lightness_from_linear_y(y)
 
 
@@ -78,17 +91,17 @@ _GRAY_L_LUT = lightness_from_linear_y(_LINEAR_LUT.double()).float()
 
 def lightness_from_gray_uint8(gray: torch.Tensor) -> torch.Tensor:
     """L* of an 8-bit grayscale image (R = G = B): one table lookup per pixel."""
-    return torch.take(_GRAY_L_LUT.to(gray.device), gray.long())
+    return _lookup(_GRAY_L_LUT, gray)
 
 
 def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
-    return _lab_to_linear(*lab.unbind(-3))
+    return _mix(_RGB_FROM_XYZN, _lab_to_xyzn(*lab.unbind(-3)))
 
 
-def _lab_to_linear(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _lab_to_xyzn(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """L, a, b (each ..., H, W) -> XYZ relative to the white point, stacked on axis -3."""
     fy = (L + 16) / 116
-    fxyz = torch.stack((a / 500 + fy, fy, (fy - b / 200).clamp_min(0)), dim=-3)
-    return _mix(_RGB_FROM_XYZ * _WHITE[None, :], _f_inv(fxyz))
+    return _f_inv(torch.stack((a / 500 + fy, fy, (fy - b / 200).clamp_min(0)), dim=-3))
 
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
@@ -104,18 +117,18 @@ _ENCODE_LUT = (linear_to_srgb(torch.linspace(0, 1, _ENCODE_STEPS + 1, dtype=torc
 
 
 def lab_to_rgb_uint8(lightness: torch.Tensor, ab: torch.Tensor, rows: int = 32) -> torch.Tensor:
-    """L (1, H, W) and ab (2, H, W) -> 8-bit sRGB (H, W, 3), gamut-clipped: the fast path for whole photos.
+    """L (1, H, W) and ab (2, H, W) -> 8-bit sRGB planes (3, H, W), gamut-clipped: the fast path for photos.
 
     Works through `rows` image rows at a time so the intermediates stay in the CPU cache
-    (3.5x faster than whole-image tensors on a 3 MP photo), and writes pixel-interleaved
-    output that PIL takes without another copy.
+    (several times faster than whole-image tensors on a 3 MP photo). Planar output goes to PIL
+    with Image.merge, which interleaves faster than any strided copy here.
     """
     _, h, w = lightness.shape
     lut = _ENCODE_LUT.to(ab.device)
-    out = torch.empty((h, w, 3), dtype=torch.uint8, device=ab.device)
+    m = (_RGB_FROM_XYZN * _ENCODE_STEPS).to(ab.device, ab.dtype)  # straight to table steps
+    out = torch.empty((3, h, w), dtype=torch.uint8, device=ab.device)
     for top in range(0, h, rows):
         rs = slice(top, top + rows)
-        lin = _lab_to_linear(lightness[0, rs], ab[0, rs], ab[1, rs])
-        idx = lin.clamp_(0, 1).mul_(_ENCODE_STEPS).add_(0.5).to(torch.int32)
-        out[top:top + rows] = lut[idx].permute(1, 2, 0)
+        steps = _mix(m, _lab_to_xyzn(lightness[0, rs], ab[0, rs], ab[1, rs]))
+        out[:, rs] = _lookup(lut, steps.clamp_(0, _ENCODE_STEPS).add_(0.5))
     return out

@@ -135,8 +135,8 @@ class Colorizer:
         w, h = img.size
         lum = self._lightness(img)
         ab = F.interpolate(ab_small, size=(h, w), mode="bilinear", align_corners=False)[0]
-        out = color.lab_to_rgb_uint8(lum, ab).cpu().numpy()
-        return Image.fromarray(out, "RGB")
+        planes = color.lab_to_rgb_uint8(lum, ab).cpu().numpy()
+        return Image.merge("RGB", [Image.fromarray(p) for p in planes])
 
     def __call__(self, img: Image.Image) -> Image.Image:
         if img.mode not in ("L", "RGB"):
