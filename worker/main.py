@@ -65,8 +65,10 @@ class PaintbotWorker(SimpleWorker):
 
 def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None) -> PaintbotWorker:
     queue = Queue(settings.queue_name, connection=conn, serializer=JSONSerializer)
+    # An idle worker blocks in BLPOP for worker_ttl - 15 s between maintenance passes: keep that
+    # at MAINTENANCE_EVERY so abandoned jobs are found promptly even when the queue is empty.
     return PaintbotWorker([queue], connection=conn, serializer=JSONSerializer, name=name,
-                          maintenance_interval=MAINTENANCE_EVERY)
+                          maintenance_interval=MAINTENANCE_EVERY, worker_ttl=MAINTENANCE_EVERY + 15)
 
 
 def run_scheduler(settings: Settings, conn: redis.Redis) -> None:
