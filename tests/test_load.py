@@ -1,0 +1,88 @@
+"""Load: 50 users send 500 photos and commands through the fake Bot API to the bot, with 2 real workers.
+
+Bounded in count and time. Every accepted request is answered exactly once (its result), every
+refused one gets exactly one refusal, nothing is lost or duplicated. Prints counts and latencies.
+"""
+
+import random
+import time
+
+import numpy as np
+import redis
+
+from tests.harness import BotThread, gray_photo, settings_for
+from tests.test_worker_processes import Workers, worker_env  # noqa: F401
+
+USERS, PER_USER = 50, 10
+REFUSALS = ("in progress", "a lot of photos", "very busy", "briefly unavailable")
+
+
+def test_fifty_users_five_hundred_requests(telegram, redis_url, worker_env, tmp_path):  # noqa: F811
+    tg = telegram
+    bot = BotThread(settings_for(telegram, redis_url)).start()
+    env = {**worker_env(redis_url), "PAINTBOT_TORCH_THREADS": "1"}
+    workers = Workers(env, tmp_path)
+    rng = random.Random(7)
+    photos = [gray_photo(64, 48, seed=i) for i in range(8)]
+    sent_at: dict[tuple[int, int], float] = {}  # (chat, message id) -> when the user sent it
+    helps: list[int] = []
+    try:
+        workers.start("load-1")
+        workers.start("load-2")
+        t0 = time.monotonic()
+        for i in range(USERS * PER_USER):
+            chat = tg.private_chat(10_000 + rng.randrange(USERS))
+            if rng.random() < 0.2:
+                tg.user_sends_text(chat, "/help")
+                helps.append(chat["id"])
+            else:
+                m = tg.user_sends_photo(chat, photos[i % len(photos)])
+                sent_at[(chat["id"], m["message_id"])] = time.time()  # the fake stamps calls with time.time()
+            time.sleep(0.01)
+        send_time = time.monotonic() - t0
+
+        def answers():
+            results, refusals, queued = {}, {}, {}
+            for c in tg.calls("sendPhoto"):
+                results.setdefault((c.chat_id, c.reply_to), []).append(c.at)
+            for c in tg.calls("sendMessage"):
+                key = (c.chat_id, c.reply_to)
+                if key not in sent_at:
+                    continue
+                text = c.params["text"]
+                if text.startswith("Queued"):
+                    queued.setdefault(key, []).append(c.at)
+                elif any(r in text for r in REFUSALS):
+                    refusals.setdefault(key, []).append(c.at)
+            return results, refusals, queued
+
+        deadline = time.monotonic() + 300
+        while True:
+            results, refusals, queued = answers()
+            done = all(k in results or k in refusals for k in sent_at)
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        time.sleep(2)  # anything late and duplicated would show now
+        results, refusals, queued = answers()
+        help_answers = [c for c in tg.calls("sendMessage") if "I bring old black-and-white" in c.params["text"]]
+
+        lost = [k for k in sent_at if k not in results and k not in refusals]
+        both = [k for k in sent_at if k in results and k in refusals]
+        dup = [k for k, v in list(results.items()) + list(refusals.items()) if len(v) > 1]
+        unqueued_results = [k for k in results if k not in queued]
+        lat = np.array([results[k][0] - sent_at[k] for k in results])
+        print(f"\n{len(sent_at)} photos + {len(helps)} /help from {USERS} users in {send_time:.1f} s: "
+              f"{len(results)} results, {len(refusals)} refusals, {len(lost)} lost, {len(dup)} duplicated; "
+              f"{len(help_answers)} help answers")
+        if len(lat):
+            print(f"latency photo -> result: p50 {np.percentile(lat, 50):.1f} s, p95 {np.percentile(lat, 95):.1f} s")
+        assert not lost and not both and not dup and not unqueued_results
+        assert len(help_answers) == len(helps)
+        assert len(results) > 50 and len(refusals) > 0
+        conn = redis.Redis.from_url(redis_url)
+        assert conn.llen("rq:queue:paintbot") == 0
+    finally:
+        workers.stop_all()
+        bot.stop()
+
