@@ -34,7 +34,7 @@ class VGG19(nn.Module):
         cin = 3
         for b, (cout, n) in enumerate(BLOCKS, start=1):
             for i in range(1, n + 1):
-                layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=False)]
+                layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
                 self.names += [f"block{b}_conv{i}", f"block{b}_relu{i}"]
                 cin = cout
             layers.append(nn.MaxPool2d(2, 2))
@@ -125,7 +125,7 @@ class Gatys:
                  style_weight: float = 1.0) -> torch.Tensor:
         with torch.no_grad():
             content_feats = self.features(content_vgg, CONTENT_LAYERS)
-        x = init.detach().clone().requires_grad_(True)
+        x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)  # L-BFGS flattens it
         if iterations <= 0:
             return x.detach()
         opt = torch.optim.LBFGS([x], lr=1.0, max_iter=iterations, history_size=50,
