@@ -81,3 +81,5 @@ def test_strength_zero_keeps_the_photo_and_grayscale_works(engine, images):
     assert out.mode == "RGB" and out.size == (71, 53)
     rgb = np.asarray(out, dtype=float)
     assert np.abs(rgb[..., 0] - rgb[..., 2]).mean() > 3  # the style brought colour
+    thin = engine(content.resize((300, 10)), painting, size=48)  # 48x2 would not survive VGG's poolings
+    assert thin.size == (48, 16)

@@ -32,13 +32,15 @@ log = logging.getLogger("paintbot.models")
 
 ENGINES = ("adain", "gatys")
 CACHE_ENTRIES = 32
+MIN_SIDE = 16
 
 
 def default_size(device: torch.device) -> int:
     raw = os.environ.get("PAINTBOT_STYLE_MAX_SIZE", "").strip()
     if raw:
-        if not raw.isdigit() or int(raw) < 16:
-            raise ValueError(f"PAINTBOT_STYLE_MAX_SIZE must be a whole number of pixels (16 or more), not {raw!r}")
+        if not raw.isdigit() or int(raw) < MIN_SIDE:
+            raise ValueError(f"PAINTBOT_STYLE_MAX_SIZE must be a whole number of pixels ({MIN_SIDE} or more), "
+                             f"not {raw!r}")
         return int(raw)
     return 1024 if device.type == "cuda" else 512
 
@@ -54,10 +56,11 @@ def _to_image(t: torch.Tensor) -> Image.Image:
 
 
 def fit(size: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(w, h) scaled so the long side is at most `long_side`, aspect kept, never enlarged."""
+    """(w, h) scaled so the long side is at most `long_side`, aspect kept, never enlarged; but each side
+    at least 16 pixels, which VGG's four poolings need (only a panorama thinner than 1:32 is stretched)."""
     w, h = size
     scale = min(1.0, long_side / max(w, h))
-    return max(8, round(w * scale)), max(8, round(h * scale))
+    return max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))
 
 
 def keep_content_colors(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
@@ -93,8 +96,8 @@ class Stylizer:
                  keep_colors: bool = False, size: int | None = None, style_key: str | None = None) -> Image.Image:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"style strength must be between 0 and 1, not {strength}")
-        if size is not None and size < 16:
-            raise ValueError(f"result size must be at least 16 pixels, not {size}")
+        if size is not None and size < MIN_SIDE:
+            raise ValueError(f"result size must be at least {MIN_SIDE} pixels, not {size}")
         w, h = fit(content.size, size or self.max_size)
         c = _to_tensor(content.resize((w, h), Image.LANCZOS), self.device)
         out = self._paint(c, style, strength, style_key)
