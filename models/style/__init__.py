@@ -166,8 +166,8 @@ class GatysStylizer(Stylizer):
         def compute():
             sw, sh = style.size
             scale = (h * w / (sw * sh)) ** 0.5
-            s = _to_tensor(style.resize((max(8, round(sw * scale)), max(8, round(sh * scale))), Image.LANCZOS),
-                           self.device)
+            size = max(MIN_SIDE, round(sw * scale)), max(MIN_SIDE, round(sh * scale))
+            s = _to_tensor(style.resize(size, Image.LANCZOS), self.device)
             return self.opt.style_targets(self._g.to_vgg(s))
         return self._cached((style_key, h, w), compute)
 

@@ -10,6 +10,7 @@ iteration budget inside one `step` call.
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -140,7 +141,7 @@ class Gatys:
         opt.step(closure)
         return x.detach()
 
-    def run(self, content_vgg: torch.Tensor, style_at: "callable", iterations: tuple[int, int],
+    def run(self, content_vgg: torch.Tensor, style_at: Callable[[int, int], dict], iterations: tuple[int, int],
             style_weight: float = 1.0) -> torch.Tensor:
         """Coarse-to-fine: `iterations[0]` at half size, then `iterations[1]` at full size.
 
