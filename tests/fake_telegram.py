@@ -234,6 +234,11 @@ class FakeTelegram:
             self._push({"callback_query": query})
             return query
 
+    def last_update(self) -> dict:
+        """The most recent scripted update (to post it to a webhook instead of serving it by getUpdates)."""
+        with self._lock:
+            return dict(self._updates[-1])
+
     def message(self, chat_id: int, message_id: int) -> dict | None:
         with self._lock:
             return self._chats[chat_id].messages.get(message_id)
