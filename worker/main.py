@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(settings.secrets)
     conn = redis.Redis.from_url(settings.redis_url)
+    from bot.metrics import serve
+
     if args.scheduler:
+        serve(healthy=lambda: bool(conn.ping()))
         run_scheduler(settings, conn)
         return 0
 
@@ -102,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device()
     runtime.install(runtime.Runtime.load(settings, device))
     worker = make_worker(settings, conn, args.name)
-    from bot.metrics import serve
     from worker import metrics
 
     metrics.watch(worker.queues[0], device)
