@@ -93,7 +93,7 @@ def test_unknown_style_lists_the_names():
 def test_contact_sheet_has_one_labelled_cell_per_preset(offline):
     cell, columns = 128, 4
     sheet = np.asarray(presets.contact_sheet(cell=cell, columns=columns).convert("L")).astype(int)
-    label_h = cell // 5
+    label_h = cell // 4
     rows = -(-len(presets.CATALOG) // columns)
     assert sheet.shape == (rows * (cell + label_h), columns * cell)
     for i in range(rows * columns):

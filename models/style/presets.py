@@ -57,7 +57,7 @@ def contact_sheet(cell: int = 256, columns: int = 4) -> Image.Image:
 
     The default is 1024 pixels wide with 28-pixel names: readable when a phone shows it full width.
     """
-    label_h = cell // 5
+    label_h = cell // 4
     rows = -(-len(CATALOG) // columns)
     sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
     draw = ImageDraw.Draw(sheet)
