@@ -115,3 +115,15 @@ def test_not_a_checkpoint(tmp_path):
     p.write_bytes(b"not a checkpoint")
     with pytest.raises(fetch.FetchError, match="cannot read weights file .*junk.pth"):
         weights.load_state_dict(p)
+
+
+def test_models_download_command_names_what_is_missing(tmp_path, monkeypatch, capsys):
+    """Offline with an empty weights folder: one line naming the file, its URL and the variable."""
+    from models.cli import main
+
+    monkeypatch.setenv("PAINTBOT_WEIGHTS_DIR", str(tmp_path))
+    assert main(["models", "download"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "colorization_release_v2-9b330a0b.pth" in err and "https://colorizers" in err
+    assert "PAINTBOT_WEIGHTS_DIR" in err

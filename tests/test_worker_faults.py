@@ -165,3 +165,17 @@ def test_same_job_run_twice_delivers_once(service):
     assert run_job(payload) == "ok"
     run_job(payload)
     _one_result(tg)
+
+
+def test_results_to_one_chat_respect_the_flood_limit(service):
+    """Three results for one private chat leave at least a second apart (Telegram: ~1 message/s per chat)."""
+    tg = service.telegram
+    chat = tg.private_chat(4300)
+    for i in range(3):
+        tg.user_sends_photo(chat, gray_photo(64, 48, seed=i))
+        tg.wait_for("sendMessage", count=i + 1, chat_id=4300)
+    service.wait_queued(3)
+    service.run_worker()
+    times = [c.at for c in tg.calls("sendPhoto")]
+    assert len(times) == 3
+    assert all(b - a >= 0.95 for a, b in zip(times, times[1:])), times
