@@ -22,41 +22,38 @@ def _jobs(context: ContextTypes.DEFAULT_TYPE) -> JobQueue:
     return context.application.bot_data["jobs"]
 
 
+async def refuse(answer, chat_id: int, reason: str, text: str) -> None:
+    """A request that does not become a job: one polite answer, one log line, one count."""
+    log.info("refused chat=%s reason=%s: %s", chat_id, reason, text)
+    metrics.REFUSED.labels(reason).inc()
+    await answer(text)
+
+
 async def submit(context: ContextTypes.DEFAULT_TYPE, request: Message, reply_to: Message, img: Image | None,
                  op: str, options: dict | None = None, user_id: int | None = None) -> None:
     """Admit, say "queued" (replying to the photo), enqueue. Every outcome gets exactly one answer."""
     if img is not None and too_big(img):
-        log.info("refused chat=%s: file of %s bytes is over the download limit", request.chat_id, img.file_size)
-        metrics.REFUSED.labels("too_big").inc()
-        await reply_to.reply_text(texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
+        await refuse(reply_to.reply_text, request.chat_id, "too_big",
+                     texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
         return
     job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id, reply_to=reply_to.message_id,
               file_id=img.file_id if img else None, as_document=bool(img and img.as_document),
               file_name=img.file_name if img else None, options=options or {},
               user_id=user_id if user_id is not None else (request.from_user.id if request.from_user else None))
     jobs = _jobs(context)
+    answer = reply_to.reply_text
     try:
         position = await asyncio.to_thread(jobs.admit, job)
-    except Refused as exc:
-        log.info("refused job=%s chat=%s: %s", job.job_id, job.chat_id, exc)
-        metrics.REFUSED.labels(exc.reason).inc()
-        await reply_to.reply_text(str(exc))
-        return
-    except redis.RedisError as exc:
-        log.warning("queue unavailable, job=%s chat=%s not queued: %s", job.job_id, job.chat_id,
-                    type(exc).__name__)
-        metrics.REFUSED.labels("unavailable").inc()
-        await reply_to.reply_text(texts.UNAVAILABLE)
-        return
-    status = await reply_to.reply_text(texts.QUEUED.format(position=position))
-    job = Job(**{**job.to_dict(), "status_message_id": status.message_id})
-    try:
+        status = await reply_to.reply_text(texts.QUEUED.format(position=position))
+        answer = status.edit_text  # from here on, a problem is told in the status message
+        job = Job(**{**job.to_dict(), "status_message_id": status.message_id})
         await asyncio.to_thread(jobs.enqueue, job)
+    except Refused as exc:
+        await refuse(answer, job.chat_id, exc.reason, str(exc))
+        return
     except redis.RedisError as exc:
-        log.warning("queue unavailable, job=%s chat=%s not queued: %s", job.job_id, job.chat_id,
-                    type(exc).__name__)
-        metrics.REFUSED.labels("unavailable").inc()
-        await status.edit_text(texts.UNAVAILABLE)
+        log.warning("queue unavailable (%s): job=%s not queued", type(exc).__name__, job.job_id)
+        await refuse(answer, job.chat_id, "unavailable", texts.UNAVAILABLE)
         return
     metrics.ENQUEUED.labels(op).inc()
     log.info("queued job=%s op=%s chat=%s position=%d", job.job_id, op, job.chat_id, position)
@@ -92,13 +89,12 @@ async def _style_request(context, msg: Message, content_msg: Message | None, sty
     try:
         opts = parse_style_args(args, need_name=False)
     except BadOptions as exc:
-        log.info("bad /style options chat=%s: %s", msg.chat_id, exc)
-        metrics.REFUSED.labels("bad_options").inc()
-        await msg.reply_text(str(exc))
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", str(exc))
         return
     if style_img is not None:
         if too_big(style_img):
-            await msg.reply_text(texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
+            await refuse(msg.reply_text, msg.chat_id, "too_big",
+                         texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
             return
         opts["style_file_id"] = style_img.file_id
         opts.pop("style", None)
@@ -150,9 +146,7 @@ async def image_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if cmd in ("colorize", "colorise") or (cmd is None and private):
         if is_file_but_not_image(msg):
-            log.info("refused chat=%s: not an image (%s)", msg.chat_id, msg.document.mime_type)
-            metrics.REFUSED.labels("not_image").inc()
-            await msg.reply_text(texts.NOT_AN_IMAGE)
+            await refuse(msg.reply_text, msg.chat_id, "not_image", texts.NOT_AN_IMAGE)
             return
         await submit(context, msg, msg, image_of(msg), "colorize")
         return

@@ -133,3 +133,7 @@ def telegram():
 
     with FakeTelegram() as fake:
         yield fake
+
+
+# End-to-end fixtures live with the harness they drive.
+from tests.harness import bot_service, service, worker_env, worker_models  # noqa: E402,F401

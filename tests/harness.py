@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
 import threading
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bot.app import ALLOWED_UPDATES, build_application
@@ -80,10 +85,6 @@ def chroma(img: Image.Image) -> np.ndarray:
 
 # --- fixtures for end-to-end tests (import them into a test module to use them) ---------------
 
-import os  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
-
-import pytest  # noqa: E402
 
 SHARED_STYLES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "styles")
 
@@ -161,3 +162,38 @@ def service(bot_service, worker_models):
         yield svc
     finally:
         runtime.install(None)
+
+
+@pytest.fixture
+def worker_env(telegram, standin_weights, tmp_path):
+    def env(redis_url):
+        return {**os.environ,
+                "TELEGRAM_BOT_TOKEN": telegram.token, "PAINTBOT_TELEGRAM_API": telegram.api_root,
+                "REDIS_URL": redis_url, "PAINTBOT_DEVICE": "cpu", "PAINTBOT_TORCH_THREADS": "1",
+                "PAINTBOT_COLORIZE_MODEL": "eccv16", "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"]),
+                "PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
+                "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(standin_weights["adain_decoder"]),
+                "PAINTBOT_STYLES_DIR": os.path.abspath(SHARED_STYLES), "PAINTBOT_CACHE_DIR": str(tmp_path / "cache"),
+                "PAINTBOT_STYLE_MAX_SIZE": "112"}
+    return env
+
+
+class Workers:
+    def __init__(self, env, tmp_path):
+        self.env, self.tmp_path, self.procs = env, tmp_path, []
+
+    def start(self, name: str) -> subprocess.Popen:
+        log = open(self.tmp_path / f"{name}.log", "w")
+        p = subprocess.Popen([sys.executable, "-m", "worker.main", "--name", name], env=self.env,
+                             stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def log(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.log").read_text()
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)

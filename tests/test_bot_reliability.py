@@ -2,8 +2,7 @@
 
 import pytest
 
-from bot.settings import Limits
-from tests.harness import BotThread, bot_service, gray_photo, settings_for  # noqa: F401
+from tests.harness import BotThread, gray_photo, settings_for
 
 
 def test_redis_down_then_back(bot_service, redis_server):

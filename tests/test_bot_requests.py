@@ -2,7 +2,7 @@
 
 import json
 
-from tests.harness import bot_service, gray_photo  # noqa: F401
+from tests.harness import gray_photo
 
 
 def _queued_jobs(svc) -> list[dict]:

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from tests.harness import bot_service, chroma, gray_photo, lightness, service, worker_models  # noqa: F401
+from tests.harness import chroma, gray_photo, lightness
 
 
 def _uploaded_image(call) -> Image.Image:

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from tests.harness import bot_service, gray_photo, service, worker_models  # noqa: F401
+from tests.harness import gray_photo
 
 
 class Spy:

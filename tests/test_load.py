@@ -10,14 +10,13 @@ import time
 import numpy as np
 import redis
 
-from tests.harness import BotThread, gray_photo, settings_for
-from tests.test_worker_processes import Workers, worker_env  # noqa: F401
+from tests.harness import BotThread, Workers, gray_photo, settings_for
 
 USERS, PER_USER = 50, 10
 REFUSALS = ("in progress", "a lot of photos", "very busy", "briefly unavailable")
 
 
-def test_fifty_users_five_hundred_requests(telegram, redis_url, worker_env, tmp_path):  # noqa: F811
+def test_fifty_users_five_hundred_requests(telegram, redis_url, worker_env, tmp_path):
     tg = telegram
     bot = BotThread(settings_for(telegram, redis_url)).start()
     env = {**worker_env(redis_url), "PAINTBOT_TORCH_THREADS": "1"}

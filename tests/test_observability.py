@@ -11,7 +11,7 @@ import urllib.request
 
 from tests.conftest import free_port
 from tests.harness import gray_photo
-from tests.test_worker_processes import Workers, worker_env  # noqa: F401
+from tests.harness import Workers
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -44,7 +44,7 @@ def _wait_http(url: str, timeout: float = 60) -> None:
             time.sleep(0.2)
 
 
-def test_metrics_and_health_move_during_a_run(telegram, redis_url, worker_env, tmp_path):  # noqa: F811
+def test_metrics_and_health_move_during_a_run(telegram, redis_url, worker_env, tmp_path):
     tg = telegram
     bot_port, worker_port = free_port(), free_port()
     env = worker_env(redis_url)

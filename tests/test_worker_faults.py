@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bot.jobs import Job
-from tests.harness import bot_service, gray_photo, service, worker_models  # noqa: F401
+from tests.harness import gray_photo
 
 
 def _one_result(tg, method="sendPhoto"):
