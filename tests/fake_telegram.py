@@ -5,7 +5,12 @@ in the bot and in the worker, talks to it exactly as to api.telegram.org:
 methods at {root}/bot<token>/METHOD, files at {root}/file/bot<token>/PATH.
 
 Tests script users (`user_sends_photo`, `user_sends_text`, `user_presses_button`, ...), then read
-what the bot did (`calls`, `wait_for`) and inject real error responses (`fail`, `delay`).
+what the bot did (`calls`, `wait_for`, `bot_messages`) and inject real error responses
+(`fail`, `delay`, `flood_limit`). Telegram's own rules that a bot can trip over are enforced with
+Telegram's error texts: reply targets, text/caption lengths, photo size and dimensions, the 20 MB
+getFile limit, callback data of at most 64 bytes, one getUpdates poller at a time.
+Every request is recorded as a `Call`; file downloads are recorded (and can be failed or delayed)
+under the method name `DOWNLOAD`. `Call.at` gives per-chat send times for flood-limit checks.
 """
 
 from __future__ import annotations
@@ -13,15 +18,33 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
+import re
 import threading
 import time
+import traceback
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MAX_GETFILE_BYTES = 20 * 1024 * 1024
+MAX_GETFILE_BYTES = 20 * 1024 * 1024  # bots may download at most this much
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # bots may upload at most this much
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_TEXT, MAX_CAPTION = 4096, 1024
+SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
+DOWNLOAD = "download"  # the method name file downloads are recorded, failed and delayed under
+CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
+                          "upload_document", "choose_sticker", "find_location", "record_video_note",
+                          "upload_video_note"})
+# Parameters Telegram types as String: sent as they are, never JSON-decoded (a text "42" stays "42").
+_STRING_PARAMS = frozenset({"text", "caption", "photo", "document", "file_id", "callback_query_id", "parse_mode",
+                            "url", "secret_token", "action", "language_code", "inline_message_id", "ip_address",
+                            "business_connection_id", "message_effect_id"})
+_COMMAND = re.compile(r"(?<![\w/@])/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![\w@/])")
+_COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 
 
 @dataclass
@@ -36,13 +59,17 @@ class Call:
     method: str
     params: dict
     files: dict[str, Upload]
-    at: float
+    at: float  # time.time() when the request arrived
     status: int = 200
+    description: str | None = None  # the error text when status != 200
 
     @property
     def chat_id(self) -> int | None:
         v = self.params.get("chat_id")
-        return int(v) if v is not None else None
+        try:
+            return int(v) if v is not None else None
+        except (TypeError, ValueError):  # "@channelusername"
+            return None
 
     @property
     def reply_to(self) -> int | None:
@@ -51,6 +78,12 @@ class Call:
             return int(rp["message_id"])
         v = self.params.get("reply_to_message_id")
         return int(v) if v is not None else None
+
+    def __str__(self) -> str:
+        params = {k: (v if len(repr(v)) < 120 else repr(v)[:117] + "...") for k, v in self.params.items()}
+        files = {k: f"<{len(u.data)} bytes {u.filename!r} {u.content_type}>" for k, u in self.files.items()}
+        outcome = self.status if self.status == 200 else f"{self.status} {self.description!r}"
+        return f"{self.method} -> {outcome} {params}{' ' + str(files) if files else ''}"
 
 
 @dataclass
@@ -70,12 +103,44 @@ class _Chat:
     next_id: itertools.count = field(default_factory=lambda: itertools.count(1))
 
 
-def _decode_value(v: str):
-    """PTB sends strings as they are and everything else JSON-encoded."""
+@dataclass
+class _File:
+    data: bytes | None  # None: only announced (a size too big to store or to download)
+    size: int
+    name: str | None = None
+    mime: str | None = None
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, description: str, retry_after: int | None = None):
+        super().__init__(description)
+        self.status, self.description, self.retry_after = status, description, retry_after
+
+
+def _bad(description: str) -> _ApiError:
+    return _ApiError(400, f"Bad Request: {description}")
+
+
+def _decode(name: str, value: str):
+    """PTB sends strings as they are and everything else JSON-encoded; Telegram knows which is which."""
+    if name in _STRING_PARAMS:
+        return value
     try:
-        return json.loads(v)
+        return json.loads(value)
     except ValueError:
-        return v
+        return value  # a string in a field that may be either (chat_id "@channel")
+
+
+def _need(p: dict, key: str):
+    value = p.get(key)
+    if value is None or value == "":
+        raise _bad(f"{key} is empty")
+    return value
+
+
+def _without_reply(msg: dict) -> dict:
+    """Telegram nests reply_to_message one level only."""
+    return {k: v for k, v in msg.items() if k != "reply_to_message"}
 
 
 class FakeTelegram:
@@ -86,21 +151,28 @@ class FakeTelegram:
                          "username": bot_username, "can_join_groups": True,
                          "can_read_all_group_messages": False, "supports_inline_queries": False}
         self._lock = threading.Condition()
-        self._updates: list[dict] = []
+        self._updates: list[dict] = []  # not yet confirmed by a getUpdates offset
+        self._last_update: dict | None = None
         self._update_ids = itertools.count(1)
-        self._confirmed = 0
+        self._allowed: set[str] | None = None  # allowed_updates of the last getUpdates/setWebhook; None: all
+        self._poll_gen = 0
         self._chats: dict[int, _Chat] = {}
-        self._files: dict[str, tuple[bytes | None, int]] = {}  # file_id -> (data, size)
+        self._files: dict[str, _File] = {}
         self._file_ids = itertools.count(1)
+        self._queries: dict[str, bool] = {}  # callback query id -> answered
+        self._query_ids = itertools.count(1)
         self._faults: list[Fault] = []
         self._delays: dict[str, float] = {}
+        self._flood_interval: float | None = None
+        self._last_send: dict[int, float] = {}
         self._calls: list[Call] = []
         self.commands: list = []
         self.webhook: dict = {}
         self._httpd: ThreadingHTTPServer | None = None
+        self._stopping = False
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "FakeTelegram":
+    def start(self) -> FakeTelegram:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,30 +184,33 @@ class FakeTelegram:
             def do_GET(self):
                 fake._handle(self)
 
-            def do_POST(self):
-                fake._handle(self)
+            do_POST = do_GET
 
+        self._stopping = False
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name="fake-telegram", daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-telegram", daemon=True).start()
         return self
 
     def stop(self) -> None:
         if self._httpd:
             with self._lock:
+                self._stopping = True  # long polls answer now
                 self._lock.notify_all()
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self):
+    def __enter__(self) -> FakeTelegram:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.stop()
 
     @property
     def api_root(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("FakeTelegram is not running: call start() first")
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     # --- chats and users -------------------------------------------------------------------
@@ -143,221 +218,225 @@ class FakeTelegram:
         return {"id": user_id, "is_bot": False, "first_name": first_name or f"User{user_id}"}
 
     def private_chat(self, user_id: int) -> dict:
-        return self._chat({"id": user_id, "type": "private", "first_name": f"User{user_id}"})["info"]
+        if user_id <= 0:
+            raise ValueError(f"private chat ids are user ids, positive: got {user_id}")
+        return self._chat({"id": user_id, "type": "private", "first_name": f"User{user_id}"})
 
     def group_chat(self, chat_id: int, title: str = "Family photos", supergroup: bool = True) -> dict:
-        assert chat_id < 0, "group ids are negative"
-        kind = "supergroup" if supergroup else "group"
-        return self._chat({"id": chat_id, "type": kind, "title": title})["info"]
+        if chat_id >= 0:
+            raise ValueError(f"group chat ids are negative: got {chat_id}")
+        return self._chat({"id": chat_id, "type": "supergroup" if supergroup else "group", "title": title})
 
     def _chat(self, info: dict) -> dict:
         with self._lock:
-            chat = self._chats.setdefault(info["id"], _Chat(info))
-            return {"info": chat.info}
+            return self._chats.setdefault(info["id"], _Chat(info)).info
 
     def _new_message(self, chat_id: int, sender: dict, **content) -> dict:
         """Store a message in a chat (caller holds the lock)."""
         chat = self._chats[chat_id]
-        msg = {"message_id": next(chat.next_id), "date": int(time.time()), "chat": chat.info, "from": sender}
-        for k, v in content.items():
-            if v is not None:
-                msg[k] = v
+        msg = {"message_id": next(chat.next_id), "from": sender, "chat": chat.info, "date": int(time.time())}
+        msg.update((k, v) for k, v in content.items() if v is not None)
         chat.messages[msg["message_id"]] = msg
         return msg
 
-    def _store_file(self, data: bytes | None, size: int | None = None) -> str:
-        fid = f"file-{next(self._file_ids)}-{'x' * 40}"
-        self._files[fid] = (data, len(data) if data is not None else int(size or 0))
+    def _store_file(self, data: bytes | None, size: int | None = None, name: str | None = None,
+                    mime: str | None = None) -> str:
+        """Keep a file and give it a file_id (caller holds the lock)."""
+        fid = f"AgAC{next(self._file_ids):06d}-fake-file-id"
+        self._files[fid] = _File(data, len(data) if data is not None else int(size or 0), name, mime)
         return fid
 
+    @staticmethod
+    def _file_dict(fid: str, f: _File) -> dict:
+        return {"file_id": fid, "file_unique_id": f"AQAD{fid[4:10]}", "file_size": f.size}
+
     def _photo_sizes(self, data: bytes) -> list[dict]:
+        """PhotoSize list (a 90 px thumbnail, then the image itself, largest last) for image bytes.
+        Raises ValueError if PIL cannot read them."""
         from PIL import Image
 
-        im = Image.open(io.BytesIO(data))
-        w, h = im.size
-        thumb = im.convert("RGB")
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            size = im.size
+            thumb = im.convert("RGB")
         thumb.thumbnail((90, 90))
         buf = io.BytesIO()
         thumb.save(buf, "JPEG")
         sizes = []
-        for blob, (tw, th) in ((buf.getvalue(), thumb.size), (data, (w, h))):
-            fid = self._store_file(blob)
-            sizes.append({"file_id": fid, "file_unique_id": fid[:16], "width": tw, "height": th,
-                          "file_size": len(blob)})
+        with self._lock:
+            for blob, (w, h) in ((buf.getvalue(), thumb.size), (data, size)):
+                fid = self._store_file(blob, mime="image/jpeg")
+                sizes.append({**self._file_dict(fid, self._files[fid]), "width": w, "height": h})
         return sizes
 
     @staticmethod
     def _entities(text: str | None) -> list[dict] | None:
-        if not text or not text.startswith("/"):
-            return None
-        length = len(text.split()[0])
-        return [{"type": "bot_command", "offset": 0, "length": length}]
+        """bot_command entities as Telegram marks them (offsets and lengths in UTF-16 code units)."""
+        def u16(s: str) -> int:
+            return len(s.encode("utf-16-le")) // 2
+
+        found = [{"type": "bot_command", "offset": u16(text[:m.start()]), "length": u16(m.group())}
+                 for m in _COMMAND.finditer(text or "")]
+        return found or None
+
+    def _default_user(self, chat: dict) -> dict:
+        return self.user(chat["id"]) if chat["type"] == "private" else self.user(999)
 
     def _user_message(self, chat: dict, user: dict | None, reply_to: int | None, **content) -> dict:
-        user = user or self.user(chat["id"] if chat["id"] > 0 else 999)
         with self._lock:
+            self._chat(chat)
             if reply_to is not None:
-                content["reply_to_message"] = dict(self._chats[chat["id"]].messages[reply_to])
-                content["reply_to_message"].pop("reply_to_message", None)  # Telegram nests one level only
-            msg = self._new_message(chat["id"], user, **content)
+                target = self._chats[chat["id"]].messages.get(reply_to)
+                if target is None:
+                    raise ValueError(f"no message {reply_to} in chat {chat['id']} to reply to")
+                content["reply_to_message"] = _without_reply(target)
+            msg = self._new_message(chat["id"], user or self._default_user(chat), **content)
             self._push({"message": msg})
             return msg
 
     def user_sends_text(self, chat: dict, text: str, user: dict | None = None, reply_to: int | None = None) -> dict:
         return self._user_message(chat, user, reply_to, text=text, entities=self._entities(text))
 
-    def user_sends_photo(self, chat: dict, image: bytes, caption: str | None = None, user: dict | None = None,
+    def user_sends_photo(self, chat: dict, image_bytes: bytes, caption: str | None = None, user: dict | None = None,
                          reply_to: int | None = None) -> dict:
-        with self._lock:
-            sizes = self._photo_sizes(image)
+        try:
+            sizes = self._photo_sizes(image_bytes)
+        except Exception as exc:
+            raise ValueError(f"user_sends_photo needs image bytes PIL can read ({exc}); "
+                             "use user_sends_document for other files") from None
         return self._user_message(chat, user, reply_to, photo=sizes, caption=caption,
                                   caption_entities=self._entities(caption))
 
     def user_sends_document(self, chat: dict, data: bytes | None, file_name: str, mime_type: str,
                             caption: str | None = None, user: dict | None = None, reply_to: int | None = None,
                             file_size: int | None = None) -> dict:
-        """`data=None, file_size=N` announces a file too big to store (as Telegram reports sizes)."""
+        """`data=None, file_size=N` announces a file over getFile's 20 MB limit without storing it."""
+        if data is None and (file_size or 0) <= MAX_GETFILE_BYTES:
+            raise ValueError(f"pass the document's bytes, or data=None with a file_size over {MAX_GETFILE_BYTES}")
         with self._lock:
-            fid = self._store_file(data, file_size)
-            size = self._files[fid][1]
-        doc = {"file_id": fid, "file_unique_id": fid[:16], "file_name": file_name, "mime_type": mime_type,
-               "file_size": size}
+            fid = self._store_file(data, file_size, file_name, mime_type)
+            doc = {**self._file_dict(fid, self._files[fid]), "file_name": file_name, "mime_type": mime_type}
         return self._user_message(chat, user, reply_to, document=doc, caption=caption,
                                   caption_entities=self._entities(caption))
 
     def user_presses_button(self, chat: dict, message_id: int, data: str, user: dict | None = None) -> dict:
-        user = user or self.user(chat["id"] if chat["id"] > 0 else 999)
+        """A callback_query for a button of an inline keyboard the bot sent; returns the CallbackQuery."""
         with self._lock:
-            msg = self._chats[chat["id"]].messages[message_id]
-            query = {"id": str(next(self._update_ids) * 1000), "from": user, "message": msg,
-                     "chat_instance": str(chat["id"]), "data": data}
+            msg = self._chats[chat["id"]].messages.get(message_id) if chat["id"] in self._chats else None
+            if msg is None:
+                raise ValueError(f"no message {message_id} in chat {chat['id']}")
+            rows = (msg.get("reply_markup") or {}).get("inline_keyboard", [])
+            offered = [b.get("callback_data") for row in rows for b in row]
+            if data not in offered:
+                raise ValueError(f"message {message_id} has no button with data {data!r}: it offers {offered}")
+            qid = str(next(self._query_ids) * 7919 + 10**12)  # Telegram's look: long decimal strings
+            self._queries[qid] = False
+            query = {"id": qid, "from": user or self._default_user(chat), "message": msg,
+                     "chat_instance": str(-abs(chat["id"]) * 31), "data": data}
             self._push({"callback_query": query})
             return query
 
     def last_update(self) -> dict:
         """The most recent scripted update (to post it to a webhook instead of serving it by getUpdates)."""
         with self._lock:
-            return dict(self._updates[-1])
-
-    def message(self, chat_id: int, message_id: int) -> dict | None:
-        with self._lock:
-            return self._chats[chat_id].messages.get(message_id)
+            if self._last_update is None:
+                raise ValueError("no update has been scripted yet")
+            return dict(self._last_update)
 
     def _push(self, update: dict) -> None:
         update["update_id"] = next(self._update_ids)
         self._updates.append(update)
+        self._last_update = update
         self._lock.notify_all()
 
     # --- inspection ------------------------------------------------------------------------
-    def calls(self, method: str | None = None, chat_id: int | None = None, ok_only: bool = True) -> list[Call]:
-        with self._lock:
-            return [c for c in self._calls
-                    if (method is None or c.method == method)
-                    and (chat_id is None or c.chat_id == chat_id)
-                    and (not ok_only or c.status == 200)]
+    def _matching(self, what: str | Callable[[Call], bool] | None, chat_id: int | None, ok_only: bool) -> list[Call]:
+        """Recorded calls that match (caller holds the lock)."""
+        return [c for c in self._calls
+                if (what is None or (c.method == what if isinstance(what, str) else what(c)))
+                and (chat_id is None or c.chat_id == chat_id)
+                and (not ok_only or c.status == 200)]
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 30, chat_id: int | None = None) -> list[Call]:
+    def calls(self, method: str | None = None, chat_id: int | None = None, ok_only: bool = True) -> list[Call]:
+        """Recorded requests, oldest first: by default only those Telegram answered with ok."""
+        with self._lock:
+            return self._matching(method, chat_id, ok_only)
+
+    def wait_for(self, what: str | Callable[[Call], bool], count: int = 1, timeout: float = 30,
+                 chat_id: int | None = None, ok_only: bool = True) -> list[Call]:
+        """Block until `count` calls match (a method name, or a predicate on `Call`); return them all.
+        On timeout, raise AssertionError listing every request the bot made."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while True:
-                found = [c for c in self._calls if c.method == method and c.status == 200
-                         and (chat_id is None or c.chat_id == chat_id)]
-                if len(found) >= count:
-                    return found
+            while len(found := self._matching(what, chat_id, ok_only)) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    seen = "\n".join(f"  {c.method} {c.status} {c.params}" for c in self._calls
-                                     if c.method != "getUpdates")
-                    raise AssertionError(f"waited {timeout}s for {count}x {method}, got {len(found)}:\n{seen}")
-                self._lock.wait(min(left, 0.5))
+                    name = what if isinstance(what, str) else getattr(what, "__name__", "predicate")
+                    raise AssertionError(f"waited {timeout} s for {count}x {name}"
+                                         f"{f' in chat {chat_id}' if chat_id is not None else ''}, "
+                                         f"got {len(found)}. Requests so far:\n{self._dump()}")
+                self._lock.wait(left)
+            return found
+
+    def _dump(self) -> str:
+        if not self._calls:
+            return "  (none)"
+        t0 = self._calls[0].at
+        lines = [f"  {c.at - t0:7.3f}s {c}" for c in self._calls
+                 if not (c.method == "getUpdates" and c.status == 200)]
+        pending = [f for f in self._faults if f.times > 0]
+        return "\n".join(lines + ([f"  pending faults: {pending}"] if pending else []))
+
+    def bot_messages(self, chat_id: int) -> list[dict]:
+        """What the user now sees from the bot in a chat: its messages, edited, minus deleted ones."""
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            return [m for m in (chat.messages.values() if chat else ()) if m["from"]["id"] == self.bot_user["id"]]
+
+    def message(self, chat_id: int, message_id: int) -> dict | None:
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            return chat.messages.get(message_id) if chat else None
 
     def sent_file(self, call: Call) -> bytes:
         """The bytes of what the bot uploaded (or re-sent by file_id) in a sendPhoto/sendDocument call."""
         if call.files:
             return next(iter(call.files.values())).data
         key = "photo" if call.method == "sendPhoto" else "document"
-        return self._files[call.params[key]][0]
+        with self._lock:
+            return self._files[call.params[key]].data
+
+    def reset(self) -> None:
+        """Forget recorded calls, pending faults, delays and the flood limit. Chats, messages, files
+        and unconfirmed updates stay."""
+        with self._lock:
+            self._calls.clear()
+            self._faults.clear()
+            self._delays.clear()
+            self._flood_interval = None
+            self._last_send.clear()
 
     # --- fault injection -------------------------------------------------------------------
     def fail(self, method: str, status: int, description: str, retry_after: int | None = None, times: int = 1,
              chat_id: int | None = None) -> None:
+        """Answer the next `times` calls of `method` (to `chat_id`, if given) with this error, e.g.
+        429 + retry_after, 500/502, or 403 "Forbidden: bot was blocked by the user"."""
         with self._lock:
             self._faults.append(Fault(method, status, description, retry_after, times, chat_id))
 
     def delay(self, method: str, seconds: float) -> None:
+        """Hold every call of `method` this long before answering (0 ends it): the client's timeouts."""
         with self._lock:
-            self._delays[method] = seconds
+            if seconds > 0:
+                self._delays[method] = seconds
+            else:
+                self._delays.pop(method, None)
 
-    # --- HTTP ------------------------------------------------------------------------------
-    def _handle(self, req: BaseHTTPRequestHandler) -> None:
-        path = urllib.parse.unquote(urllib.parse.urlsplit(req.path).path)
-        length = int(req.headers.get("Content-Length") or 0)
-        body = req.rfile.read(length) if length else b""
-        file_prefix = f"/file/bot{self.token}/"
-        if path.startswith(file_prefix):
-            return self._serve_file(req, path[len(file_prefix):])
-        if not path.startswith("/bot"):
-            return self._reply(req, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
-        token, _, method = path[4:].partition("/")
-        if token != self.token:
-            return self._reply(req, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
-        params, files = self._parse(req, body)
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(req.path).query)
-        for k, v in query.items():
-            params.setdefault(k, _decode_value(v[0]))
-        call = Call(method, params, files, time.time())
-        status, payload = self._dispatch(call)
-        call.status = status
-        if method != "getUpdates" or payload.get("result"):
-            with self._lock:
-                self._calls.append(call)
-                self._lock.notify_all()
-        self._reply(req, status, payload)
-
-    def _parse(self, req, body: bytes) -> tuple[dict, dict[str, Upload]]:
-        ctype = req.headers.get("Content-Type", "")
-        params: dict = {}
-        files: dict[str, Upload] = {}
-        if ctype.startswith("multipart/form-data"):
-            msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
-            for part in msg.iter_parts():
-                name = part.get_param("name", header="content-disposition")
-                data = part.get_payload(decode=True) or b""
-                filename = part.get_filename()
-                if filename is not None or part.get_content_type() not in ("text/plain",):
-                    files[name] = Upload(data, filename, part.get_content_type())
-                else:
-                    params[name] = _decode_value(data.decode())
-        elif ctype.startswith("application/json"):
-            params = json.loads(body or b"{}")
-        elif body:
-            params = {k: _decode_value(v[0]) for k, v in urllib.parse.parse_qs(body.decode()).items()}
-        return params, files
-
-    @staticmethod
-    def _reply(req, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        req.send_response(status)
-        req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(data)))
-        req.end_headers()
-        try:
-            req.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a long poll cut short at shutdown)
-
-    def _serve_file(self, req, file_path: str) -> None:
-        fid = file_path.rsplit("/", 1)[-1]
+    def flood_limit(self, seconds: float | None) -> None:
+        """Answer 429 + retry_after to a send into a chat less than `seconds` after the last one
+        (None: no limit), as Telegram does to bots that flood a chat."""
         with self._lock:
-            entry = self._files.get(fid)
-        if entry is None or entry[0] is None:
-            return self._reply(req, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
-        data = entry[0]
-        req.send_response(200)
-        req.send_header("Content-Type", "application/octet-stream")
-        req.send_header("Content-Length", str(len(data)))
-        req.end_headers()
-        req.wfile.write(data)
+            self._flood_interval = seconds
 
     def _take_fault(self, call: Call) -> Fault | None:
         with self._lock:
@@ -367,173 +446,353 @@ class FakeTelegram:
                     return f
         return None
 
-    @staticmethod
-    def _error(status: int, description: str, retry_after: int | None = None) -> tuple[int, dict]:
-        payload = {"ok": False, "error_code": status, "description": description}
-        if retry_after is not None:
-            payload["parameters"] = {"retry_after": retry_after}
-        return status, payload
+    def _check_flood(self, call: Call) -> None:
+        chat_id = call.chat_id
+        if call.method not in SEND_METHODS or chat_id is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            last = self._last_send.get(chat_id)
+            if self._flood_interval and last is not None and now - last < self._flood_interval:
+                wait = max(1, math.ceil(self._flood_interval - (now - last)))
+                raise _ApiError(429, f"Too Many Requests: retry after {wait}", wait)
 
-    def _dispatch(self, call: Call) -> tuple[int, dict]:
-        if call.method in self._delays:
-            time.sleep(self._delays[call.method])
+    # --- HTTP ------------------------------------------------------------------------------
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        split = urllib.parse.urlsplit(req.path)
+        path = urllib.parse.unquote(split.path)
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length) if length else b""
+        for prefix, serve in (("/file/bot", self._serve_file), ("/bot", self._serve_method)):
+            if path.startswith(prefix):
+                token, _, rest = path[len(prefix):].partition("/")
+                if token != self.token:
+                    return self._reply(req, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+                return serve(req, rest, split.query, body)
+        self._reply(req, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
+
+    def _serve_method(self, req, method: str, query: str, body: bytes) -> None:
+        if len(body) > MAX_UPLOAD_BYTES:
+            return self._reply(req, 413, {"ok": False, "error_code": 413, "description": "Request Entity Too Large"})
+        params, files = self._parse(req.headers.get("Content-Type", ""), body)
+        for k, v in urllib.parse.parse_qs(query).items():
+            params.setdefault(k, _decode(k, v[0]))
+        call = Call(method, params, files, time.time())
+        try:
+            result = self._dispatch(call, lambda: getattr(self, f"_m_{method}", self._m_unknown)(params, files))
+            payload = {"ok": True, "result": result}
+        except _ApiError as exc:
+            call.status, call.description = exc.status, exc.description
+            payload = {"ok": False, "error_code": exc.status, "description": exc.description}
+            if exc.retry_after is not None:
+                payload["parameters"] = {"retry_after": exc.retry_after}
+        except Exception:  # a bug in this fake: say so loudly in the dump, answer like a server error
+            call.status, call.description = 500, f"fake_telegram crashed:\n{traceback.format_exc()}"
+            payload = {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+        self._record(call)
+        self._reply(req, call.status, payload)
+
+    def _serve_file(self, req, file_path: str, query: str, body: bytes) -> None:
+        fid = file_path.rsplit("/", 1)[-1]
+        call = Call(DOWNLOAD, {"file_path": file_path}, {}, time.time())
+
+        def lookup() -> bytes:
+            with self._lock:
+                f = self._files.get(fid)
+            if f is None or f.data is None:
+                raise _ApiError(404, "Not Found")
+            return f.data
+
+        try:
+            data = self._dispatch(call, lookup)
+        except _ApiError as exc:
+            call.status, call.description = exc.status, exc.description
+            self._record(call)
+            return self._reply(req, exc.status, {"ok": False, "error_code": exc.status, "description": exc.description})
+        self._record(call)
+        req.send_response(200)
+        req.send_header("Content-Type", "application/octet-stream")
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        self._write(req, data)
+
+    def _dispatch(self, call: Call, answer: Callable):
+        with self._lock:
+            pause = self._delays.get(call.method)
+        if pause:
+            time.sleep(pause)
         fault = self._take_fault(call)
         if fault:
-            return self._error(fault.status, fault.description, fault.retry_after)
-        handler = getattr(self, f"_m_{call.method}", None)
-        if handler is None:
-            return self._error(404, "Not Found")
+            raise _ApiError(fault.status, fault.description, fault.retry_after)
+        self._check_flood(call)
+        return answer()
+
+    def _record(self, call: Call) -> None:
+        with self._lock:
+            self._calls.append(call)
+            if call.status == 200 and call.method in SEND_METHODS and call.chat_id is not None:
+                self._last_send[call.chat_id] = time.monotonic()
+            self._lock.notify_all()
+
+    @staticmethod
+    def _parse(ctype: str, body: bytes) -> tuple[dict, dict[str, Upload]]:
+        params: dict = {}
+        files: dict[str, Upload] = {}
+        if ctype.startswith("multipart/form-data"):
+            msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                data = part.get_payload(decode=True) or b""
+                filename = part.get_filename()
+                if filename is not None or part.get("Content-Type") is not None:
+                    files[name] = Upload(data, filename, part.get_content_type())
+                else:
+                    params[name] = _decode(name, data.decode())
+        elif ctype.startswith("application/json"):
+            params = json.loads(body or b"{}")
+        elif body:
+            params = {k: _decode(k, v[0]) for k, v in urllib.parse.parse_qs(body.decode()).items()}
+        return params, files
+
+    @classmethod
+    def _reply(cls, req, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        req.send_response(status)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        cls._write(req, data)
+
+    @staticmethod
+    def _write(req, data: bytes) -> None:
         try:
-            result = handler(call.params, call.files)
-        except _ApiError as exc:
-            return self._error(exc.status, exc.description)
-        return 200, {"ok": True, "result": result}
+            req.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout, or a long poll abandoned at shutdown)
 
     # --- methods ---------------------------------------------------------------------------
+    def _m_unknown(self, p, f):
+        raise _ApiError(404, "Not Found")
+
     def _m_getMe(self, p, f):
         return self.bot_user
 
     def _m_getUpdates(self, p, f):
         offset = int(p.get("offset") or 0)
-        timeout = float(p.get("timeout") or 0)
-        limit = int(p.get("limit") or 100)
-        deadline = time.monotonic() + timeout
+        limit = min(max(int(p.get("limit") or 100), 1), 100)
+        deadline = time.monotonic() + float(p.get("timeout") or 0)
         with self._lock:
-            if offset:
+            if self.webhook.get("url"):
+                raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
+                                     "use deleteWebhook to delete the webhook first")
+            if "allowed_updates" in p:
+                self._allowed = set(p["allowed_updates"]) or None  # [] means all again
+            self._poll_gen += 1
+            me = self._poll_gen
+            if offset > 0:  # confirms everything below it
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
-            while not self._updates and time.monotonic() < deadline and self._httpd is not None:
-                self._lock.wait(min(deadline - time.monotonic(), 0.5))
-            return list(self._updates[:limit])
+            elif offset < 0:  # only the last -offset updates are kept
+                self._updates = self._updates[offset:]
+            while True:
+                if self._allowed is not None:  # Telegram never keeps updates of unwanted types
+                    self._updates = [u for u in self._updates if (u.keys() - {"update_id"}) & self._allowed]
+                left = deadline - time.monotonic()
+                if self._updates or left <= 0 or self._stopping:
+                    return self._updates[:limit]
+                if self._poll_gen != me:
+                    raise _ApiError(409, "Conflict: terminated by other getUpdates request; "
+                                         "make sure that only one bot instance is running")
+                self._lock.wait(left)
 
     def _m_deleteWebhook(self, p, f):
-        self.webhook = {}
+        with self._lock:
+            self.webhook = {}
+            if p.get("drop_pending_updates"):
+                self._updates.clear()
         return True
 
     def _m_setWebhook(self, p, f):
-        self.webhook = dict(p)
+        _need(p, "url")
+        with self._lock:
+            self.webhook = dict(p)
+            if p.get("allowed_updates") is not None:
+                self._allowed = set(p["allowed_updates"]) or None
+            if p.get("drop_pending_updates"):
+                self._updates.clear()
+            self._poll_gen += 1  # a waiting getUpdates is cut off
+            self._lock.notify_all()
         return True
 
     def _m_getWebhookInfo(self, p, f):
-        return {"url": self.webhook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0}
+        with self._lock:
+            info = {"url": self.webhook.get("url", ""), "has_custom_certificate": False,
+                    "pending_update_count": len(self._updates)}
+            if self._allowed is not None:
+                info["allowed_updates"] = sorted(self._allowed)
+            return info
 
     def _m_setMyCommands(self, p, f):
-        self.commands = p.get("commands", [])
+        commands = p.get("commands")
+        if not isinstance(commands, list) or len(commands) > 100:
+            raise _bad("can't parse commands JSON object")
+        for c in commands:
+            if not _COMMAND_NAME.fullmatch(str(c.get("command", ""))):
+                raise _bad("BOT_COMMAND_INVALID")
+            if not 1 <= len(str(c.get("description", "")).strip()) <= 256:
+                raise _bad("BOT_COMMAND_DESCRIPTION_INVALID")
+        with self._lock:
+            self.commands = commands
         return True
 
     def _m_getMyCommands(self, p, f):
-        return self.commands
+        with self._lock:
+            return self.commands
 
     def _chat_for(self, p) -> _Chat:
-        chat_id = int(p["chat_id"])
-        chat = self._chats.get(chat_id)
+        """The chat a request names (caller holds the lock)."""
+        chat = self._chats.get(int(_need(p, "chat_id")))
         if chat is None:
-            raise _ApiError(400, "Bad Request: chat not found")
+            raise _bad("chat not found")
         return chat
 
+    @staticmethod
+    def _check_markup(p) -> None:
+        for row in (p.get("reply_markup") or {}).get("inline_keyboard", []):
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(str(data).encode()) <= 64:
+                    raise _bad("BUTTON_DATA_INVALID")
+
     def _bot_message(self, p, **content) -> dict:
+        self._check_markup(p)
+        caption = p.get("caption")
+        if caption is not None and len(caption) > MAX_CAPTION:
+            raise _bad("message caption is too long")
         with self._lock:
             chat = self._chat_for(p)
             reply = p.get("reply_parameters") or (
                 {"message_id": p["reply_to_message_id"]} if p.get("reply_to_message_id") else None)
             if reply:
                 target = chat.messages.get(int(reply["message_id"]))
-                if target is None:
-                    if not (reply.get("allow_sending_without_reply") or p.get("allow_sending_without_reply")):
-                        raise _ApiError(400, "Bad Request: message to be replied not found")
-                else:
-                    content["reply_to_message"] = {k: v for k, v in target.items() if k != "reply_to_message"}
-            if p.get("reply_markup"):
-                content["reply_markup"] = p["reply_markup"]
-            return self._new_message(chat.info["id"], self.bot_user, **content)
+                if target is not None:
+                    content["reply_to_message"] = _without_reply(target)
+                elif not (reply.get("allow_sending_without_reply") or p.get("allow_sending_without_reply")):
+                    raise _bad("message to be replied not found")
+            return self._new_message(chat.info["id"], self.bot_user, caption=caption,
+                                     reply_markup=p.get("reply_markup"), **content)
 
     def _m_sendMessage(self, p, f):
         text = str(p.get("text", ""))
         if not text.strip():
-            raise _ApiError(400, "Bad Request: message text is empty")
+            raise _bad("message text is empty")
+        if len(text) > MAX_TEXT:
+            raise _bad("message is too long")
         return self._bot_message(p, text=text)
 
-    def _upload(self, p, f, key: str) -> tuple[str, bytes | None]:
-        if key in f:
-            with self._lock:
-                fid = self._store_file(f[key].data)
-            return fid, f[key].data
+    def _upload(self, p, f, key: str) -> tuple[str | None, _File]:
+        """The file a send names: uploaded with the request (no file_id yet), or an earlier file_id."""
+        up = f.get(key)
         value = str(p.get(key, ""))
-        if value.startswith("attach://"):
-            up = f[value[len("attach://"):]]
-            with self._lock:
-                fid = self._store_file(up.data)
-            return fid, up.data
+        if up is None and value.startswith("attach://"):
+            up = f.get(value[len("attach://"):])
+        if up is not None:
+            if not up.data:
+                raise _bad("file must be non-empty")
+            return None, _File(up.data, len(up.data), up.filename, up.content_type)
+        if not value:
+            raise _bad(f"there is no {key} in the request")
         with self._lock:
-            if value not in self._files:
-                raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
-            return value, self._files[value][0]
+            stored = self._files.get(value)
+        if stored is None or stored.data is None:
+            raise _bad("wrong file identifier/HTTP URL specified")
+        return value, stored
 
     def _m_sendPhoto(self, p, f):
-        fid, data = self._upload(p, f, "photo")
-        if data is None:
-            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
-        with self._lock:
-            sizes = self._photo_sizes(data)
-        return self._bot_message(p, photo=sizes, caption=p.get("caption"))
+        _, photo = self._upload(p, f, "photo")
+        if photo.size > MAX_PHOTO_BYTES:
+            raise _bad("PHOTO_SAVE_FILE_INVALID")
+        try:
+            sizes = self._photo_sizes(photo.data)
+        except Exception:
+            raise _bad("IMAGE_PROCESS_FAILED") from None
+        w, h = sizes[-1]["width"], sizes[-1]["height"]
+        if w + h > 10000 or max(w, h) > 20 * min(w, h):
+            raise _bad("PHOTO_INVALID_DIMENSIONS")
+        return self._bot_message(p, photo=sizes)
 
     def _m_sendDocument(self, p, f):
-        fid, data = self._upload(p, f, "document")
-        up = f.get("document")
-        doc = {"file_id": fid, "file_unique_id": fid[:16], "file_size": len(data or b""),
-               "file_name": up.filename if up else None, "mime_type": up.content_type if up else None}
-        return self._bot_message(p, document={k: v for k, v in doc.items() if v is not None},
-                                 caption=p.get("caption"))
+        fid, doc = self._upload(p, f, "document")
+        if fid is None:
+            with self._lock:
+                fid = self._store_file(doc.data, name=doc.name, mime=doc.mime)
+        info = {**self._file_dict(fid, doc), "file_name": doc.name, "mime_type": doc.mime}
+        return self._bot_message(p, document={k: v for k, v in info.items() if v is not None})
 
     def _m_sendChatAction(self, p, f):
+        if _need(p, "action") not in CHAT_ACTIONS:
+            raise _bad("wrong parameter action in request")
         with self._lock:
             self._chat_for(p)
         return True
 
-    def _edit(self, p, key: str, value) -> dict:
+    def _edit(self, p, key: str, value: str) -> dict:
+        self._check_markup(p)
         with self._lock:
-            chat = self._chat_for(p)
-            msg = chat.messages.get(int(p["message_id"]))
+            msg = self._chat_for(p).messages.get(int(_need(p, "message_id")))
             if msg is None:
-                raise _ApiError(400, "Bad Request: message to edit not found")
-            if msg.get(key) == value and "reply_markup" not in p:
-                raise _ApiError(400, "Bad Request: message is not modified")
+                raise _bad("message to edit not found")
+            if msg["from"]["id"] != self.bot_user["id"]:
+                raise _bad("message can't be edited")
+            if key == "text" and "text" not in msg:
+                raise _bad("there is no text in the message to edit")
+            if key == "caption" and not ({"photo", "document"} & msg.keys()):
+                raise _bad("there is no caption in the message to edit")
+            markup = p.get("reply_markup")
+            if msg.get(key) == value and msg.get("reply_markup") == markup:
+                raise _bad("message is not modified: specified new message content and reply markup are "
+                           "exactly the same as a current content and reply markup of the message")
             msg[key] = value
             msg["edit_date"] = int(time.time())
-            if "reply_markup" in p:
-                msg["reply_markup"] = p["reply_markup"]
+            if markup:
+                msg["reply_markup"] = markup
             else:
-                msg.pop("reply_markup", None)
+                msg.pop("reply_markup", None)  # an edit without a keyboard removes it
             return msg
 
     def _m_editMessageText(self, p, f):
-        return self._edit(p, "text", str(p.get("text", "")))
+        text = str(p.get("text", ""))
+        if not text.strip():
+            raise _bad("message text is empty")
+        if len(text) > MAX_TEXT:
+            raise _bad("MESSAGE_TOO_LONG")
+        return self._edit(p, "text", text)
 
     def _m_editMessageCaption(self, p, f):
-        return self._edit(p, "caption", str(p.get("caption", "")))
+        caption = str(p.get("caption", ""))
+        if len(caption) > MAX_CAPTION:
+            raise _bad("message caption is too long")
+        return self._edit(p, "caption", caption)
 
     def _m_deleteMessage(self, p, f):
         with self._lock:
-            chat = self._chat_for(p)
-            if chat.messages.pop(int(p["message_id"]), None) is None:
-                raise _ApiError(400, "Bad Request: message to delete not found")
+            if self._chat_for(p).messages.pop(int(_need(p, "message_id")), None) is None:
+                raise _bad("message to delete not found")
         return True
 
     def _m_answerCallbackQuery(self, p, f):
+        qid = str(_need(p, "callback_query_id"))
+        with self._lock:
+            if self._queries.get(qid) is not False:  # unknown, or answered already
+                raise _bad("query is too old and response timeout expired or query ID is invalid")
+            self._queries[qid] = True
         return True
 
     def _m_getFile(self, p, f):
-        fid = str(p.get("file_id", ""))
+        fid = str(_need(p, "file_id"))
         with self._lock:
-            entry = self._files.get(fid)
-        if entry is None:
-            raise _ApiError(400, "Bad Request: invalid file_id")
-        if entry[1] > MAX_GETFILE_BYTES:
-            raise _ApiError(400, "Bad Request: file is too big")
-        return {"file_id": fid, "file_unique_id": fid[:16], "file_size": entry[1], "file_path": f"files/{fid}"}
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, description: str):
-        super().__init__(description)
-        self.status = status
-        self.description = description
+            stored = self._files.get(fid)
+        if stored is None:
+            raise _bad("invalid file_id")
+        if stored.size > MAX_GETFILE_BYTES:
+            raise _bad("file is too big")
+        return {**self._file_dict(fid, stored), "file_path": f"files/{fid}"}
