@@ -456,6 +456,7 @@ class FakeTelegram:
             if self._flood_interval and last is not None and now - last < self._flood_interval:
                 wait = max(1, math.ceil(self._flood_interval - (now - last)))
                 raise _ApiError(429, f"Too Many Requests: retry after {wait}", wait)
+            self._last_send[chat_id] = now  # counted on arrival: two racing sends cannot both pass
 
     # --- HTTP ------------------------------------------------------------------------------
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
@@ -530,8 +531,6 @@ class FakeTelegram:
     def _record(self, call: Call) -> None:
         with self._lock:
             self._calls.append(call)
-            if call.status == 200 and call.method in SEND_METHODS and call.chat_id is not None:
-                self._last_send[call.chat_id] = time.monotonic()
             self._lock.notify_all()
 
     @staticmethod
