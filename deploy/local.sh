@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install paintbot into .venv and run the whole service on this machine: the bot and one worker.
+# Install paintbot into .venv and run the whole service on this machine: the bot, one worker and
+# RQ's scheduler (retries).
 # Without REDIS_URL an embedded redis-server is started (data kept in .paintbot/redis, AOF on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,8 @@ if [ -z "${REDIS_URL:-}" ]; then
   echo "embedded Redis on 127.0.0.1:$port (data in .paintbot/redis)"
 fi
 
+.venv/bin/paintbot-worker --scheduler &  # puts retried jobs back on the queue after their back-off
+pids+=($!)
 .venv/bin/paintbot-worker &
 pids+=($!)
 .venv/bin/paintbot-bot &

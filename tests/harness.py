@@ -182,9 +182,10 @@ class Workers:
     def __init__(self, env, tmp_path):
         self.env, self.tmp_path, self.procs = env, tmp_path, []
 
-    def start(self, name: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        """A `paintbot-worker` process; `start("scheduler", "--scheduler")` runs RQ's scheduler."""
         log = open(self.tmp_path / f"{name}.log", "w")
-        p = subprocess.Popen([sys.executable, "-m", "worker.main", "--name", name], env=self.env,
+        p = subprocess.Popen([sys.executable, "-m", "worker.main", "--name", name, *args], env=self.env,
                              stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(p)
         return p

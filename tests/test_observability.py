@@ -64,7 +64,12 @@ def test_metrics_and_health_move_during_a_run(telegram, redis_url, worker_env, t
         chat = tg.private_chat(6001)
         tg.user_sends_photo(chat, gray_photo())
         tg.user_sends_document(chat, b"%PDF-1.4", file_name="x.pdf", mime_type="application/pdf")
-        tg.wait_for("sendPhoto", timeout=60)
+        try:
+            tg.wait_for("sendPhoto", timeout=60)
+        except AssertionError as exc:
+            import redis as _r
+            keys = sorted(k.decode() for k in _r.Redis.from_url(redis_url).keys("*"))
+            raise AssertionError(f"{exc}\nworker log:\n{workers.log('metrics-worker')[-1500:]}\nkeys: {keys}") from None
 
         _, bot_m = _get(f"http://127.0.0.1:{bot_port}/metrics")
         assert _metric(bot_m, "paintbot_jobs_enqueued_total", op="colorize") == 1

@@ -35,6 +35,7 @@ def _started(conn) -> int:
 
 def _kill_mid_job(tg, conn, workers) -> float:
     """worker-a takes the job and is SIGKILLed in the middle of it; worker-b starts. Returns the time of death."""
+    workers.start("scheduler", "--scheduler")
     a = workers.start("worker-a")
     _wait(lambda: _started(conn) == 1 and tg.calls("editMessageText"), 90, "worker-a to start the job")
     a.send_signal(signal.SIGKILL)

@@ -2,9 +2,11 @@
 
 The models are loaded once, in this process, before the first job. Jobs run in this same
 process (RQ's SimpleWorker): RQ's default worker forks a child per job, and a process
-must never fork after CUDA is initialised. For the same reason, RQ's scheduler (which
-re-enqueues retries after their back-off, and forks) runs inside CPU workers only; with
-CUDA workers run one `paintbot-worker --scheduler` beside them (deploy/ does).
+must never fork after CUDA is initialised. RQ's scheduler (which re-enqueues retries after
+their back-off) would also be forked from the worker, and a forked child keeps the parent's
+Redis sockets open: after the worker is killed, its blocked BLMOVE lives on in Redis and
+swallows the next job. So no worker forks anything: one `paintbot-worker --scheduler`
+runs as its own process beside the workers (deploy/local.sh and deploy/ start it).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     p.add_argument("--name", help="worker name (default: RQ's)")
     p.add_argument("--scheduler", action="store_true",
-                   help="run only RQ's scheduler (retries after back-off); needed beside CUDA workers")
+                   help="run only RQ's scheduler (puts retried jobs back after their back-off); one per deployment")
     args = p.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics.watch(worker.queues[0], device)
     serve(healthy=lambda: bool(conn.ping()))
-    worker.work(burst=args.burst, with_scheduler=device.type != "cuda", logging_level=logging.getLevelName(
+    worker.work(burst=args.burst, with_scheduler=False, logging_level=logging.getLevelName(
         logging.getLogger().level))
     return 0
 
