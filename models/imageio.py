@@ -14,7 +14,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+pillow_heif.register_heif_opener()  # iPhones send HEIC: libheif decodes it like any other format
 
 MAX_PIXELS = 40_000_000  # 40 MP: well above any phone camera, far below what would exhaust memory
 MIN_SIDE = 8
@@ -43,8 +46,8 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     except Image.DecompressionBombError:
         raise ImageError(_TOO_MANY) from None
     except UnidentifiedImageError:
-        if _is_heif(data):
-            raise ImageError("HEIC photos aren't supported. Please send it as JPEG or PNG "
+        if _is_heif(data):  # a HEIF variant libheif cannot read, or a damaged one
+            raise ImageError("I couldn't read this HEIC photo. Please send it as JPEG or PNG "
                              "(on iPhone: Settings → Camera → Formats → Most Compatible).") from None
         raise ImageError("That file isn't an image I can read. Please send a JPEG, PNG or WebP.") from None
     w, h = im.size

@@ -148,3 +148,13 @@ def test_encode_round_trip():
     img = Image.new("RGB", (30, 20), (10, 20, 30))
     assert Image.open(io.BytesIO(encode(img, "PNG"))).getpixel((0, 0)) == (10, 20, 30)
     assert Image.open(io.BytesIO(encode(img, "JPEG"))).format == "JPEG"
+
+
+def test_heic_photo_decodes():
+    img = Image.new("RGB", (64, 48), (200, 100, 50))
+    data = _save(img, "HEIF", quality=95)
+    assert data[4:12] == b"ftypheic"
+    out = decode(data)
+    assert out.size == (64, 48) and out.mode == "RGB"
+    r, g, b = out.getpixel((10, 10))
+    assert abs(r - 200) < 12 and abs(g - 100) < 12 and abs(b - 50) < 12

@@ -179,3 +179,11 @@ def test_results_to_one_chat_respect_the_flood_limit(service):
     times = [c.at for c in tg.calls("sendPhoto")]
     assert len(times) == 3
     assert all(b - a >= 0.95 for a, b in zip(times, times[1:])), times
+
+
+def test_heic_photo_is_colourised(service):
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 80), (90, 90, 90)).save(buf, "HEIF", quality=90)
+    _doc_reply(service, buf.getvalue(), "IMG_0002.HEIC", "image/heic", 4104)
+    out = Image.open(io.BytesIO(service.telegram.sent_file(_one_result(service.telegram, "sendDocument"))))
+    assert out.size == (120, 80)
