@@ -1,0 +1,83 @@
+"""Zhang et al.'s colourisers: ECCV 2016 ("eccv16", CIC) and SIGGRAPH 2017 ("siggraph17", CIC2).
+
+The networks' state_dict keys and shapes equal the published checkpoints', so the real files
+load strictly. Both see L at 256x256; their ab prediction is joined to the photo's own lightness
+by the shared colourisation framing.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _convs(cin: int, cout: int, n: int, last_stride: int = 1, dilation: int = 1) -> list[nn.Module]:
+    """n conv+ReLU pairs (3x3); the last one may stride. Module indices match the published files."""
+    layers: list[nn.Module] = []
+    for i in range(n):
+        stride = last_stride if i == n - 1 else 1
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, stride, dilation, dilation=dilation), nn.ReLU(True)]
+    return layers
+
+
+class ECCV16(nn.Module):
+    """Colorful Image Colorization (CIC): L (normalised) -> distribution over 313 ab bins -> expected ab."""
+
+    def __init__(self):
+        super().__init__()
+        self.model1 = nn.Sequential(*_convs(1, 64, 2, last_stride=2), nn.BatchNorm2d(64))
+        self.model2 = nn.Sequential(*_convs(64, 128, 2, last_stride=2), nn.BatchNorm2d(128))
+        self.model3 = nn.Sequential(*_convs(128, 256, 3, last_stride=2), nn.BatchNorm2d(256))
+        self.model4 = nn.Sequential(*_convs(256, 512, 3), nn.BatchNorm2d(512))
+        self.model5 = nn.Sequential(*_convs(512, 512, 3, dilation=2), nn.BatchNorm2d(512))
+        self.model6 = nn.Sequential(*_convs(512, 512, 3, dilation=2), nn.BatchNorm2d(512))
+        self.model7 = nn.Sequential(*_convs(512, 512, 3), nn.BatchNorm2d(512))
+        self.model8 = nn.Sequential(nn.ConvTranspose2d(512, 256, 4, 2, 1), nn.ReLU(True),
+                                    *_convs(256, 256, 2), nn.Conv2d(256, 313, 1))
+        self.model_out = nn.Conv2d(313, 2, 1, bias=False)  # weights: the 313 bin centres (ab / 110)
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        x = l_norm
+        for block in (self.model1, self.model2, self.model3, self.model4, self.model5, self.model6,
+                      self.model7, self.model8):
+            x = block(x)
+        ab = self.model_out(torch.softmax(x, dim=1))
+        return F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False) * 110
+
+
+class SIGGRAPH17(nn.Module):
+    """Real-Time User-Guided Colorization, automatic mode (no hints): a U-Net regressing ab directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.model1 = nn.Sequential(*_convs(4, 64, 2), nn.BatchNorm2d(64))
+        self.model2 = nn.Sequential(*_convs(64, 128, 2), nn.BatchNorm2d(128))
+        self.model3 = nn.Sequential(*_convs(128, 256, 3), nn.BatchNorm2d(256))
+        self.model4 = nn.Sequential(*_convs(256, 512, 3), nn.BatchNorm2d(512))
+        self.model5 = nn.Sequential(*_convs(512, 512, 3, dilation=2), nn.BatchNorm2d(512))
+        self.model6 = nn.Sequential(*_convs(512, 512, 3, dilation=2), nn.BatchNorm2d(512))
+        self.model7 = nn.Sequential(*_convs(512, 512, 3), nn.BatchNorm2d(512))
+        self.model8up = nn.Sequential(nn.ConvTranspose2d(512, 256, 4, 2, 1))
+        self.model3short8 = nn.Sequential(nn.Conv2d(256, 256, 3, 1, 1))
+        self.model8 = nn.Sequential(nn.ReLU(True), *_convs(256, 256, 2), nn.BatchNorm2d(256))
+        self.model9up = nn.Sequential(nn.ConvTranspose2d(256, 128, 4, 2, 1))
+        self.model2short9 = nn.Sequential(nn.Conv2d(128, 128, 3, 1, 1))
+        self.model9 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.ReLU(True), nn.BatchNorm2d(128))
+        self.model10up = nn.Sequential(nn.ConvTranspose2d(128, 128, 4, 2, 1))
+        self.model1short10 = nn.Sequential(nn.Conv2d(64, 128, 3, 1, 1))
+        self.model10 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.model_class = nn.Sequential(nn.Conv2d(256, 529, 1))  # classification head: not used here
+        self.model_out = nn.Sequential(nn.Conv2d(128, 2, 1), nn.Tanh())
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        hints = torch.zeros_like(l_norm).expand(-1, 3, -1, -1)  # ab hints and mask: none (automatic)
+        c1 = self.model1(torch.cat((l_norm, hints), dim=1))
+        c2 = self.model2(c1[:, :, ::2, ::2])
+        c3 = self.model3(c2[:, :, ::2, ::2])
+        x = self.model4(c3[:, :, ::2, ::2])
+        x = self.model7(self.model6(self.model5(x)))
+        x = self.model8(self.model8up(x) + self.model3short8(c3))
+        x = self.model9(self.model9up(x) + self.model2short9(c2))
+        x = self.model10(self.model10up(x) + self.model1short10(c1))
+        return self.model_out(x) * 110
