@@ -26,7 +26,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models import colorize, imageio  # noqa: E402
+from models import colorize, engines, imageio  # noqa: E402
+from models.colorize.zhang import ZhangEngine  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
 from tests.standins import write_standin  # noqa: E402
 
 PHOTO = ROOT.parent / "shared" / "styles" / "the_resevoir_at_poitiers.jpg"
@@ -47,17 +49,17 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
-def ours(c: colorize.Colorizer, data: bytes, times: dict) -> Image.Image:
+def ours(c: ZhangEngine, data: bytes, times: dict) -> Image.Image:
     t = time.perf_counter()
     img = imageio.decode(data)
     times["decode"] = time.perf_counter() - t
     t = time.perf_counter()
     small = img.resize((256, 256), Image.BICUBIC)
-    x = ((c._lightness(small) - 50) / 100).unsqueeze(0)
+    x = ((c.lightness(small) - 50) / 100).unsqueeze(0)
     times["lab"] = time.perf_counter() - t
     t = time.perf_counter()
     with torch.inference_mode():
-        ab = c.net(x.to(c.dtype or torch.float32).contiguous(memory_format=torch.channels_last)).float()
+        ab = c.net(x.to(c.dtype).contiguous(memory_format=torch.channels_last)).float()
     times["network"] = time.perf_counter() - t
     t = time.perf_counter()
     out = c.join(img, ab)
@@ -115,16 +117,17 @@ def best_of(pipelines: dict, repeat: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="eccv16", choices=colorize.MODELS)
+    p.add_argument("--model", default="eccv16",
+                   choices=[e.name for e in engines.of_family("colorize") if issubclass(e, ZhangEngine)])
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_standin(args.model, Path(tmp) / f"{args.model}.pth")
         fast = colorize.load(args.model, weights=path, device="cpu")
-        f32 = colorize.load(args.model, weights=path, device="cpu", reduced_precision=False)
+        f32 = colorize.load(args.model, weights=path, device="cpu", config=ModelConfig(reduced_precision=False))
     print(f"model {args.model}, CPU threads {torch.get_num_threads()}, network precision "
-          f"{fast.dtype or torch.float32} (ours) vs float32 (straightforward); best of {args.repeat}\n")
+          f"{fast.dtype} (ours) vs float32 (straightforward); best of {args.repeat}\n")
     stages = ["decode", "lab", "network", "upsample+join", "encode", "total"]
     for w, h in ((1152, 864), (2000, 1500)):
         data = test_photo(w, h)

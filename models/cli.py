@@ -1,14 +1,19 @@
 """`paintbot`: the image science from the command line, no Telegram involved.
 
-    paintbot colorize IN.jpg [-o OUT.jpg] [--model eccv16|siggraph17] [--weights PATH]
-    paintbot style IN.jpg --style vangogh|PATH [--engine adain|gatys] [--strength 0.6]
-                          [--keep-colors] [--size N] [-o OUT.jpg]
-    paintbot models download
+    paintbot colorize IN.jpg [-o OUT.jpg] [--model NAME] [--weights PATH] [--intensity 150]
+    paintbot style IN.jpg --style vangogh|PATH [--engine NAME] [--strength 0.6] [--keep-colors]
+                          [--size N] [-o OUT.jpg]
+    paintbot style --list
+    paintbot models list | download [NAME ...]
+
+The environment is read once, here, into a ModelConfig that is passed inward. Engine names come
+from the registry (models/engines.py). Errors are one line on stderr, exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,79 +25,141 @@ def _out_path(inp: str, out: str | None, suffix: str) -> Path:
     return p.with_name(f"{p.stem}_{suffix}.jpg")
 
 
+def _config():
+    from models.config import ModelConfig
+
+    return ModelConfig.from_env(os.environ)
+
+
 def _cmd_colorize(args: argparse.Namespace) -> None:
+    from bot.options import ColorizeOptions
     from models import colorize, imageio
 
     img = imageio.open_path(args.input)
-    out = colorize.load(args.model, weights=args.weights)(img)
+    engine = colorize.load(args.model, weights=args.weights, config=_config())
+    out = engine(img, ColorizeOptions(engine.name, args.intensity))
     dest = _out_path(args.input, args.output, "color")
     imageio.save_path(out, dest)
     print(dest)
 
 
 def _cmd_style(args: argparse.Namespace) -> None:
-    from models import imageio, style
+    from bot.options import StyleOptions
+    from models import engines, imageio
     from models.style import presets
 
+    if args.list:
+        for e in presets.CATALOG:
+            print(f"{e['name']:<12} {e['title']} ({e['artist']}, {e['year'] or 'undated'})")
+        return
+    if not args.input or not args.style:
+        raise ValueError("give a photo and --style NAME|PATH (paintbot style --list shows the names)")
+    config = _config()
     content = imageio.open_path(args.input)
-    if Path(args.style).is_file():
-        style_img = imageio.open_path(args.style)
-    else:
-        style_img = presets.open_preset(args.style)
-    s = style.load(args.engine)
-    out = s(content, style_img, strength=args.strength, keep_colors=args.keep_colors, size=args.size)
+    custom = Path(args.style).is_file()
+    style_img = imageio.open_path(args.style) if custom else presets.open_preset(args.style, config)
+    engine = engines.load(args.engine, "style", config=config)
+    options = StyleOptions(None if custom else args.style.lower(), args.strength, args.keep_colors, engine.name)
+    out = engine(content, style_img, options, size=args.size)
     dest = _out_path(args.input, args.output, Path(args.style).stem)
     imageio.save_path(out, dest)
     print(dest)
 
 
+def _cmd_models_list(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from models import engines, weights
+    from models.config import settings_variable
+
+    config = _config()
+    for e in engines.ENGINES:
+        print(f"{e.name:<18} {e.family:<9} {e.label}" + (f" (also: {', '.join(e.aliases)})" if e.aliases else ""))
+        for f in e.files:
+            state = "present" if weights.is_present(f, config) else "not downloaded"
+            print(f"{'':<18} file {f.filename} [{state}]" + (f" (or {f.override_env})" if f.override_env else ""))
+        for field in dataclasses.fields(e.Settings) if e.Settings else ():
+            print(f"{'':<18} {settings_variable(e.name, field.name)} (default {field.default})")
+
+
 def _cmd_models_download(args: argparse.Namespace) -> None:
-    from models import weights
+    from tqdm import tqdm
+
+    from models import engines
     from models.style import presets
 
-    for path in weights.download_all():
-        print(path)
-    for path in presets.download_all():
-        print(path)
+    config = _config()
+    chosen = [engines.get(n) for n in args.names] if args.names else None
+    big = [f for e in chosen or engines.ENGINES for f in e.files if (f.remote.size or 0) > 500 * 2**20]
+    for f in big:
+        print(f"note: {f.filename} is {f.remote.size / 2**20:.0f} MB", file=sys.stderr)
+    bars = []
+
+    def progress(wf):
+        bar = tqdm(desc=wf.filename, unit="B", unit_scale=True, leave=False, file=sys.stderr)
+        bars.append(bar)
+
+        def update(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        return update
+
+    try:
+        for path in engines.download_all(config, chosen, progress):
+            print(path)
+    finally:
+        for bar in bars:
+            bar.close()
+    if not args.names:
+        for path in presets.download_all(config):
+            print(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from models import engines
+
     p = argparse.ArgumentParser(prog="paintbot", description="Colourise photos and repaint them as paintings.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("colorize", aliases=["colourise", "colorise"], help="colourise a black-and-white photo")
     c.add_argument("input")
-    c.add_argument("-o", "--output")
-    c.add_argument("--model", default=None, choices=["eccv16", "siggraph17"],
-                   help="default: PAINTBOT_COLORIZE_MODEL or siggraph17")
+    c.add_argument("-o", "--output", help="where to write the result (.jpg, .png or .webp)")
+    c.add_argument("--model", default=None, choices=engines.names("colorize"),
+                   help="default: PAINTBOT_COLORIZE_MODEL, else the best this machine can run")
     c.add_argument("--weights", default=None, help="a .pth checkpoint to use instead of the registry's file")
+    c.add_argument("--intensity", type=int, default=100, help="percent of the predicted colour, 0..200 (default 100)")
     c.set_defaults(func=_cmd_colorize)
 
     s = sub.add_parser("style", help="repaint a photo in the style of a painting")
-    s.add_argument("input")
-    s.add_argument("--style", required=True, help="a preset name (see `paintbot style --list`) or an image path")
-    s.add_argument("--engine", default=None, choices=["adain", "gatys"],
-                   help="default: PAINTBOT_STYLE_ENGINE or adain")
+    s.add_argument("input", nargs="?")
+    s.add_argument("--style", help="a preset name (see --list) or an image path")
+    s.add_argument("--list", action="store_true", help="list the preset styles")
+    s.add_argument("--engine", default=None, choices=engines.names("style"),
+                   help="default: PAINTBOT_STYLE_ENGINE, else the best this machine can run")
     s.add_argument("--strength", type=float, default=1.0, help="0..1, how much of the style (default 1)")
     s.add_argument("--keep-colors", action="store_true", help="keep the photo's own colours")
     s.add_argument("--size", type=int, default=None, help="long side of the result in pixels")
-    s.add_argument("-o", "--output")
+    s.add_argument("-o", "--output", help="where to write the result (.jpg, .png or .webp)")
     s.set_defaults(func=_cmd_style)
 
-    m = sub.add_parser("models", help="manage model weights and preset styles")
+    m = sub.add_parser("models", help="the registered models, their weight files and preset styles")
     msub = m.add_subparsers(dest="models_command", required=True)
+    lst = msub.add_parser("list", help="every registered engine, its files and settings")
+    lst.set_defaults(func=_cmd_models_list)
     d = msub.add_parser("download", help="fetch every weight file and preset style now (for offline use)")
+    d.add_argument("names", nargs="*", metavar="NAME", help="only these engines' files (default: all, and presets)")
     d.set_defaults(func=_cmd_models_download)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from models.device import DeviceError
     from models.fetch import FetchError
 
     try:
         args.func(args)
-    except (FetchError, FileNotFoundError, ValueError) as exc:
+    except (FetchError, FileNotFoundError, ValueError, DeviceError) as exc:
         print(f"paintbot: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,7 +1,7 @@
 """Safe image decoding and encoding for whatever people send: one function each way.
 
 `decode` returns an 8-bit "RGB" or "L" image with EXIF orientation applied, or raises
-ImageError with a sentence a user can act on. The pixel count is checked from the header,
+ImageError with a code the bot turns into a sentence a user can act on. The pixel count is checked from the header,
 before any pixel is allocated, so a tiny file that declares 20000x20000 pixels costs nothing.
 """
 
@@ -17,6 +17,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from models.errors import InputError
+
 pillow_heif.register_heif_opener()  # iPhones send HEIC: libheif decodes it like any other format
 
 MAX_PIXELS = 40_000_000  # 40 MP: well above any phone camera, far below what would exhaust memory
@@ -25,11 +27,14 @@ MIN_SIDE = 8
 # decode() checks max_pixels from the header; PIL's own bomb check stays as a second fence
 # (it raises DecompressionBombError above twice this many pixels).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-_TOO_MANY = "That image has too many pixels for me. Please send a smaller one."
 
 
-class ImageError(ValueError):
-    """The data is not an image paintbot can use; the message is meant for the user."""
+class ImageError(InputError):
+    """The data is not an image paintbot can use."""
+
+
+def _too_many() -> ImageError:
+    return ImageError("image.too_many_pixels", "the image has too many pixels")
 
 
 def _is_heif(data: bytes) -> bool:
@@ -38,24 +43,23 @@ def _is_heif(data: bytes) -> bool:
 
 def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     if not data:
-        raise ImageError("That file is empty.")
+        raise ImageError("image.empty", "the file is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels is checked below
             im = Image.open(io.BytesIO(data))  # reads the header only
     except Image.DecompressionBombError:
-        raise ImageError(_TOO_MANY) from None
+        raise _too_many() from None
     except UnidentifiedImageError:
         if _is_heif(data):  # a HEIF variant libheif cannot read, or a damaged one
-            raise ImageError("I couldn't read this HEIC photo. Please send it as JPEG or PNG "
-                             "(on iPhone: Settings → Camera → Formats → Most Compatible).") from None
-        raise ImageError("That file isn't an image I can read. Please send a JPEG, PNG or WebP.") from None
+            raise ImageError("image.heic", "this HEIC image cannot be read (convert it to JPEG or PNG)") from None
+        raise ImageError("image.unreadable", "not an image format paintbot reads (JPEG, PNG, WebP, HEIC, ...)") from None
     w, h = im.size
     if w * h > max_pixels:
-        raise ImageError(f"That image is too large ({w}×{h}). Please send one under "
-                         f"{max_pixels // 1_000_000} megapixels.")
+        raise ImageError("image.too_large", f"the image is too large ({w}×{h}, limit {max_pixels // 1_000_000} MP)",
+                         width=w, height=h, limit_mp=max_pixels // 1_000_000)
     if min(w, h) < MIN_SIDE:
-        raise ImageError(f"That image is too small ({w}×{h}). Please send a real photo.")
+        raise ImageError("image.too_small", f"the image is too small ({w}×{h})", width=w, height=h)
     try:
         animated = getattr(im, "n_frames", 1) > 1  # counting frames reads the file: inside the try
         im.seek(0)
@@ -63,9 +67,9 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         im = ImageOps.exif_transpose(im)
         out = _to_8bit(im)
     except Image.DecompressionBombError:  # a later frame or tile larger than the header said
-        raise ImageError(_TOO_MANY) from None
+        raise _too_many() from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error) as exc:
-        raise ImageError("That image seems damaged or incomplete. Please send it again.") from exc
+        raise ImageError("image.damaged", "the image is damaged or incomplete") from exc
     if animated:
         out.info["paintbot_animated"] = True
     return out
@@ -103,8 +107,10 @@ def encode(img: Image.Image, fmt: str = "JPEG", quality: int = 92) -> bytes:
         img.convert("RGB").save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 95 else 2)
     elif fmt == "PNG":
         img.save(buf, "PNG", compress_level=3)
+    elif fmt == "WEBP":
+        img.save(buf, "WEBP", quality=quality)
     else:
-        raise ValueError(f"cannot encode as {fmt}: use JPEG or PNG")
+        raise ValueError(f"cannot encode as {fmt}: use JPEG, PNG or WebP")
     return buf.getvalue()
 
 
@@ -112,7 +118,10 @@ def open_path(path: str | Path) -> Image.Image:
     return decode(Path(path).read_bytes())
 
 
+SUFFIX_FORMATS = {".png": "PNG", ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
 def save_path(img: Image.Image, path: str | Path) -> None:
+    """Write `img` in the format its suffix names (JPEG for any other suffix)."""
     path = Path(path)
-    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
-    path.write_bytes(encode(img, fmt, quality=95))
+    path.write_bytes(encode(img, SUFFIX_FORMATS.get(path.suffix.lower(), "JPEG"), quality=95))

@@ -1,8 +1,10 @@
-"""The weight files paintbot uses: where they come from, how they are verified, how they are loaded.
+"""Weight files: what a network's file is, how it is verified, and how it is loaded strictly.
 
-Files with a published SHA-256 are checked against it every time. The AdaIN files have no
-published hash: the first time such a file is verified by its keys and shapes (a strict load)
-its SHA-256 is pinned in `<cache>/weights/pins.json`, and every later use must match the pin.
+Each engine declares its files as `WeightFile`s beside its network (see models/engines.py); this
+module knows no engine. Files with a published SHA-256 are checked against it every time. Files
+without one (AdaIN's, the Google Drive zips) are verified the first time by loading them strictly
+into the network they belong to (every key, every shape); their SHA-256 is then pinned in
+`<cache>/weights/pins.json`, and every later use must match the pin.
 """
 
 from __future__ import annotations
@@ -12,64 +14,95 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from models import fetch
+from models.config import ModelConfig
 
 log = logging.getLogger("paintbot.models")
 
 OFFLINE_ENV = "PAINTBOT_WEIGHTS_DIR"
+FetchError = fetch.FetchError
 
 
-def _remote(url: str, sha256: str | None) -> fetch.RemoteFile:
-    return fetch.RemoteFile(filename=url.rsplit("/", 1)[-1], url=url, sha256=sha256, offline_env=OFFLINE_ENV)
+@dataclass(frozen=True)
+class WeightFile:
+    """One checkpoint file: where it comes from, and the network it must fit."""
+
+    remote: fetch.RemoteFile
+    build: Callable[[], object]  # a fresh nn.Module with the file's exact keys and shapes
+    prepare: Callable[[dict], dict] | None = None  # unwrap / strip prefixes / drop documented unused keys
+    override_env: str | None = None  # a variable naming a file to use instead (loaded as given)
+
+    @property
+    def filename(self) -> str:
+        return self.remote.filename
+
+    def state_dict(self, path: Path) -> dict:
+        sd = load_state_dict(path)
+        return self.prepare(sd) if self.prepare else sd
+
+    def check(self, path: Path) -> None:
+        """Raise FetchError unless the file at `path` loads strictly into a fresh network."""
+        load_into(self.build(), self.state_dict(path), path)
 
 
-REGISTRY: dict[str, fetch.RemoteFile] = {
-    "eccv16": _remote("https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
-                      "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9"),
-    "siggraph17": _remote("https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
-                          "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66"),
-    "adain_vgg_normalised": _remote(
-        "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth", None),
-    "adain_decoder": _remote("https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth", None),
-}
+def remote(url: str, sha256: str | None, filename: str | None = None, **kw) -> fetch.RemoteFile:
+    """A weight file's download: named after the URL's last part unless `filename` says otherwise."""
+    return fetch.RemoteFile(filename=filename or url.rsplit("/", 1)[-1], url=url, sha256=sha256,
+                            offline_env=OFFLINE_ENV, **kw)
 
 
-def _pins_file() -> Path:
-    return fetch.cache_dir() / "weights" / "pins.json"
+def _pins_file(config: ModelConfig) -> Path:
+    return config.cache_dir / "weights" / "pins.json"
 
 
-def _check_pin(rf: fetch.RemoteFile, path: Path, check: Callable[[Path], None] | None) -> None:
-    pins_file = _pins_file()
+def _check_pin(wf: WeightFile, path: Path, config: ModelConfig) -> None:
+    pins_file = _pins_file(config)
     pins = json.loads(pins_file.read_text()) if pins_file.is_file() else {}
     digest = fetch.sha256_of(path)
-    pinned = pins.get(rf.filename)
+    pinned = pins.get(wf.filename)
     if pinned == digest:
         return
     if pinned is not None:
-        raise fetch.FetchError(f"corrupt file {path}: its SHA-256 differs from the one pinned when it was first "
-                               f"verified; replace it with {rf.filename} from {rf.url} (or set {rf.offline_env})")
-    if check is None:
-        raise fetch.FetchError(f"{path} has no published SHA-256 and nothing verified it; load it through its model")
-    check(path)  # raises on wrong keys or shapes
-    pins[rf.filename] = digest
+        raise FetchError(f"corrupt file {path}: its SHA-256 differs from the one pinned when it was first "
+                         f"verified; replace it with {wf.remote.describe()}")
+    wf.check(path)  # raises on wrong keys or shapes
+    pins[wf.filename] = digest
     pins_file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=pins_file.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(pins, f, indent=1, sort_keys=True)
     os.replace(tmp, pins_file)
-    log.warning("pinned SHA-256 %s for %s (no hash is published; verified by its keys and shapes)",
-                digest, rf.filename)
+    log.warning("pinned SHA-256 %s for %s (no full hash is published; verified by its keys and shapes)",
+                digest, wf.filename)
 
 
-def weights_path(name: str | fetch.RemoteFile, check: Callable[[Path], None] | None = None) -> Path:
-    """A verified local copy of a registry file (downloaded into the cache on first use)."""
-    rf = REGISTRY[name] if isinstance(name, str) else name
-    path = fetch.ensure(rf, "weights")
-    if rf.sha256 is None:
-        _check_pin(rf, path, check)
+def path_of(wf: WeightFile, config: ModelConfig, progress: fetch.Progress | None = None) -> Path:
+    """A verified local copy of `wf`: the operator's override as given, else offline folder or cache."""
+    override = config.weight_overrides.get(wf.filename)
+    if override is not None:
+        return override  # loaded strictly by `load`; the operator vouches for its origin
+    path = fetch.ensure(wf.remote, config.cache_dir / "weights", config.weights_dir, progress)
+    if wf.remote.sha256 is None or len(wf.remote.sha256) < 64:
+        _check_pin(wf, path, config)
     return path
+
+
+def is_present(wf: WeightFile, config: ModelConfig) -> bool:
+    """Whether `wf` can be had without a download."""
+    if wf.filename in config.weight_overrides:
+        return True
+    return fetch.is_present(wf.remote, config.cache_dir / "weights", config.weights_dir)
+
+
+def load(wf: WeightFile, config: ModelConfig, path: Path | None = None):
+    """`wf.build()` with the file's weights, loaded strictly (from `path` if given)."""
+    path = path or path_of(wf, config)
+    net = wf.build()
+    load_into(net, wf.state_dict(path), path)
+    return net
 
 
 def load_state_dict(path: str | Path) -> dict:
@@ -78,11 +111,11 @@ def load_state_dict(path: str | Path) -> dict:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise fetch.FetchError(f"weights file not found: {path}") from None
+        raise FetchError(f"weights file not found: {path}") from None
     except Exception as exc:
-        raise fetch.FetchError(f"cannot read weights file {path} (not a PyTorch checkpoint?): {exc}") from None
+        raise FetchError(f"cannot read weights file {path} (not a PyTorch checkpoint?): {exc}") from None
     if not isinstance(sd, dict):
-        raise fetch.FetchError(f"weights file {path} holds a {type(sd).__name__}, not a state_dict")
+        raise FetchError(f"weights file {path} holds a {type(sd).__name__}, not a state_dict")
     return sd
 
 
@@ -102,13 +135,5 @@ def load_into(module, state_dict: dict, source: str | Path) -> None:
         if wrong:
             k = wrong[0]
             parts.append(f"{len(wrong)} shape(s) differ, e.g. {k}: file {list(given[k])} vs model {list(expected[k])}")
-        raise fetch.FetchError(f"{source} does not fit {type(module).__name__}: {'; '.join(parts)}")
+        raise FetchError(f"{source} does not fit {type(module).__name__}: {'; '.join(parts)}")
     module.load_state_dict(state_dict, strict=False)  # num_batches_tracked may be absent, as in the real files
-
-
-def download_all() -> list[Path]:
-    """Fetch and verify every registry file now (`paintbot models download`)."""
-    from models.style import adain
-
-    checks = {"adain_vgg_normalised": adain.check_encoder_file, "adain_decoder": adain.check_decoder_file}
-    return [weights_path(name, check=checks.get(name)) for name in REGISTRY]

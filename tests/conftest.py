@@ -117,6 +117,79 @@ def file_server(tmp_path):
     server.close()
 
 
+class DriveServer:
+    """A loopback imitation of Google Drive's large-file downloads: the first answer is the
+    "can't scan this file for viruses" page, and only the confirmed request gets the file.
+
+    `variant` picks how the page asks for confirmation, as Drive has over the years: "cookie"
+    (a download_warning cookie), "form" (the download-form with hidden fields, on another host
+    path) or "quota" (no way through: the daily quota is exceeded).
+    """
+
+    def __init__(self, variant: str = "form"):
+        self.files: dict[str, bytes] = {}  # Drive file id -> content
+        self.variant = variant
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlsplit
+
+                server.requests.append(self.path)
+                url = urlsplit(self.path)
+                q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                data = server.files.get(q.get("id", ""))
+                if data is None:
+                    self.send_error(404)
+                    return
+                confirmed = q.get("confirm") == "t0k3n" and (server.variant != "form" or q.get("uuid") == "u-1")
+                if confirmed and server.variant != "quota":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                page = "<html><body>Google Drive can't scan this file for viruses.</body></html>"
+                if server.variant == "form":
+                    page = (f'<html><body><form id="download-form" action="{server.root}/download" method="get">'
+                            f'<input type="hidden" name="id" value="{q["id"]}">'
+                            '<input type="hidden" name="export" value="download">'
+                            '<input type="hidden" name="confirm" value="t0k3n">'
+                            '<input type="hidden" name="uuid" value="u-1"></form></body></html>')
+                body = page.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                if server.variant == "cookie":
+                    self.send_header("Set-Cookie", "download_warning_13058876669334088843_1Xb=t0k3n; Path=/")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.root = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, file_id: str) -> str:
+        """The URL paintbot is given, as Drive's own `uc?export=download` form."""
+        return f"{self.root}/uc?export=download&id={file_id}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def drive():
+    server = DriveServer()
+    yield server
+    server.close()
+
+
 @pytest.fixture(scope="session")
 def standin_weights(tmp_path_factory) -> dict[str, Path]:
     """One stand-in file per official checkpoint (written once per test session)."""

@@ -8,6 +8,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from models import colorize
+from models.config import ModelConfig
 from models.imageio import decode
 
 
@@ -43,18 +44,21 @@ def test_colour_input_keeps_its_lightness(colorizer):
 def test_reduced_precision_close_to_float32(standin_weights):
     img = _photo(300, 200)
     a = np.asarray(colorize.load("eccv16", weights=standin_weights["eccv16"], device="cpu",
-                                 reduced_precision=False)(img), dtype=float)
+                                 config=ModelConfig(reduced_precision=False))(img), dtype=float)
     b = np.asarray(colorize.load("eccv16", weights=standin_weights["eccv16"], device="cpu")(img), dtype=float)
     mse = ((a - b) ** 2).mean()
     assert mse == 0 or 10 * np.log10(255**2 / mse) >= 35
 
 
-def test_unknown_model_and_env_default(standin_weights, monkeypatch):
-    with pytest.raises(ValueError, match="eccv16, siggraph17"):
+def test_unknown_model_and_configured_default(standin_weights):
+    with pytest.raises(ValueError, match="unknown model 'pix2pix': choose one of .*eccv16") as err:
         colorize.load("pix2pix")
-    monkeypatch.setenv("PAINTBOT_COLORIZE_MODEL", "eccv16")
-    monkeypatch.setenv("PAINTBOT_COLORIZE_WEIGHTS", str(standin_weights["eccv16"]))
-    assert colorize.load(device="cpu").name == "eccv16"
+    assert err.value.code == "engine.unknown" and "siggraph17" in err.value.params["choices"]
+    config = ModelConfig.from_env({"PAINTBOT_COLORIZE_MODEL": "eccv16",
+                                   "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"])})
+    assert colorize.load(device="cpu", config=config).name == "eccv16"
+    with pytest.raises(ValueError, match="needs the model it is for"):
+        ModelConfig.from_env({"PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"])})
 
 
 def test_any_decoded_input_works(colorizer):

@@ -11,9 +11,11 @@ import torch
 from PIL import Image
 
 from models import color, style
+from models.config import ModelConfig
 from models.fetch import FetchError
 from models.style import adain
 from tests.conftest import SHARED
+from tests.harness import model_config
 from tests.standins import official, standin_state_dict
 
 PHOTO = SHARED / "styles" / "the_resevoir_at_poitiers.jpg"
@@ -21,12 +23,11 @@ PAINTING = SHARED / "styles" / "starry_night.jpg"
 
 
 @pytest.fixture(scope="module")
-def engine(standin_weights):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PAINTBOT_ADAIN_ENCODER_WEIGHTS", str(standin_weights["adain_vgg_normalised"]))
-        mp.setenv("PAINTBOT_ADAIN_DECODER_WEIGHTS", str(standin_weights["adain_decoder"]))
-        s = style.load("adain", "cpu")
-    assert s.engine == "adain"
+def engine(standin_weights, tmp_path_factory):
+    """The AdaIN engine behind the keyword front door (`models.style.load`), on stand-in files."""
+    s = style.load("adain", "cpu", model_config(standin_weights, tmp_path_factory.mktemp("cache"),
+                                                 style_max_size=None))
+    assert s.engine.name == "adain"
     return s
 
 
@@ -55,50 +56,47 @@ def test_layouts_are_the_published_files():
 
 def test_standin_files_load_strictly(engine, standin_weights):
     sd = standin_state_dict("adain_decoder")
-    got = engine.dec.state_dict()
+    got = engine.engine.dec.state_dict()
     assert got.keys() == sd.keys()
     assert all(torch.allclose(got[k].float(), sd[k], rtol=1e-2, atol=1e-3) for k in sd)  # stored in bf16/fp16
 
 
-def test_wrong_shapes_are_a_one_line_error(tmp_path, monkeypatch, standin_weights):
+def test_wrong_shapes_are_a_one_line_error(tmp_path, standin_weights):
     sd = standin_state_dict("adain_decoder")
     sd["1.weight"] = sd["1.weight"][:128]
     torch.save(sd, tmp_path / "decoder.pth")
-    monkeypatch.setenv("PAINTBOT_ADAIN_ENCODER_WEIGHTS", str(standin_weights["adain_vgg_normalised"]))
-    monkeypatch.setenv("PAINTBOT_ADAIN_DECODER_WEIGHTS", str(tmp_path / "decoder.pth"))
+    config = ModelConfig.from_env({"PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
+                                   "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(tmp_path / "decoder.pth")})
     with pytest.raises(FetchError, match=r"decoder.pth does not fit .*1\.weight: file \[128, 512, 3, 3\]") as err:
-        adain.load_networks()
+        adain.AdaINEngine(torch.device("cpu"), config)
     assert "\n" not in str(err.value)
 
 
-def test_registry_files_are_verified_and_pinned(tmp_path, monkeypatch, standin_weights):
+def test_registry_files_are_verified_and_pinned(tmp_path, standin_weights):
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / "vgg_normalised.pth").write_bytes(standin_weights["adain_vgg_normalised"].read_bytes())
     (folder / "decoder.pth").write_bytes(standin_weights["adain_decoder"].read_bytes())
-    monkeypatch.setenv("PAINTBOT_WEIGHTS_DIR", str(folder))
-    monkeypatch.setenv("PAINTBOT_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("PAINTBOT_ADAIN_ENCODER_WEIGHTS", "PAINTBOT_ADAIN_DECODER_WEIGHTS"):
-        monkeypatch.delenv(var, raising=False)
-    adain.load_networks()
+    config = ModelConfig(weights_dir=folder, cache_dir=tmp_path / "cache")
+    adain.AdaINEngine(torch.device("cpu"), config)
     assert (tmp_path / "cache" / "weights" / "pins.json").is_file()  # hashes pinned on first use
     torch.save(standin_state_dict("adain_decoder", seed=1), folder / "decoder.pth")  # swapped afterwards
     with pytest.raises(FetchError, match="corrupt file .*decoder.pth"):
-        adain.load_networks()
+        adain.AdaINEngine(torch.device("cpu"), config)
 
 
-def test_falls_back_to_gatys_without_adain_weights(tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("PAINTBOT_WEIGHTS_DIR", str(tmp_path))  # offline, and the files are not there
-    for var in ("PAINTBOT_ADAIN_ENCODER_WEIGHTS", "PAINTBOT_ADAIN_DECODER_WEIGHTS", "PAINTBOT_STYLE_ENGINE"):
-        monkeypatch.delenv(var, raising=False)
+def test_default_falls_back_to_gatys_without_adain_weights(tmp_path, caplog):
+    config = ModelConfig(weights_dir=tmp_path, cache_dir=tmp_path / "cache")  # offline, the files are not there
     with caplog.at_level(logging.WARNING, logger="paintbot.models"):
-        s = style.load(device="cpu")
-    assert s.engine == "gatys"
+        s = style.load(device="cpu", config=config)
+    assert s.engine.name == "gatys"
     assert "using the gatys engine" in caplog.text
+    with pytest.raises(FetchError, match="missing file .*vgg_normalised.pth"):  # asked for by name: no fallback
+        style.load("adain", device="cpu", config=config)
 
 
 def test_unknown_engine():
-    with pytest.raises(ValueError, match="unknown style engine 'cyclegan': choose adain or gatys"):
+    with pytest.raises(ValueError, match="unknown model 'cyclegan': choose one of adain, gatys"):
         style.load("cyclegan")
 
 
@@ -119,8 +117,9 @@ def test_adain_gives_content_features_the_style_statistics():
 def test_strength_zero_is_the_decoded_content(engine, photo, painting):
     out = engine(photo, painting, strength=0.0)
     with torch.no_grad():
-        c = style._to_tensor(photo, engine.device)
-        expected = style._to_image(engine.decode(engine.encode(c), *c.shape[2:]))
+        e = engine.engine
+        c = style.to_tensor(photo, e.device)
+        expected = style.to_image(e.decode(e.encode(c), *c.shape[2:]))
     assert np.array_equal(np.asarray(out), np.asarray(expected))
     full = np.asarray(engine(photo, painting, strength=1.0), dtype=float)
     half = np.asarray(engine(photo, painting, strength=0.5), dtype=float)
@@ -157,15 +156,13 @@ def test_result_size_keeps_aspect_and_never_upscales(engine, photo, painting):
         engine(photo, painting, size=0)
 
 
-def test_default_size(monkeypatch):
-    monkeypatch.delenv("PAINTBOT_STYLE_MAX_SIZE", raising=False)
+def test_default_size():
     assert style.default_size(torch.device("cpu")) == 512
     assert style.default_size(torch.device("cuda")) == 1024
-    monkeypatch.setenv("PAINTBOT_STYLE_MAX_SIZE", "800")
-    assert style.default_size(torch.device("cpu")) == 800
-    monkeypatch.setenv("PAINTBOT_STYLE_MAX_SIZE", "big")
+    assert style.default_size(torch.device("cpu"), ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "800"})
+                              .style_max_size) == 800
     with pytest.raises(ValueError, match="PAINTBOT_STYLE_MAX_SIZE must be a whole number"):
-        style.default_size(torch.device("cpu"))
+        ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "big"})
 
 
 def test_grayscale_content_gets_the_styles_colour(engine, photo, painting):

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from models.config import ModelConfig
 from models.fetch import FetchError
 from models.style import presets
 from tests.conftest import SHARED
@@ -16,15 +17,13 @@ STYLES = SHARED / "styles"
 
 
 @pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.setenv("PAINTBOT_STYLES_DIR", str(STYLES))
+def offline(tmp_path) -> ModelConfig:
+    return ModelConfig(styles_dir=STYLES, cache_dir=tmp_path / "cache")
 
 
 @pytest.fixture
-def online(monkeypatch, tmp_path):
-    monkeypatch.delenv("PAINTBOT_STYLES_DIR", raising=False)
-    monkeypatch.setenv("PAINTBOT_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "styles"
+def online(tmp_path) -> ModelConfig:
+    return ModelConfig(cache_dir=tmp_path / "cache")
 
 
 def serve(monkeypatch, file_server, name: str, source=None) -> dict:
@@ -46,53 +45,55 @@ def test_catalogue_is_the_shared_one_without_images():
 
 
 def test_offline_folder(offline):
-    assert presets.preset_path("vangogh") == STYLES / "starry_night.jpg"
-    img = presets.open_preset("Hokusai")  # names are case-insensitive
+    assert presets.preset_path("vangogh", offline) == STYLES / "starry_night.jpg"
+    img = presets.open_preset("Hokusai", offline)  # names are case-insensitive
     assert list(img.size) == presets.entry("hokusai")["size"] and img.mode == "RGB"
-    assert presets.download_all() == [STYLES / e["file"] for e in presets.CATALOG]
+    assert presets.download_all(offline) == [STYLES / e["file"] for e in presets.CATALOG]
 
 
 def test_download_from_loopback_is_verified_and_kept(monkeypatch, file_server, online):
     e = serve(monkeypatch, file_server, "munch")
-    path = presets.preset_path("munch")
-    assert path == online / e["file"]
+    path = presets.preset_path("munch", online)
+    assert path == online.cache_dir / "styles" / e["file"]
     assert path.read_bytes() == (STYLES / e["file"]).read_bytes()
     (file_server.directory / e["file"]).unlink()  # the second use must not need the server
-    assert presets.preset_path("munch") == path
-    assert presets.open_preset("munch").size == tuple(e["size"])
+    assert presets.preset_path("munch", online) == path
+    assert presets.open_preset("munch", online).size == tuple(e["size"])
 
 
 def test_download_with_wrong_sha256_is_refused(monkeypatch, file_server, online):
     serve(monkeypatch, file_server, "munch", source=STYLES / "wave.jpg")  # the wrong picture under that name
     with pytest.raises(FetchError, match="wrong SHA-256") as err:
-        presets.preset_path("munch")
+        presets.preset_path("munch", online)
     assert "\n" not in str(err.value)
-    assert not online.exists() or not any(online.iterdir())  # nothing half-verified left in the cache
+    cached = online.cache_dir / "styles"
+    assert not cached.exists() or not any(cached.iterdir())  # nothing half-verified left in the cache
 
 
-def test_corrupt_offline_file_is_one_line_error(monkeypatch, tmp_path):
+def test_corrupt_offline_file_is_one_line_error(tmp_path):
     shutil.copytree(STYLES, tmp_path / "styles")
     (tmp_path / "styles" / "wave.jpg").write_bytes((STYLES / "wave.jpg").read_bytes()[:5000])  # truncated
-    monkeypatch.setenv("PAINTBOT_STYLES_DIR", str(tmp_path / "styles"))
+    config = ModelConfig(styles_dir=tmp_path / "styles", cache_dir=tmp_path / "cache")
     with pytest.raises(FetchError, match="corrupt file .*wave.jpg") as err:
-        presets.open_preset("hokusai")
+        presets.open_preset("hokusai", config)
     assert "\n" not in str(err.value)
     (tmp_path / "styles" / "udnie.jpg").unlink()
-    with pytest.raises(FetchError, match="missing file .*udnie.jpg"):
-        presets.preset_path("picabia")
+    with pytest.raises(FetchError, match="missing file .*udnie.jpg.*PAINTBOT_STYLES_DIR"):
+        presets.preset_path("picabia", config)
 
 
 def test_unknown_style_lists_the_names():
     with pytest.raises(presets.UnknownStyle) as err:
-        presets.preset_path("rembrandt")
+        presets.preset_path("rembrandt", ModelConfig())
     msg = str(err.value)
     assert isinstance(err.value, ValueError) and "rembrandt" in msg and "\n" not in msg
+    assert err.value.code == "style.unknown" and err.value.params["name"] == "rembrandt"
     assert all(name in msg for name in presets.names())
 
 
 def test_contact_sheet_has_one_labelled_cell_per_preset(offline):
     cell, columns = 128, 4
-    sheet = np.asarray(presets.contact_sheet(cell=cell, columns=columns).convert("L")).astype(int)
+    sheet = np.asarray(presets.contact_sheet(offline, cell=cell, columns=columns).convert("L")).astype(int)
     label_h = cell // 4
     rows = -(-len(presets.CATALOG) // columns)
     assert sheet.shape == (rows * (cell + label_h), columns * cell)

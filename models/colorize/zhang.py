@@ -1,15 +1,22 @@
 """Zhang et al.'s colourisers: ECCV 2016 ("eccv16", CIC) and SIGGRAPH 2017 ("siggraph17", CIC2).
 
 The networks' state_dict keys and shapes equal the published checkpoints', so the real files
-load strictly. Both see L at 256x256; their ab prediction is joined to the photo's own lightness
-by the shared colourisation framing.
+load strictly. Both see L at 256x256, as their authors' demo feeds them (the RGB image resized
+bicubically, then its lightness); their ab prediction is joined to the photo's own lightness by
+the shared colourisation framing.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
+
+from models.colorize import ColorizeEngine
+from models.weights import WeightFile, remote
+
+NETWORK_SIZE = 256
 
 
 def _convs(cin: int, cout: int, n: int, last_stride: int = 1, dilation: int = 1) -> list[nn.Module]:
@@ -81,3 +88,30 @@ class SIGGRAPH17(nn.Module):
         x = self.model9(self.model9up(x) + self.model2short9(c2))
         x = self.model10(self.model10up(x) + self.model1short10(c1))
         return self.model_out(x) * 110
+
+
+class ZhangEngine(ColorizeEngine):
+    """Both networks take normalised L at 256x256 and return ab in CIE units."""
+
+    def __init__(self, device, config):
+        super().__init__(device, config)
+        self.net = self.half(self.load_file(self.files[0]))
+
+    def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
+        small = img.resize((NETWORK_SIZE, NETWORK_SIZE), Image.BICUBIC)
+        x = ((self.lightness(small) - 50) / 100).unsqueeze(0).to(self.dtype)
+        return self.net(x.contiguous(memory_format=torch.channels_last)).float()
+
+
+class ECCV16Engine(ZhangEngine):
+    name = "eccv16"
+    label = "ECCV 2016 model (Zhang et al.)"
+    files = (WeightFile(remote("https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
+                               "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9"), ECCV16),)
+
+
+class SIGGRAPH17Engine(ZhangEngine):
+    name = "siggraph17"
+    label = "SIGGRAPH 2017 model (Zhang et al.)"
+    files = (WeightFile(remote("https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
+                               "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66"), SIGGRAPH17),)

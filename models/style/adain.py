@@ -1,18 +1,19 @@
 """AdaIN style transfer (Huang & Belongie, ICCV 2017): one forward pass, any style image.
 
 The encoder and decoder are `nn.Sequential`s whose state_dict keys and shapes equal the
-published `vgg_normalised.pth` and `decoder.pth`, so the real files load strictly.
+published `vgg_normalised.pth` and `decoder.pth`, so the real files load strictly. As in
+pytorch-AdaIN, the layers are kept apart from the maths (`channel_stats`, `adain`).
+No SHA-256 is published for either file: they are pinned on first strict load.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
+from PIL import Image
 from torch import nn
 
-from models import weights as weight_files
+from models.style import StyleEngine, fit, to_tensor
+from models.weights import WeightFile, remote
 
 RELU4_1 = 31  # the encoder is used up to relu4_1: its first 31 modules
 
@@ -46,34 +47,6 @@ def decoder() -> nn.Sequential:
     )
 
 
-def _load(build, name: str, env: str) -> nn.Sequential:
-    """`env` names a file to load as given; otherwise the registry's file (its hash pinned on first use)."""
-    net = build()
-    explicit = os.environ.get(env)
-    path = explicit or weight_files.weights_path(name, check=lambda p: _strict(build(), p))
-    weight_files.load_into(net, weight_files.load_state_dict(path), path)
-    return net
-
-
-def _strict(net: nn.Module, path: Path) -> None:
-    weight_files.load_into(net, weight_files.load_state_dict(path), path)
-
-
-def check_encoder_file(path: Path) -> None:
-    _strict(vgg_normalised(), path)
-
-
-def check_decoder_file(path: Path) -> None:
-    _strict(decoder(), path)
-
-
-def load_networks() -> tuple[nn.Sequential, nn.Sequential]:
-    """(encoder to relu4_1, decoder) with their weights."""
-    enc = _load(vgg_normalised, "adain_vgg_normalised", "PAINTBOT_ADAIN_ENCODER_WEIGHTS")[:RELU4_1]
-    dec = _load(decoder, "adain_decoder", "PAINTBOT_ADAIN_DECODER_WEIGHTS")
-    return enc, dec
-
-
 def channel_stats(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std over spatial positions, (N, C, 1, 1) each (eps inside the variance)."""
     n, c = feat.shape[:2]
@@ -86,3 +59,43 @@ def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tens
     """Content features renormalised to the style's per-channel mean and std."""
     mean, std = channel_stats(content)
     return (content - mean) / std * style_std + style_mean
+
+
+RELEASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
+ENCODER_FILE = WeightFile(remote(RELEASE + "vgg_normalised.pth", None), vgg_normalised,
+                          override_env="PAINTBOT_ADAIN_ENCODER_WEIGHTS")
+DECODER_FILE = WeightFile(remote(RELEASE + "decoder.pth", None), decoder, override_env="PAINTBOT_ADAIN_DECODER_WEIGHTS")
+
+
+class AdaINEngine(StyleEngine):
+    """`strength` blends the renormalised features with the content's own before decoding."""
+
+    name = "adain"
+    label = "AdaIN (Huang & Belongie)"
+    aliases = ("fast",)
+    files = (ENCODER_FILE, DECODER_FILE)
+
+    def __init__(self, device, config):
+        super().__init__(device, config)
+        self.enc = self.half(self.load_file(ENCODER_FILE)[:RELU4_1])
+        self.dec = self.half(self.load_file(DECODER_FILE))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
+
+    def decode(self, t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        out = self.dec(t.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
+        return out[:, :, :h, :w].clamp(0, 1)  # the encoder rounds up to a multiple of 8
+
+    def _paint(self, content, style, strength, style_key):
+        h, w = content.shape[2:]
+        long_side = max(h, w)
+
+        def style_stats():
+            sw, sh = fit(style.size, long_side)
+            return channel_stats(self.encode(to_tensor(style.resize((sw, sh), Image.LANCZOS), self.device)))
+
+        mean, std = self.cached((style_key, long_side), style_stats)
+        fc = self.encode(content)
+        t = adain(fc, mean, std)
+        return self.decode(strength * t + (1 - strength) * fc, h, w)

@@ -12,6 +12,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from models import fetch, imageio
+from models.config import ModelConfig
+from models.errors import InputError
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 OFFLINE_ENV = "PAINTBOT_STYLES_DIR"
@@ -19,9 +21,10 @@ CATALOG: list[dict] = json.loads(CATALOG_FILE.read_text())
 _BY_NAME = {entry["name"]: entry for entry in CATALOG}
 
 
-class UnknownStyle(ValueError):
+class UnknownStyle(InputError):
     def __init__(self, name: str):
-        super().__init__(f"unknown style {name!r}: choose one of {', '.join(names())}")
+        super().__init__("style.unknown", f"unknown style {name!r}: choose one of {', '.join(names())}",
+                         name=name, choices=", ".join(names()))
 
 
 def names() -> list[str]:
@@ -39,19 +42,19 @@ def _remote(e: dict) -> fetch.RemoteFile:
     return fetch.RemoteFile(filename=e["file"], url=e["url"], sha256=e["sha256"], offline_env=OFFLINE_ENV)
 
 
-def preset_path(name: str) -> Path:
-    return fetch.ensure(_remote(entry(name)), "styles")
+def preset_path(name: str, config: ModelConfig) -> Path:
+    return fetch.ensure(_remote(entry(name)), config.cache_dir / "styles", config.styles_dir)
 
 
-def open_preset(name: str) -> Image.Image:
-    return imageio.open_path(preset_path(name))
+def open_preset(name: str, config: ModelConfig) -> Image.Image:
+    return imageio.open_path(preset_path(name, config))
 
 
-def download_all() -> list[Path]:
-    return [preset_path(n) for n in names()]
+def download_all(config: ModelConfig) -> list[Path]:
+    return [preset_path(n, config) for n in names()]
 
 
-def contact_sheet(cell: int = 256, columns: int = 4) -> Image.Image:
+def contact_sheet(config: ModelConfig, cell: int = 256, columns: int = 4) -> Image.Image:
     """One picture of every preset (for the bot's /styles): a grid of square thumbnails, each labelled
     with the name to type and, smaller, the painter (the title for unattributed works).
 
@@ -63,7 +66,7 @@ def contact_sheet(cell: int = 256, columns: int = 4) -> Image.Image:
     draw = ImageDraw.Draw(sheet)
     for i, e in enumerate(CATALOG):
         x, y = (i % columns) * cell, (i // columns) * (cell + label_h)
-        thumb = open_preset(e["name"]).convert("RGB")
+        thumb = open_preset(e["name"], config).convert("RGB")
         side = min(thumb.size)  # centre square crop
         left, top = (thumb.width - side) // 2, (thumb.height - side) // 2
         thumb = thumb.crop((left, top, left + side, top + side)).resize((cell - 8, cell - 8), Image.LANCZOS)

@@ -1,0 +1,127 @@
+"""The image science's settings: one typed object, read from the environment once, at the edges.
+
+`paintbot-worker` and the `paintbot` CLI call `ModelConfig.from_env(os.environ)` and pass the result
+inward; nothing else under models/ reads the environment, so a test builds a ModelConfig directly
+instead of patching variables. Engine-specific settings (a detector threshold, an input size) are
+declared by each engine as a frozen dataclass `Settings`; their variables are derived from the
+engine's name, `PAINTBOT_<ENGINE>_<FIELD>` (`paintbot models list` prints them), so adding an
+engine adds no line here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the variable and what it should be."""
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    """PAINTBOT_CACHE_DIR, else $XDG_CACHE_HOME/paintbot, else ~/.cache/paintbot."""
+    explicit = env.get("PAINTBOT_CACHE_DIR", "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = env.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(xdg) / "paintbot"
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ConfigError(f"{name} must be a whole number ({minimum} or more), not {raw!r}")
+    return int(raw)
+
+
+def _name(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip().lower() or None
+
+
+def settings_variable(engine: str, field_name: str) -> str:
+    """The environment variable of one engine setting: PAINTBOT_<ENGINE>_<FIELD>, upper case."""
+    return f"PAINTBOT_{engine}_{field_name}".upper().replace("-", "_")
+
+
+def _parse_settings(engine: str, cls: type, env: Mapping[str, str]):
+    """An engine's Settings dataclass with the fields its variables set (typed as the defaults are)."""
+    given = {}
+    for f in dataclasses.fields(cls):
+        var = settings_variable(engine, f.name)
+        raw = env.get(var, "").strip()
+        if not raw:
+            continue
+        kind = type(f.default)
+        try:
+            given[f.name] = raw.lower() in ("1", "true", "yes", "on") if kind is bool else kind(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be a {kind.__name__}, not {raw!r}") from None
+    try:
+        return cls(**given)
+    except ValueError as exc:  # the dataclass's own range checks
+        raise ConfigError(f"{engine} settings: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    device: str = "auto"  # PAINTBOT_DEVICE: auto (CUDA when available), cpu, cuda[:N]
+    torch_threads: int | None = None  # PAINTBOT_TORCH_THREADS (else OMP_NUM_THREADS, else torch's default)
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir({}))  # PAINTBOT_CACHE_DIR
+    weights_dir: Path | None = None  # PAINTBOT_WEIGHTS_DIR: offline folder of weight files (no download)
+    styles_dir: Path | None = None  # PAINTBOT_STYLES_DIR: offline folder of preset paintings
+    reduced_precision: bool = True  # PAINTBOT_REDUCED_PRECISION=0 forces float32
+    colorize_engine: str | None = None  # PAINTBOT_COLORIZE_MODEL; None: the best the worker can run
+    style_engine: str | None = None  # PAINTBOT_STYLE_ENGINE; None: the best the worker can run
+    style_max_size: int | None = None  # PAINTBOT_STYLE_MAX_SIZE; None: 1024 on CUDA, 512 on CPU
+    # Files to use instead of downloaded ones, by weight file name (each file declares its variable,
+    # e.g. PAINTBOT_ADAIN_DECODER_WEIGHTS for decoder.pth): loaded as given, strictly.
+    weight_overrides: Mapping[str, Path] = field(default_factory=dict)
+    # Engine name -> that engine's Settings instance (absent: its defaults).
+    engine_settings: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "weight_overrides", MappingProxyType(dict(self.weight_overrides)))
+        object.__setattr__(self, "engine_settings", MappingProxyType(dict(self.engine_settings)))
+
+    def settings_for(self, engine) -> object | None:
+        """`engine`'s Settings: as configured, else its defaults (None for an engine without settings)."""
+        if engine.Settings is None:
+            return None
+        return self.engine_settings.get(engine.name) or engine.Settings()
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ModelConfig":
+        from models import engines  # the registry names the engines whose settings exist
+
+        threads = _int(env, "PAINTBOT_TORCH_THREADS", 1) or _int(env, "OMP_NUM_THREADS", 1)
+        overrides = {f.filename: _path(env, f.override_env)
+                     for e in engines.ENGINES for f in e.files if f.override_env}
+        config = cls(
+            device=_name(env, "PAINTBOT_DEVICE") or "auto",
+            torch_threads=threads,
+            cache_dir=default_cache_dir(env),
+            weights_dir=_path(env, "PAINTBOT_WEIGHTS_DIR"),
+            styles_dir=_path(env, "PAINTBOT_STYLES_DIR"),
+            reduced_precision=env.get("PAINTBOT_REDUCED_PRECISION", "1").strip() != "0",
+            colorize_engine=_name(env, "PAINTBOT_COLORIZE_MODEL"),
+            style_engine=_name(env, "PAINTBOT_STYLE_ENGINE"),
+            style_max_size=_int(env, "PAINTBOT_STYLE_MAX_SIZE", 16),
+            weight_overrides={k: v for k, v in overrides.items() if v is not None},
+            engine_settings={e.name: _parse_settings(e.name, e.Settings, env)
+                             for e in engines.ENGINES if e.Settings is not None},
+        )
+        colorize_weights = _path(env, "PAINTBOT_COLORIZE_WEIGHTS")  # a checkpoint for that model's one file
+        return engines.with_weights(config, config.colorize_engine, colorize_weights) if colorize_weights else config

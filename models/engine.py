@@ -1,0 +1,56 @@
+"""What every engine declares, beside its network: the shape of a registered model.
+
+Modelled on rembg's sessions: an engine class names itself, its family, the weight files it needs
+(each with the network builder that checks it strictly) and its settings; constructing it with a
+device and a ModelConfig loads it. models/engines.py lists every engine explicitly; everything
+else (CLI, worker, downloads, bench, eval) takes the list from there.
+
+The families add their call shape and shared framing: `models.colorize.ColorizeEngine`
+(image, options -> image: Lab in and out at full resolution) and `models.style.StyleEngine`
+(content, style, options -> image: sizing, keep-colours, cached style statistics).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from models import weights
+from models.config import ModelConfig
+from models.device import reduced_dtype
+
+
+class Engine:
+    name: ClassVar[str]  # what users type: /colorize NAME, --model NAME
+    family: ClassVar[str]  # "colorize" or "style"
+    label: ClassVar[str]  # how a caption names it: "instance-aware model"
+    files: ClassVar[tuple[weights.WeightFile, ...]] = ()
+    # Device types on which this engine may be chosen as the family's default (in registry order,
+    # the first whose files are present wins); empty: only when asked for by name.
+    default_on: ClassVar[frozenset[str]] = frozenset({"cpu", "cuda"})
+    aliases: ClassVar[tuple[str, ...]] = ()  # other words for it in commands ("hq", "fast")
+    needs_reference: ClassVar[bool] = False  # takes a second image (a colour reference)
+    Settings: ClassVar[type | None] = None  # a frozen dataclass of its own settings, or None
+
+    def __init__(self, device: torch.device, config: ModelConfig):
+        self.device = device
+        self.config = config
+        self.settings = config.settings_for(type(self))
+        # The networks' dtype: bf16 on capable CPUs / fp16 on CUDA, unless the operator asked for float32.
+        self.dtype = (reduced_dtype(device) if config.reduced_precision else None) or torch.float32
+
+    def load_file(self, wf: weights.WeightFile):
+        """`wf`'s network with its weights (strictly), in eval mode on this engine's device."""
+        return weights.load(wf, self.config).eval().to(self.device)
+
+    def half(self, net: torch.nn.Module) -> torch.nn.Module:
+        """Weights stored in the reduced type (no per-call casts) and NHWC, which oneDNN/cuDNN prefer."""
+        return net.to(dtype=self.dtype, memory_format=torch.channels_last)
+
+    @classmethod
+    def files_present(cls, config: ModelConfig) -> bool:
+        return all(weights.is_present(f, config) for f in cls.files)
+
+    def __repr__(self) -> str:
+        return f"<{self.family} engine {self.name} on {self.device} ({self.dtype})>"

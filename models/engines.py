@@ -1,0 +1,113 @@
+"""The registry: every engine paintbot has, one line each, in order of preference within a family.
+
+Everything that needs the list of engines takes it from here: the CLI's choices, `paintbot models
+download`, the worker (which loads what a job names and publishes what it can run to the bot),
+`bench/` and `paintbot eval`. An engine declares itself beside its network (name, family, files,
+settings, how it loads: models/engine.py); adding one is its module plus one line below.
+
+The default of a family is the first engine in this order that may be a default on the device
+(`default_on`) and can be loaded: its files are here, or can be downloaded (online). So a machine
+gets the best engine it can have, and an offline one falls back to what its folder holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from models import weights
+from models.config import ConfigError, ModelConfig
+from models.device import pick_device
+from models.engine import Engine
+from models.errors import UnknownEngine
+from models.fetch import FetchError
+
+from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402,I001
+from models.style.adain import AdaINEngine  # noqa: E402
+from models.style.gatys import GatysEngine  # noqa: E402
+
+log = logging.getLogger("paintbot.models")
+
+ENGINES: tuple[type[Engine], ...] = (
+    SIGGRAPH17Engine,
+    ECCV16Engine,
+    AdaINEngine,
+    GatysEngine,
+)
+FAMILIES = ("colorize", "style")
+
+
+def of_family(family: str | None = None) -> list[type[Engine]]:
+    return [e for e in ENGINES if family is None or e.family == family]
+
+
+def names(family: str | None = None) -> list[str]:
+    return [e.name for e in of_family(family)]
+
+
+def get(name: str, family: str | None = None) -> type[Engine]:
+    """The engine called `name` (or one of its aliases) in `family`; UnknownEngine names the choices."""
+    word = name.strip().lower()
+    for e in of_family(family):
+        if word == e.name or word in e.aliases:
+            return e
+    raise UnknownEngine(name, names(family))
+
+
+def with_weights(config: ModelConfig, name: str | None, path: Path) -> ModelConfig:
+    """`config` with `path` used for the one weight file of engine `name` (PAINTBOT_COLORIZE_WEIGHTS, --weights)."""
+    if name is None:
+        raise ConfigError("a weights file needs the model it is for (PAINTBOT_COLORIZE_MODEL or --model)")
+    engine = get(name)
+    if len(engine.files) != 1:
+        raise ConfigError(f"{engine.name} has {len(engine.files)} weight files: give each through its own "
+                          f"variable ({', '.join(f.override_env or f.filename for f in engine.files)})")
+    return config.replace(weight_overrides={**config.weight_overrides, engine.files[0].filename: path})
+
+
+def configured(family: str, config: ModelConfig) -> str | None:
+    return config.colorize_engine if family == "colorize" else config.style_engine
+
+
+def load(name: str | None, family: str, device=None, config: ModelConfig | None = None) -> Engine:
+    """Engine `name` (None: the family's default, or the configured one) loaded on `device`.
+
+    An engine asked for by name that cannot be loaded is an error (FetchError names the missing
+    file); only the default falls back to the next candidate, saying so in the log.
+    """
+    config = config or ModelConfig()
+    device = pick_device(device if device is not None else config.device)
+    name = name or configured(family, config)
+    if name is not None:
+        return _build(get(name, family), device, config)
+    failed: list[tuple[str, FetchError]] = []
+    for engine in (e for e in of_family(family) if device.type in e.default_on):
+        try:
+            loaded = _build(engine, device, config)
+        except FetchError as exc:
+            failed.append((engine.name, exc))
+            continue
+        for other, exc in failed:
+            log.warning("%s unavailable (%s); using the %s engine instead", other, exc, engine.name)
+        return loaded
+    raise failed[0][1] if failed else FetchError(f"no {family} engine can run on {device.type}")
+
+
+def _build(engine: type[Engine], device: torch.device, config: ModelConfig) -> Engine:
+    t0 = time.perf_counter()
+    loaded = engine(device, config)
+    log.info("%s engine %s loaded on %s (%s) in %.1f s", engine.family, engine.name, device, loaded.dtype,
+             time.perf_counter() - t0)
+    return loaded
+
+
+def download_all(config: ModelConfig, engines: list[type[Engine]] | None = None,
+                 progress=None) -> list[Path]:
+    """Fetch and verify every registered weight file now (`paintbot models download`).
+
+    `progress(wf)` may return a per-file progress callback (bytes, total)."""
+    files = {f.filename: f for e in (engines or ENGINES) for f in e.files}  # engines may share a file
+    return [weights.path_of(f, config, progress(f) if progress else None) for f in files.values()]
