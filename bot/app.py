@@ -14,16 +14,12 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Appli
 from bot import handlers, metrics
 from bot.queue import JobQueue
 from bot.settings import Settings
+from bot.texts import render
 
 log = logging.getLogger("paintbot.bot")
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
-COMMANDS = [
-    BotCommand("colorize", "Colourise the photo you reply to"),
-    BotCommand("style", "Repaint the photo you reply to, e.g. /style vangogh"),
-    BotCommand("styles", "Show the painting styles"),
-    BotCommand("help", "What this bot does"),
-]
+COMMANDS = ["colorize", "style", "styles", "help"]  # the menu; descriptions are texts "command.NAME"
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -46,7 +42,7 @@ class RetryingRateLimiter(AIORateLimiter):
 
 
 async def _post_init(app: Application) -> None:
-    await app.bot.set_my_commands(COMMANDS)
+    await app.bot.set_my_commands([BotCommand(c, render(f"command.{c}")) for c in COMMANDS])
 
 
 async def _count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -62,7 +58,7 @@ def _allowed_only(allowed: frozenset[int]):
         if chat is not None and chat.id not in allowed:
             log.info("ignored update from chat %s: not in PAINTBOT_ALLOWED_CHATS", chat.id)
             if chat.type == "private" and update.effective_message is not None:
-                await update.effective_message.reply_text("Sorry, this bot is private.")
+                await update.effective_message.reply_text(render("private_bot"))
             raise ApplicationHandlerStop
     return gate
 
@@ -72,14 +68,10 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     settings: Settings = context.application.bot_data["settings"]
     user = update.effective_user
     if user is None or user.id not in settings.admins:
-        await update.effective_message.reply_text("Sorry, /stats is for the bot's admins.")
+        await update.effective_message.reply_text(render("stats.admins_only"))
         return
     jobs: JobQueue = context.application.bot_data["jobs"]
-    s = await asyncio.to_thread(jobs.stats)
-    await update.effective_message.reply_text(
-        f"Queue: {s['queued']} waiting, {s['started']} running\n"
-        f"Workers: {s['workers']}\n"
-        f"Last hour: {s['finished']} done, {s['failed']} failed")
+    await update.effective_message.reply_text(render("stats.report", **await asyncio.to_thread(jobs.stats)))
 
 
 def build_application(settings: Settings, jobs: JobQueue | None = None) -> Application:

@@ -9,11 +9,12 @@ import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
-from bot import metrics, texts
+from bot import metrics
 from bot.jobs import Job
+from bot.options import BadOptions, ColorizeOptions, Options, StyleOptions
 from bot.queue import JobQueue, Refused
-from bot.requests import (MAX_DOWNLOAD_BYTES, BadOptions, Image, image_of, is_file_but_not_image,
-                          parse_command, parse_style_args, preset_names, too_big)
+from bot.requests import MAX_DOWNLOAD_BYTES, Image, image_of, is_file_but_not_image, parse_command, preset_names, too_big
+from bot.texts import render, render_error
 
 log = logging.getLogger("paintbot.bot")
 
@@ -29,49 +30,64 @@ async def refuse(answer, chat_id: int, reason: str, text: str) -> None:
     await answer(text)
 
 
+async def _vocabulary(context: ContextTypes.DEFAULT_TYPE):
+    return await asyncio.to_thread(_jobs(context).vocabulary)
+
+
 async def submit(context: ContextTypes.DEFAULT_TYPE, request: Message, reply_to: Message, img: Image | None,
-                 op: str, options: dict | None = None, user_id: int | None = None) -> None:
+                 op: str, options: Options | None = None, user_id: int | None = None,
+                 reference: Image | None = None) -> None:
     """Admit, say "queued" (replying to the photo), enqueue. Every outcome gets exactly one answer."""
-    if img is not None and too_big(img):
-        await refuse(reply_to.reply_text, request.chat_id, "too_big",
-                     texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
-        return
+    for image in (img, reference):
+        if image is not None and too_big(image):
+            await refuse(reply_to.reply_text, request.chat_id, "too_big",
+                         render("too_big", limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
+            return
     job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id, reply_to=reply_to.message_id,
               file_id=img.file_id if img else None, as_document=bool(img and img.as_document),
-              file_name=img.file_name if img else None, options=options or {},
+              file_name=img.file_name if img else None, options=options,
+              reference_file_id=reference.file_id if reference else None,
               user_id=user_id if user_id is not None else (request.from_user.id if request.from_user else None))
     jobs = _jobs(context)
     answer = reply_to.reply_text
     try:
         position = await asyncio.to_thread(jobs.admit, job)
-        status = await reply_to.reply_text(texts.QUEUED.format(position=position))
+        status = await reply_to.reply_text(render("queued", position=position))
         answer = status.edit_text  # from here on, a problem is told in the status message
-        job = Job(**{**job.to_dict(), "status_message_id": status.message_id})
+        job = job.replace(status_message_id=status.message_id)
         await asyncio.to_thread(jobs.enqueue, job)
     except Refused as exc:
-        await refuse(answer, job.chat_id, exc.reason, str(exc))
+        await refuse(answer, job.chat_id, exc.reason, render_error(exc))
         return
     except redis.RedisError as exc:
         log.warning("queue unavailable (%s): job=%s not queued", type(exc).__name__, job.job_id)
-        await refuse(answer, job.chat_id, "unavailable", texts.UNAVAILABLE)
+        await refuse(answer, job.chat_id, "unavailable", render("unavailable"))
         return
     metrics.ENQUEUED.labels(op).inc()
     log.info("queued job=%s op=%s chat=%s position=%d", job.job_id, op, job.chat_id, position)
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_text(texts.HELP)
+    await update.effective_message.reply_text(render("help"))
 
 
 async def colorize_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/colorize as a reply to a photo (any chat)."""
+    """/colorize [MODEL] [INTENSITY] as a reply to a photo (any chat)."""
     msg = update.effective_message
-    target = msg.reply_to_message
-    img = image_of(target)
+    await _colorize_request(context, msg, msg.reply_to_message, context.args or [])
+
+
+async def _colorize_request(context, msg: Message, photo_msg: Message | None, args: list[str]) -> None:
+    img = image_of(photo_msg)
     if img is None:
-        await msg.reply_text(texts.NEED_PHOTO_COLORIZE)
+        await msg.reply_text(render("need_photo.colorize"))
         return
-    await submit(context, msg, target, img, "colorize")
+    try:
+        opts = ColorizeOptions.parse(args, await _vocabulary(context))
+    except BadOptions as exc:
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc))
+        return
+    await submit(context, msg, photo_msg, img, "colorize", opts)
 
 
 async def style_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -84,27 +100,22 @@ async def _style_request(context, msg: Message, content_msg: Message | None, sty
                          args: list[str]) -> None:
     content = image_of(content_msg)
     if content is None:
-        await msg.reply_text(texts.NEED_PHOTO_STYLE)
+        await msg.reply_text(render("need_photo.style"))
         return
     try:
-        opts = parse_style_args(args, need_name=False)
+        opts = StyleOptions.parse(args, await _vocabulary(context))
     except BadOptions as exc:
-        await refuse(msg.reply_text, msg.chat_id, "bad_options", str(exc))
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc))
         return
     if style_img is not None:
-        if too_big(style_img):
-            await refuse(msg.reply_text, msg.chat_id, "too_big",
-                         texts.TOO_BIG.format(limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
-            return
-        opts["style_file_id"] = style_img.file_id
-        opts.pop("style", None)
-    elif "style" not in opts:
+        opts = opts.replace(style=None)  # the photo is the style
+    elif opts.style is None:
         # No name: offer the presets as buttons; the keyboard replies to the photo so a tap finds it.
         buttons = [InlineKeyboardButton(n, callback_data=f"style:{n}") for n in preset_names()]
         rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
-        await content_msg.reply_text("Pick a style:", reply_markup=InlineKeyboardMarkup(rows))
+        await content_msg.reply_text(render("style.pick"), reply_markup=InlineKeyboardMarkup(rows))
         return
-    await submit(context, msg, content_msg, content, "style", opts)
+    await submit(context, msg, content_msg, content, "style", opts, reference=style_img)
 
 
 async def style_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -114,12 +125,11 @@ async def style_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     keyboard_msg = query.message
     content_msg = keyboard_msg.reply_to_message if isinstance(keyboard_msg, Message) else None
     if name not in preset_names() or image_of(content_msg) is None:
-        await query.answer("That photo is no longer available. Reply /style to it again.", show_alert=True)
+        await query.answer(render("style.photo_gone"), show_alert=True)
         return
-    await query.answer(f"Painting as {name}…")
-    await keyboard_msg.edit_text(f"Style: {name}")  # one tap per keyboard
-    opts = parse_style_args([name], need_name=True)
-    await submit(context, keyboard_msg, content_msg, image_of(content_msg), "style", opts,
+    await query.answer(render("style.painting_as", name=name))
+    await keyboard_msg.edit_text(render("style.chosen", name=name))  # one tap per keyboard
+    await submit(context, keyboard_msg, content_msg, image_of(content_msg), "style", StyleOptions(style=name),
                  user_id=query.from_user.id)
 
 
@@ -146,23 +156,23 @@ async def image_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if cmd in ("colorize", "colorise") or (cmd is None and private):
         if is_file_but_not_image(msg):
-            await refuse(msg.reply_text, msg.chat_id, "not_image", texts.NOT_AN_IMAGE)
+            await refuse(msg.reply_text, msg.chat_id, "not_image", render("not_an_image"))
             return
-        await submit(context, msg, msg, image_of(msg), "colorize")
+        await _colorize_request(context, msg, msg, args)
         return
     if private and cmd is not None:
-        await msg.reply_text(texts.HELP)
+        await msg.reply_text(render("help"))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Private chats only: an unknown command or plain text gets the help text."""
-    await update.effective_message.reply_text(texts.HELP)
+    await update.effective_message.reply_text(render("help"))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling an update: %s", context.error, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         try:
-            await update.effective_message.reply_text(texts.FAILED)
+            await update.effective_message.reply_text(render("failed"))
         except Exception:  # the chat may be unreachable; the log line above is what remains
             log.warning("could not tell chat %s about the error", update.effective_chat.id)

@@ -3,15 +3,33 @@
 A job is a small JSON object of ids and options — never image bytes, never a token —
 enqueued with RQ's JSON serializer (no pickle anywhere on the queue path). The worker
 runs `worker.tasks.run_job(job)`; the bot only names that function, it never imports it.
+
+The contract survives rolling upgrades. The bot (one replica) is replaced at once while the
+workers are rolled gradually, so for minutes jobs cross versions both ways:
+- `from_dict` ignores fields it does not know (a newer bot added them) and fills the ones a job
+  lacks (an older bot did not send them) with their defaults;
+- `to_dict` adds no top-level field that the previous release's workers cannot take (they build
+  the job with `Job(**d)`): anything new travels inside `options`, whose unknown keys every
+  release ignores, and option keys keep their meaning and units (strength in percent).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.options import Options, options_for
+
+log = logging.getLogger("paintbot")
 
 TASK = "worker.tasks.run_job"
 ON_FAILURE = "worker.tasks.on_job_failure"  # RQ calls it when a job fails, also when its worker died
 OPERATIONS = ("colorize", "style", "styles")
+# The second image of a request (a custom style, an exemplar's colour reference) travels inside
+# `options` under the key the previous release already read for custom styles.
+_REFERENCE = "style_file_id"
 
 
 @dataclass(frozen=True)
@@ -25,20 +43,38 @@ class Job:
     user_id: int | None = None
     status_message_id: int | None = None
     file_name: str | None = None
-    options: dict = field(default_factory=dict)  # style: name | style_file_id, strength, keep_colors, hq
+    options: Options | None = None  # the operation's typed options (None for "styles")
+    reference_file_id: str | None = None  # a custom style photo, or the colour reference to copy
 
     def __post_init__(self):
         if self.op not in OPERATIONS:
             raise ValueError(f"unknown operation {self.op!r}")
+        if self.options is None or isinstance(self.options, Mapping):
+            object.__setattr__(self, "options", options_for(self.op, self.options))
 
     @property
     def job_id(self) -> str:
         """One job per request: the same Telegram update delivered twice maps to the same id."""
         return f"pb-{self.chat_id}-{self.request_id}"
 
+    def replace(self, **changes) -> "Job":
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "reference_file_id"}
+        d["options"] = self.options.to_dict() if self.options is not None else {}
+        if self.reference_file_id:
+            d["options"][_REFERENCE] = self.reference_file_id
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Job":
-        return cls(**d)
+    def from_dict(cls, d: Mapping) -> "Job":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            log.info("job %s has fields this version does not know (%s): ignored", d.get("request_id"), unknown)
+        fields = {k: v for k, v in d.items() if k in known}
+        options = dict(fields.get("options") or {})
+        fields["reference_file_id"] = fields.get("reference_file_id") or options.pop(_REFERENCE, None)
+        fields["options"] = options
+        return cls(**fields)

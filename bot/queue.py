@@ -1,31 +1,40 @@
 """The producer side of the Redis/RQ queue: admission limits, then enqueue.
 
-Also the one place that knows the Redis keys shared with the workers (in-flight sets),
-so the worker releases a job through `release()` here rather than re-deriving key names.
+Also the one place that knows the Redis keys shared with the workers: the in-flight sets (the
+worker releases a job through `release()` here rather than re-deriving key names) and the
+engines the workers can run (`publish_engines` by each worker at start, read by the bot's parser).
 """
 
 from __future__ import annotations
 
+import json
 import time
+
 import redis
 from rq import Callback, Queue, Retry
 from rq.serializers import JSONSerializer
 
 from bot.jobs import ON_FAILURE, TASK, Job
+from bot.options import EngineInfo, Vocabulary
+from bot.requests import preset_names
 from bot.settings import Limits
 
 # Retries for transient faults (network, a worker that died): 2 more attempts, backing off.
 RETRY = Retry(max=2, interval=[10, 30])
 RESULT_TTL = 3600  # finished jobs are kept an hour (ids only: /stats counts them)
 FAILURE_TTL = 24 * 3600
+ENGINES_KEY = "paintbot:engines"  # hash: engine name -> EngineInfo JSON, written by the workers
+VOCABULARY_TTL = 30.0  # seconds the bot trusts its copy of the engines the workers published
 
 
 class Refused(Exception):
-    """The request is not queued; `str(exc)` is the polite reply for the user, `reason` a metric label."""
+    """The request is not queued: `reason` is the metric label and the text key of the polite reply."""
 
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
+    def __init__(self, reason: str, **params):
+        super().__init__(reason)
         self.reason = reason
+        self.code = f"refused.{reason}"
+        self.params = params
 
 
 def _inflight_key(user_id: int) -> str:
@@ -39,6 +48,22 @@ class JobQueue:
                                           health_check_interval=30)
         self.queue = Queue(name, connection=self.redis, serializer=JSONSerializer)
         self.limits = limits
+        self._vocabulary: tuple[float, Vocabulary] | None = None
+
+    def vocabulary(self) -> Vocabulary:
+        """The preset styles and the engines the workers registered (re-read every VOCABULARY_TTL s;
+        while Redis is away, the last copy, so that the request itself meets the outage and is told so)."""
+        now = time.monotonic()
+        if self._vocabulary is None or now - self._vocabulary[0] > VOCABULARY_TTL:
+            try:
+                infos = [EngineInfo.from_dict(json.loads(v)) for v in self.redis.hvals(ENGINES_KEY)]
+            except redis.RedisError:
+                return self._vocabulary[1] if self._vocabulary else Vocabulary(preset_names())
+            vocabulary = Vocabulary(preset_names(), tuple(sorted(infos, key=lambda e: e.name)))
+            if not infos:  # no worker has registered yet: ask again next time
+                return vocabulary
+            self._vocabulary = now, vocabulary
+        return self._vocabulary[1]
 
     def admit(self, job: Job) -> int:
         """Check the limits for `job` and count it against its user; return its expected queue position.
@@ -47,7 +72,7 @@ class JobQueue:
         """
         lim = self.limits
         if self.queue.count >= lim.queue_cap:
-            raise Refused("I'm very busy right now. Please try again in a few minutes.", "queue_full")
+            raise Refused("queue_full")
         if job.user_id is not None:
             now = time.time()
             key = _inflight_key(job.user_id)
@@ -59,10 +84,9 @@ class JobQueue:
             pipe.expire(minute, 120)
             _, in_flight, made, _ = pipe.execute()
             if made > lim.user_per_minute:
-                raise Refused("That's a lot of photos at once! Please wait a minute and send again.", "rate")
+                raise Refused("rate")
             if in_flight >= lim.user_in_flight:
-                raise Refused(f"You already have {in_flight} photos in progress. "
-                              "Please wait for them before sending more.", "in_flight")
+                raise Refused("in_flight", in_flight=in_flight)
             self.redis.zadd(key, {job.job_id: now})
         return self.queue.count + 1
 
@@ -87,6 +111,12 @@ class JobQueue:
         failed = self.redis.zcount(q.failed_job_registry.key, now + FAILURE_TTL - 3600, "+inf")
         return {"queued": q.count, "started": q.started_job_registry.count,
                 "workers": Worker.count(queue=q), "finished": finished, "failed": failed}
+
+
+def publish_engines(conn: redis.Redis, infos: list[EngineInfo]) -> None:
+    """A worker tells the bot which engines it can run (merged with what other workers said)."""
+    if infos:
+        conn.hset(ENGINES_KEY, mapping={e.name: json.dumps(e.to_dict()) for e in infos})
 
 
 def release(conn: redis.Redis, job: Job) -> None:

@@ -70,33 +70,3 @@ def parse_command(text: str | None, bot_username: str) -> tuple[str, list[str]] 
 def preset_names() -> tuple[str, ...]:
     """The preset style names, read from the catalogue data (the bot never imports the models)."""
     return tuple(entry["name"] for entry in json.loads(CATALOG.read_text()))
-
-
-class BadOptions(ValueError):
-    """`str(exc)` tells the user what was wrong and how to write it."""
-
-
-def parse_style_args(args: list[str], need_name: bool) -> dict:
-    """`vangogh 60 keep-colors hq` -> {"style": "vangogh", "strength": 60, "keep_colors": True, "hq": True}."""
-    opts: dict = {"strength": 100, "keep_colors": False, "hq": False}
-    for word in args:
-        w = word.lower()
-        if w.isdigit():
-            n = int(w)
-            if n > 100:
-                raise BadOptions("Strength goes from 0 to 100, e.g. /style vangogh 60.")
-            opts["strength"] = n
-        elif w.replace("_", "-") in ("keep-colors", "keep-colours", "keepcolors", "keepcolours"):
-            opts["keep_colors"] = True
-        elif w == "hq":
-            opts["hq"] = True
-        elif "style" not in opts:
-            if w not in preset_names():
-                shown = word if len(word) <= 32 else word[:32] + "…"
-                raise BadOptions(f"I don't know the style “{shown}”. Try one of: {', '.join(preset_names())}.")
-            opts["style"] = w
-        else:
-            raise BadOptions("Write it like /style vangogh 60 keep-colors (name, strength 0–100, options).")
-    if need_name and "style" not in opts:
-        raise BadOptions(f"Which style? Try one of: {', '.join(preset_names())}.")
-    return opts

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -89,29 +90,28 @@ def chroma(img: Image.Image) -> np.ndarray:
 SHARED_STYLES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "styles")
 
 
+def model_config(standin_weights, cache_dir, **changes):
+    """The models as the tests run them: stand-in weights, the shared preset paintings, CPU, small styles."""
+    from models.config import ModelConfig
+
+    return ModelConfig(
+        device="cpu", cache_dir=cache_dir, styles_dir=Path(SHARED_STYLES).resolve(), style_max_size=128,
+        colorize_engine="eccv16", style_engine="adain",
+        weight_overrides={"colorization_release_v2-9b330a0b.pth": standin_weights["eccv16"],
+                          "vgg_normalised.pth": standin_weights["adain_vgg_normalised"],
+                          "decoder.pth": standin_weights["adain_decoder"]}).replace(**changes)
+
+
 @pytest.fixture(scope="session")
 def worker_models(standin_weights, tmp_path_factory):
-    """The worker's models, loaded once per test session from stand-in weights (as a worker loads them once)."""
-    from models import colorize, style
+    """The worker's engines, loaded once per test session from stand-in weights (as a worker loads them once)."""
     from models.device import pick_device
+    from worker.runtime import Engines
 
-    env = {
-        "PAINTBOT_COLORIZE_MODEL": "eccv16",
-        "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"]),
-        "PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
-        "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(standin_weights["adain_decoder"]),
-        "PAINTBOT_STYLES_DIR": os.path.abspath(SHARED_STYLES),
-        "PAINTBOT_CACHE_DIR": str(tmp_path_factory.mktemp("cache")),
-        "PAINTBOT_STYLE_MAX_SIZE": "128",
-        "PAINTBOT_DEVICE": "cpu",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        device = pick_device()
-        c = colorize.load(device=device)
-        s = style.load(device=device)
-        yield SimpleNamespace(device=device, colorizer=c, stylizer=s, hq_stylizer=style.load("gatys", device=device))
+    config = model_config(standin_weights, tmp_path_factory.mktemp("cache"))
+    engines = Engines(pick_device(config.device), config).load_defaults()
+    engines.get("gatys", "style")
+    return engines
 
 
 class Service(SimpleNamespace):
@@ -151,12 +151,14 @@ def bot_service(telegram, redis_url):
 
 @pytest.fixture
 def service(bot_service, worker_models):
+    from bot.queue import publish_engines
     from worker import runtime
     from worker.telegram import FloodGate, Telegram
 
     svc, conn = bot_service, bot_service.redis
-    svc.runtime = runtime.Runtime(svc.settings, worker_models.device, conn, Telegram(svc.settings, FloodGate(conn)),
-                                  worker_models.colorizer, worker_models.stylizer, worker_models.hq_stylizer)
+    svc.runtime = runtime.Runtime(svc.settings, worker_models.config, worker_models.device, conn,
+                                  Telegram(svc.settings, FloodGate(conn)), worker_models)
+    publish_engines(conn, worker_models.runnable())
     runtime.install(svc.runtime)
     try:
         yield svc

@@ -7,8 +7,14 @@ import subprocess
 import pytest
 
 from bot.logs import RedactSecrets
-from bot.requests import BadOptions, parse_command, parse_style_args, preset_names
+from bot.options import BadOptions, ColorizeOptions, EngineInfo, StyleOptions, Vocabulary
+from bot.requests import parse_command, preset_names
 from bot.settings import ConfigError, Settings
+from bot.texts import render_error
+
+VOCABULARY = Vocabulary(preset_names(), (
+    EngineInfo("siggraph17", "colorize", "SIGGRAPH 2017 model"), EngineInfo("eccv16", "colorize", "ECCV 2016 model"),
+    EngineInfo("adain", "style", "AdaIN", ("fast",)), EngineInfo("gatys", "style", "Gatys", ("hq",))))
 
 
 def test_parse_command_forms():
@@ -26,24 +32,54 @@ def test_parse_command_forms():
 def test_style_options():
     names = preset_names()
     assert "vangogh" in names
-    assert parse_style_args(["vangogh"], need_name=True) == {
-        "style": "vangogh", "strength": 100, "keep_colors": False, "hq": False}
-    assert parse_style_args(["VanGogh", "60", "keep-colours", "hq"], need_name=True) == {
-        "style": "vangogh", "strength": 60, "keep_colors": True, "hq": True}
-    assert parse_style_args([], need_name=False)["strength"] == 100
+    assert StyleOptions.parse(["vangogh"], VOCABULARY) == StyleOptions("vangogh", 1.0, False, None)
+    assert StyleOptions.parse(["VanGogh", "60", "keep-colours", "hq"], VOCABULARY) == StyleOptions(
+        "vangogh", 0.6, True, "gatys")
+    assert StyleOptions.parse(["fast", "munch"], VOCABULARY) == StyleOptions("munch", 1.0, False, "adain")
+    assert StyleOptions.parse([], VOCABULARY) == StyleOptions()
 
 
-@pytest.mark.parametrize("args", [["nosuchstyle"], ["<b>x</b>"], ["vangogh", "160"], ["vangogh", "munch"]])
+@pytest.mark.parametrize("args", [["nosuchstyle"], ["<b>x</b>"], ["vangogh", "160"], ["vangogh", "munch"],
+                                  ["vangogh", "²"], ["vangogh", "gatys", "adain"]])
 def test_style_options_refused_with_help(args):
     with pytest.raises(BadOptions) as e:
-        parse_style_args(args, need_name=True)
-    assert len(str(e.value)) < 400
+        StyleOptions.parse(args, VOCABULARY)
+    assert len(render_error(e.value)) < 400
 
 
 def test_unknown_style_lists_names():
     with pytest.raises(BadOptions) as e:
-        parse_style_args(["picasso"], need_name=True)
-    assert all(n in str(e.value) for n in preset_names())
+        StyleOptions.parse(["picasso"], VOCABULARY)
+    assert all(n in render_error(e.value) for n in preset_names())
+
+
+def test_colorize_options():
+    assert ColorizeOptions.parse([], VOCABULARY) == ColorizeOptions()
+    assert ColorizeOptions.parse(["ECCV16", "150"], VOCABULARY) == ColorizeOptions("eccv16", 150)
+    assert ColorizeOptions.parse(["40%"], VOCABULARY) == ColorizeOptions(None, 40)
+    for words, code in ((["pix2pix"], "options.unknown_engine"), (["250"], "options.intensity_range"),
+                        (["eccv16", "siggraph17"], "options.unknown_engine")):
+        with pytest.raises(BadOptions) as e:
+            ColorizeOptions.parse(words, VOCABULARY)
+        assert e.value.code == code
+    assert "siggraph17, eccv16" in render_error(BadOptions("options.unknown_engine", name="x",
+                                                           choices=", ".join(VOCABULARY.names("colorize"))))
+    # Before any worker registered its engines, an engine-like word is passed on for the worker to check.
+    assert ColorizeOptions.parse(["instance"], Vocabulary(preset_names())).engine == "instance"
+    assert StyleOptions.parse(["vangogh", "hq"], Vocabulary(preset_names())).engine == "hq"
+    with pytest.raises(BadOptions, match="options.unknown_style"):
+        StyleOptions.parse(["vangoghh"], Vocabulary(preset_names()))
+
+
+def test_options_round_trip_and_cache_keys():
+    for opts in (ColorizeOptions(), ColorizeOptions("eccv16", 0), StyleOptions("munch", 0.35, True, "adain"),
+                 StyleOptions()):
+        again = type(opts).from_dict(opts.to_dict())
+        assert again == opts and again.cache_key() == opts.cache_key()
+    assert ColorizeOptions().cache_key() != ColorizeOptions(intensity=150).cache_key()
+    assert StyleOptions("munch").cache_key() != StyleOptions("munch", keep_colors=True).cache_key()
+    with pytest.raises(ValueError):
+        StyleOptions(strength=1.5)
 
 
 def test_settings_require_token_and_hide_secrets():

@@ -3,8 +3,10 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from bot.options import StyleOptions
 from tests.harness import gray_photo
 
 
@@ -17,9 +19,17 @@ class Spy:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def __call__(self, content, style, **kw):
-        self.calls.append({"style_size": style.size, **kw})
-        return self.engine(content, style, **kw)
+    def __call__(self, content, style, options, **kw):
+        self.calls.append({"style_size": style.size, "options": options, **kw})
+        return self.engine(content, style, options, **kw)
+
+
+@pytest.fixture
+def spy(service, monkeypatch):
+    """The worker's default style engine, spied on for one test."""
+    spy = Spy(service.runtime.engines.defaults["style"])
+    monkeypatch.setitem(service.runtime.engines.defaults, "style", spy)
+    return spy
 
 
 def _result(tg, method="sendPhoto") -> Image.Image:
@@ -27,9 +37,8 @@ def _result(tg, method="sendPhoto") -> Image.Image:
     return Image.open(io.BytesIO(tg.sent_file(call)))
 
 
-def test_style_reply_in_private_with_options(service):
-    tg, spy = service.telegram, Spy(service.runtime.stylizer)
-    service.runtime.stylizer = spy
+def test_style_reply_in_private_with_options(service, spy):
+    tg = service.telegram
     chat = tg.private_chat(3001)
     photo = tg.user_sends_photo(chat, gray_photo(400, 300), caption="/style vangogh 60 keep-colors")
     (status,) = tg.wait_for("sendMessage")
@@ -37,7 +46,7 @@ def test_style_reply_in_private_with_options(service):
     service.wait_queued(1)
     service.run_worker()
     (call,) = spy.calls
-    assert call["strength"] == 0.6 and call["keep_colors"] is True and call["style_key"] == "vangogh"
+    assert call["options"] == StyleOptions(style="vangogh", strength=0.6, keep_colors=True)
     out = _result(tg)
     assert max(out.size) == 128 and out.size[0] / out.size[1] == 400 / 300  # PAINTBOT_STYLE_MAX_SIZE in tests
     (sent,) = tg.calls("sendPhoto")
@@ -92,9 +101,8 @@ def test_inline_keyboard_flow(service):
     assert tg.calls("editMessageText")[0].params["text"] == "Style: kandinsky"
 
 
-def test_custom_style_photo(service):
-    tg, spy = service.telegram, Spy(service.runtime.stylizer)
-    service.runtime.stylizer = spy
+def test_custom_style_photo(service, spy):
+    tg = service.telegram
     chat = tg.group_chat(-1003004)
     content = tg.user_sends_photo(chat, gray_photo(240, 160), user=tg.user(7))
     stripes = np.zeros((90, 120, 3), dtype=np.uint8)
@@ -106,7 +114,7 @@ def test_custom_style_photo(service):
     service.wait_queued(1)
     service.run_worker()
     (call,) = spy.calls
-    assert call["style_size"] == (120, 90) and call["style_key"] is None
+    assert call["style_size"] == (120, 90) and call["options"].style is None
     (sent,) = tg.calls("sendPhoto")
     assert sent.reply_to == content["message_id"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 
@@ -100,12 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         run_scheduler(settings, conn)
         return 0
 
-    from models.device import pick_device, set_threads
+    from models.config import ModelConfig
+    from models.device import DeviceError, pick_device, set_threads
+    from models.fetch import FetchError
     from worker import runtime
 
-    set_threads()
-    device = pick_device()
-    runtime.install(runtime.Runtime.load(settings, device))
+    try:  # the image science's settings, read here once and passed inward
+        models = ModelConfig.from_env(os.environ)
+        set_threads(models.torch_threads)
+        device = pick_device(models.device)
+        runtime.install(runtime.Runtime.load(settings, models, device))
+    except (ValueError, DeviceError, FetchError) as exc:  # a bad setting, no GPU, a missing weight file
+        log.error("cannot start: %s", exc)
+        print(f"paintbot-worker: {exc}", file=sys.stderr)
+        return 2
     worker = make_worker(settings, conn, args.name)
     from worker import metrics
 

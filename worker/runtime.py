@@ -1,56 +1,93 @@
-"""What a worker process holds for its whole life: models, the Telegram client, Redis.
+"""What a worker process holds for its whole life: its engines, the Telegram client, Redis.
 
-Built once by `paintbot-worker` before the first job (models are never loaded per job),
-then used by every job the process runs.
+Built once by `paintbot-worker` before the first job, then used by every job the process runs.
+Each family's default engine is loaded at start (so a missing file stops the worker with one
+line, not the first user's job); an engine a job names is loaded on first use and kept, so no
+model is ever loaded twice in a process.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
 import redis
 import torch
 
+from bot.options import EngineInfo
+from bot.queue import publish_engines
 from bot.settings import Settings
+from models import engines as registry
+from models.config import ModelConfig
+from models.engine import Engine
 from worker import metrics
 from worker.telegram import FloodGate, Telegram
 
 log = logging.getLogger("paintbot.worker")
 
 
+class Engines:
+    """The engines of one worker process, loaded once each, by name."""
+
+    def __init__(self, device: torch.device, config: ModelConfig):
+        self.device, self.config = device, config
+        self.defaults: dict[str, Engine] = {}
+        self._loaded: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def load_defaults(self) -> "Engines":
+        for family in registry.FAMILIES:
+            engine = registry.load(None, family, self.device, self.config)
+            self.defaults[family] = self._loaded[engine.name] = engine
+        return self
+
+    def get(self, name: str | None, family: str) -> Engine:
+        """Engine `name` of `family` (None: the family's default). Raises UnknownEngine, or FetchError
+        when its files cannot be had."""
+        if name is None:
+            return self.defaults[family]
+        cls = registry.get(name, family)
+        with self._lock:
+            if cls.name not in self._loaded:
+                self._loaded[cls.name] = registry.load(cls.name, family, self.device, self.config)
+            return self._loaded[cls.name]
+
+    def runnable(self) -> list[EngineInfo]:
+        """What this worker can run: engines already loaded, those whose files are here, and, when
+        downloads are allowed (no offline folder), every registered engine."""
+        online = self.config.weights_dir is None
+        return [EngineInfo(e.name, e.family, e.label, e.aliases, e.needs_reference) for e in registry.ENGINES
+                if online or e.name in self._loaded or e.files_present(self.config)]
+
+
 @dataclass
 class Runtime:
     settings: Settings
+    models: ModelConfig
     device: torch.device
     redis: redis.Redis
     telegram: Telegram
-    colorizer: object  # models.colorize.load(...)
-    stylizer: object  # models.style.load(...): the configured engine (adain by default)
-    hq_stylizer: object  # the gatys optimisation, for `/style NAME hq`
+    engines: Engines
 
     @classmethod
-    def load(cls, settings: Settings, device: torch.device | None = None) -> "Runtime":
-        from models import colorize, style
-        from models.device import pick_device
-
-        device = device or pick_device()
+    def load(cls, settings: Settings, models: ModelConfig, device: torch.device) -> "Runtime":
         t0 = time.perf_counter()
-        colorizer = colorize.load(device=device)
-        stylizer = style.load(device=device)
-        hq = stylizer if stylizer.engine == "gatys" else style.load("gatys", device=device)
+        engines = Engines(device, models).load_defaults()
         load_time = time.perf_counter() - t0
         metrics.MODEL_LOAD_SECONDS.set(load_time)
-        log.info("models loaded on %s in %.1f s (style engine %s)", device, load_time, stylizer.engine)
+        log.info("models loaded on %s in %.1f s (defaults: %s)", device, load_time,
+                 ", ".join(f"{f} {e.name}" for f, e in engines.defaults.items()))
         conn = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-        return cls(settings, device, conn, Telegram(settings, FloodGate(conn)), colorizer, stylizer, hq)
+        publish_engines(conn, engines.runnable())
+        return cls(settings, models, device, conn, Telegram(settings, FloodGate(conn)), engines)
 
 
 _current: Runtime | None = None
 
 
-def install(rt: Runtime) -> None:
+def install(rt: Runtime | None) -> None:
     global _current
     _current = rt
 

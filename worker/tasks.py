@@ -1,8 +1,11 @@
-"""The job RQ runs: download, decode, model, encode, reply, tidy the status message.
+"""The job RQ runs: download, decode, engine, encode, reply, tidy the status message.
 
-Every way a job can end is handled here and answered in the chat exactly once:
-delivered; the user's file was unusable (told why); the chat is gone (nobody to tell);
-took too long (told); anything else (retried by RQ, the user told when retries run out).
+The job names its engine (or leaves it to the worker's default); the engine is looked up in the
+worker's registry and run through its family's one call shape, so no engine is named here.
+Every way a job can end is handled here and answered in the chat exactly once: delivered; the
+user's input was unusable (told why, from the error's code); the model is not available here
+(told); the chat is gone (nobody to tell); took too long (told); anything else (retried by RQ,
+the user told when retries run out).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from pathlib import Path
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from bot import texts
 from bot.jobs import Job
 from bot.queue import release
+from bot.texts import render, render_error
+from models.errors import InputError
+from models.fetch import FetchError
 from worker import metrics, runtime
 from worker.telegram import ChatGone
 
@@ -62,11 +67,16 @@ def run_job(payload: dict) -> str:
         return outcome
     except JobTimeoutException:
         outcome = "timeout"
-        _tell(rt, job, texts.TIMED_OUT)
+        _tell(rt, job, render("timed_out"))
+        return outcome
+    except InputError as exc:  # the photo, the reference, the model or style named: told why
+        log.info("job=%s unusable input: %s", job.job_id, exc)
+        outcome = "bad_input"
+        _tell(rt, job, render_error(exc))
         return outcome
     except Exception:
         if _last_attempt():
-            _tell(rt, job, texts.FAILED)
+            _tell(rt, job, render("failed"))
             outcome = "failed"
         else:
             outcome = "retry"
@@ -91,7 +101,7 @@ def on_job_failure(rq_job, connection, exc_type, exc_value, tb) -> None:
     log.warning("job=%s op=%s chat=%s outcome=abandoned (its worker died; no retries left)",
                 job.job_id, job.op, job.chat_id)
     release(connection, job)
-    _tell(runtime.current(), job, texts.FAILED)
+    _tell(runtime.current(), job, render("failed"))
 
 
 def _tell(rt: runtime.Runtime, job: Job, text: str) -> None:
@@ -111,33 +121,33 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
 
     tg = rt.telegram
     if job.op == "styles":
-        _deliver(rt, job, _styles_sheet(), as_document=False, filename="styles.jpg",
-                 caption="Reply /style NAME to a photo. Names: " + ", ".join(_preset_names()))
+        _deliver(rt, job, _styles_sheet(rt.models.styles_dir, rt.models.cache_dir), as_document=False,
+                 filename="styles.jpg", caption=render("styles.caption", names=", ".join(_preset_names())))
         return "ok"
 
+    try:
+        engine = rt.engines.get(job.options.engine, job.op)  # an unknown model raises InputError
+    except FetchError as exc:  # its files cannot be had on this worker: a retry would not help
+        log.error("job=%s model unavailable: %s", job.job_id, exc)
+        _tell(rt, job, render("engine.unavailable"))
+        return "unavailable"
     if job.status_message_id:
-        tg.edit_text(job.chat_id, job.status_message_id,
-                     texts.WORKING_COLORIZE if job.op == "colorize" else texts.WORKING_STYLE)
+        tg.edit_text(job.chat_id, job.status_message_id, render(f"working.{job.op}"))
     tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
     data = tg.download(job.file_id)
+    reference = tg.download(job.reference_file_id) if job.reference_file_id else None
     stages.done("download")
-    try:
-        img = imageio.decode(data)
-        style_img = None
-        if job.op == "style" and job.options.get("style_file_id"):
-            style_img = imageio.decode(tg.download(job.options["style_file_id"]))
-    except imageio.ImageError as exc:
-        log.info("job=%s unusable image: %s", job.job_id, exc)
-        _tell(rt, job, str(exc))
-        return "bad_input"
+    img = imageio.decode(data)
+    second = imageio.decode(reference) if reference is not None else None
     stages.done("decode")
 
     if job.op == "colorize":
-        out = rt.colorizer(img)
+        out = engine(img, job.options, reference=second)
         suffix = "colorized"
     else:
-        out = _stylize(rt, job, img, style_img)
-        suffix = job.options.get("style", "styled")
+        style_img = second if second is not None else _preset(rt, job.options.style)
+        out = engine(img, style_img, job.options)
+        suffix = job.options.style or "styled"
     stages.done("model")
 
     as_document = job.as_document or not _fits_photo(out.size)
@@ -145,7 +155,7 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
     encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92)
     stem = Path(job.file_name).stem if job.file_name else "photo"
     stages.done("encode")
-    note = "(An animation: I used its first frame.)" if img.info.get("paintbot_animated") else None
+    note = render("note.animated") if img.info.get("paintbot_animated") else None
     _deliver(rt, job, encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}", caption=note)
     stages.done("send")
     return "ok"
@@ -171,17 +181,10 @@ def _deliver(rt: runtime.Runtime, job: Job, data: bytes, as_document: bool, file
         rt.telegram.delete(job.chat_id, job.status_message_id)
 
 
-def _stylize(rt: runtime.Runtime, job: Job, img, style_img):
+def _preset(rt: runtime.Runtime, name: str):
     from models.style import presets
 
-    opts = job.options
-    name = None
-    if style_img is None:
-        name = opts["style"]
-        style_img = presets.open_preset(name)
-    engine = rt.hq_stylizer if opts.get("hq") else rt.stylizer
-    return engine(img, style_img, strength=opts.get("strength", 100) / 100.0,
-                  keep_colors=bool(opts.get("keep_colors")), style_key=name)
+    return presets.open_preset(name, rt.models)
 
 
 def _preset_names() -> list[str]:
@@ -190,10 +193,12 @@ def _preset_names() -> list[str]:
     return presets.names()
 
 
-@functools.lru_cache(maxsize=1)
-def _styles_sheet() -> bytes:
+@functools.cache
+def _styles_sheet(styles_dir, cache_dir) -> bytes:
     """The /styles picture: the presets never change while a worker runs, so draw it once."""
     from models import imageio
+    from models.config import ModelConfig
     from models.style import presets
 
-    return imageio.encode(presets.contact_sheet(), "JPEG", quality=90)
+    sheet = presets.contact_sheet(ModelConfig(styles_dir=styles_dir, cache_dir=cache_dir))
+    return imageio.encode(sheet, "JPEG", quality=90)

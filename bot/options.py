@@ -1,0 +1,196 @@
+"""The options of each operation: one typed, frozen definition, with its defaults and units.
+
+Shared by everything that speaks of an operation: the bot parses them from a command's words,
+the queue carries them (`to_dict`/`from_dict`, tolerant of fields another version added or
+dropped), the result cache keys on them (`cache_key`), and the worker, the engines in models/ and
+the CLI read them. Plain Python, no Telegram and no torch, so every one of those can import it;
+it lives beside the job contract (bot/jobs.py) because the bot must not import models/.
+
+Which engines and styles exist is not known here: parsing takes a `Vocabulary` (the engines the
+workers registered, the preset catalogue), so a new engine needs no line in this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+INTENSITY_MAX = 200  # percent of the predicted colour
+_NUMBER = re.compile(r"^([0-9]{1,3})%?$")  # ASCII digits only: "²" is a digit to str.isdigit()
+_ENGINE_WORD = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_KEEP_COLORS = {"keep-colors", "keep-colours", "keepcolors", "keepcolours"}
+
+
+class BadOptions(ValueError):
+    """The words do not make options; `code` and `params` say why (rendered by bot/texts.py)."""
+
+    def __init__(self, code: str, **params):
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the bot knows of an engine: published by the workers that can run it."""
+
+    name: str
+    family: str
+    label: str
+    aliases: tuple[str, ...] = ()
+    needs_reference: bool = False
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "family": self.family, "label": self.label, "aliases": list(self.aliases),
+                "needs_reference": self.needs_reference}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "EngineInfo":
+        return cls(str(d["name"]), str(d["family"]), str(d.get("label") or d["name"]),
+                   tuple(d.get("aliases") or ()), bool(d.get("needs_reference")))
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words commands may use: preset style names and registered engines (with their aliases)."""
+
+    styles: tuple[str, ...] = ()
+    engines: tuple[EngineInfo, ...] = ()
+
+    def names(self, family: str) -> list[str]:
+        return [e.name for e in self.engines if e.family == family]
+
+    def engine(self, word: str, family: str, guess: bool = False) -> str | None:
+        """The engine `word` names in `family` (by name or alias). With `guess`, while no worker has
+        registered its engines yet, an engine-like word is taken as a name (the worker checks it)."""
+        for e in self.engines:
+            if e.family == family and (word == e.name or word in e.aliases):
+                return e.name
+        if guess and not self.engines and _ENGINE_WORD.match(word):
+            return word
+        return None
+
+    def info(self, name: str) -> EngineInfo | None:
+        return next((e for e in self.engines if e.name == name), None)
+
+
+def shown(word: str, limit: int = 32) -> str:
+    """A user's word safe to echo back: no control or formatting characters (RTL overrides,
+    zero-width), at most `limit` characters."""
+    clean = "".join(c for c in word if unicodedata.category(c) not in ("Cc", "Cf"))
+    return clean if len(clean) <= limit else clean[:limit] + "…"
+
+
+def _number(word: str) -> int | None:
+    m = _NUMBER.match(word)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class ColorizeOptions:
+    engine: str | None = None  # None: the worker's default colouriser
+    intensity: int = 100  # percent of the predicted chroma, 0..INTENSITY_MAX
+
+    def __post_init__(self):
+        if not 0 <= self.intensity <= INTENSITY_MAX:
+            raise ValueError(f"colour intensity must be 0..{INTENSITY_MAX} %, not {self.intensity}")
+
+    @classmethod
+    def parse(cls, words: list[str], vocabulary: Vocabulary) -> "ColorizeOptions":
+        """`/colorize [ENGINE] [INTENSITY]`: e.g. `instance 150` (150 % colour)."""
+        engine, intensity = None, 100
+        for word in (w.lower() for w in words):
+            number = _number(word)
+            if number is not None:
+                if number > INTENSITY_MAX:
+                    raise BadOptions("options.intensity_range", max=INTENSITY_MAX)
+                intensity = number
+            elif engine is None and (name := vocabulary.engine(word, "colorize", guess=True)):
+                engine = name
+            else:
+                raise BadOptions("options.unknown_engine", name=shown(word),
+                                 choices=", ".join(vocabulary.names("colorize")))
+        return cls(engine, intensity)
+
+    def to_dict(self) -> dict:
+        return {"engine": self.engine, "intensity": self.intensity}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ColorizeOptions":
+        intensity = d.get("intensity", 100)
+        return cls(engine=d.get("engine") or None,
+                   intensity=min(max(int(intensity), 0), INTENSITY_MAX) if intensity is not None else 100)
+
+    def replace(self, **changes) -> "ColorizeOptions":
+        return dataclasses.replace(self, **changes)
+
+    def cache_key(self) -> str:
+        return f"colorize/{self.engine or '-'}/{self.intensity}"
+
+
+@dataclass(frozen=True)
+class StyleOptions:
+    style: str | None = None  # a preset's name; None: a custom style image comes with the request
+    strength: float = 1.0  # 0 (the photo) .. 1 (the full style)
+    keep_colors: bool = False  # keep the photo's own colours, take only the brushwork
+    engine: str | None = None  # None: the worker's default style engine
+
+    def __post_init__(self):
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"style strength must be between 0 and 1, not {self.strength}")
+
+    @classmethod
+    def parse(cls, words: list[str], vocabulary: Vocabulary) -> "StyleOptions":
+        """`/style NAME [STRENGTH 0-100] [keep-colors] [ENGINE]`, in any order; NAME may be absent."""
+        style, strength, keep, engine = None, 100, False, None
+        for word in (w.lower() for w in words):
+            number = _number(word)
+            if number is not None:
+                if number > 100:
+                    raise BadOptions("options.strength_range")
+                strength = number
+            elif word.replace("_", "-") in _KEEP_COLORS:
+                keep = True
+            elif style is None and word in vocabulary.styles:
+                style = word
+            elif engine is None and (name := vocabulary.engine(word, "style", guess=style is not None)):
+                engine = name
+            elif style is None:
+                raise BadOptions("options.unknown_style", name=shown(word), choices=", ".join(vocabulary.styles))
+            else:
+                raise BadOptions("options.style_syntax")
+        return cls(style, strength / 100, keep, engine)
+
+    def to_dict(self) -> dict:
+        # strength travels in percent, as the previous release's workers read it
+        return {"style": self.style, "strength": round(self.strength * 100), "keep_colors": self.keep_colors,
+                "engine": self.engine}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "StyleOptions":
+        strength = d.get("strength", 100)
+        engine = d.get("engine") or ("hq" if d.get("hq") else None)  # the previous release's `hq` flag: an alias
+        return cls(style=d.get("style") or None,
+                   strength=min(max(float(strength if strength is not None else 100), 0.0), 100.0) / 100,
+                   keep_colors=bool(d.get("keep_colors")), engine=engine)
+
+    def replace(self, **changes) -> "StyleOptions":
+        return dataclasses.replace(self, **changes)
+
+    def cache_key(self) -> str:
+        return (f"style/{self.style or 'custom'}/{self.engine or '-'}/{round(self.strength * 100)}/"
+                f"{int(self.keep_colors)}")
+
+
+OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions}
+Options = ColorizeOptions | StyleOptions
+
+
+def options_for(op: str, d: Mapping | None = None) -> Options | None:
+    """The typed options of operation `op` from a queue dict (None for operations without options)."""
+    cls = OPTIONS.get(op)
+    return None if cls is None else cls.from_dict(d or {})
+
