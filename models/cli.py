@@ -5,6 +5,9 @@
                           [--size N] [-o OUT.jpg]
     paintbot style --list
     paintbot models list | download [NAME ...]
+    paintbot eval colorize FOLDER [--engines all|NAME,...] [--size 256|full] [--limit N] [--out DIR]
+                                  [--exemplar same-scene]
+    paintbot eval style FOLDER [--styles all|NAME,...] [--engines all|NAME,...] [--size N] [--out DIR]
 
 The environment is read once, here, into a ModelConfig that is passed inward. Engine names come
 from the registry (models/engines.py). Errors are one line on stderr, exit status 1.
@@ -115,6 +118,49 @@ def _cmd_models_download(args: argparse.Namespace) -> None:
             print(path)
 
 
+def _engines_for_eval(family: str, chosen: str, config) -> dict:
+    """The engines `chosen` names ("all": every registered one that can be loaded here, the others
+    reported on stderr), loaded once each."""
+    from models import engines
+    from models.fetch import FetchError
+
+    if chosen == "all":
+        loaded = {}
+        for e in engines.of_family(family):
+            try:
+                loaded[e.name] = engines.load(e.name, family, config=config)
+            except FetchError as exc:
+                print(f"paintbot: eval without {e.name}: {exc}", file=sys.stderr)
+        return loaded
+    names = [engines.get(n.strip(), family).name for n in chosen.split(",") if n.strip()]
+    return {n: engines.load(n, family, config=config) for n in names}
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from bot.options import StyleOptions
+    from models import evaluate
+    from models.style import presets
+
+    config = _config()
+    out = Path(args.out)
+    loaded = _engines_for_eval(args.family, args.engines, config)
+    if args.family == "colorize":
+        colorizers = {name: evaluate.ColorEngine(e, needs_reference=e.needs_reference) for name, e in loaded.items()}
+        report = evaluate.evaluate_colorize(args.folder, colorizers, size=args.size, limit=args.limit, out_dir=out,
+                                            reference_protocol=args.exemplar)
+    else:
+        names = presets.names() if args.styles == "all" else [presets.entry(n.strip())["name"]
+                                                             for n in args.styles.split(",") if n.strip()]
+        styles = {n: presets.open_preset(n, config) for n in names}
+        stylizers = {name: (lambda c, s, e=e: e(c, s, StyleOptions(), size=max(c.size))) for name, e in loaded.items()}
+        report = evaluate.evaluate_style(args.folder, styles, stylizers, size=args.size, out_dir=out,
+                                         device=next(iter(loaded.values())).device if loaded else "cpu",
+                                         limit=args.limit)
+    print(report.markdown)
+    print(f"written: {out / 'report.md'}, {out / 'results.csv'}, {out / 'sheet.jpg'}", file=sys.stderr)
+    return 130 if report.interrupted else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from models import engines
 
@@ -149,6 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
     d = msub.add_parser("download", help="fetch every weight file and preset style now (for offline use)")
     d.add_argument("names", nargs="*", metavar="NAME", help="only these engines' files (default: all, and presets)")
     d.set_defaults(func=_cmd_models_download)
+
+    ev = sub.add_parser("eval", help="compare engines on a folder of photos (the paper's Table 1, and more)")
+    esub = ev.add_subparsers(dest="family", required=True)
+    ec = esub.add_parser("colorize", help="PSNR, SSIM, colourfulness and speed of each colouriser")
+    ec.add_argument("folder")
+    ec.add_argument("--engines", default="all", help="all, or a comma-separated list of models")
+    ec.add_argument("--size", default="256", choices=("256", "full"), help="256: resize to 256x256 first (default)")
+    ec.add_argument("--limit", type=int, default=None, help="at most this many photos")
+    ec.add_argument("--out", default="eval", help="folder for report.md, results.csv and sheet.jpg")
+    ec.add_argument("--exemplar", default=None, choices=("same-scene",),
+                    help="give reference-based engines the right part of each photo as their reference")
+    ec.set_defaults(func=_cmd_eval)
+    es = esub.add_parser("style", help="content and style losses and speed of each style engine")
+    es.add_argument("folder")
+    es.add_argument("--styles", default="all", help="all, or a comma-separated list of presets")
+    es.add_argument("--engines", default="all", help="all, or a comma-separated list of engines")
+    es.add_argument("--size", type=int, default=256, help="long side of the photos, in pixels")
+    es.add_argument("--limit", type=int, default=None, help="at most this many photos")
+    es.add_argument("--out", default="eval-style", help="folder for report.md, results.csv and sheet.jpg")
+    es.set_defaults(func=_cmd_eval)
     return p
 
 
@@ -158,11 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     from models.fetch import FetchError
 
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (FetchError, FileNotFoundError, ValueError, DeviceError) as exc:
         print(f"paintbot: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

