@@ -130,12 +130,24 @@ def _download(url: str, dest: Path, describe: str, check: Callable[[Path], None]
             os.unlink(tmp)
 
 
+def _member_name(z: zipfile.ZipFile, member: str) -> str:
+    """`member`, or the one entry whose path ends with "/member": authors' zips differ in their top
+    folder (checkpoints/..., or none), which no published listing records."""
+    names = z.namelist()
+    if member in names:
+        return member
+    found = [n for n in names if n.endswith("/" + member)]
+    if len(found) != 1:
+        raise KeyError(member)
+    return found[0]
+
+
 def _extract(rf: RemoteFile, archive: Path, dest: Path) -> None:
     """Copy `rf.member` out of the zip `archive` to `dest` (atomically), verifying its hash."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(archive) as z, z.open(rf.member) as src:
+        with os.fdopen(fd, "wb") as out, zipfile.ZipFile(archive) as z, z.open(_member_name(z, rf.member)) as src:
             while chunk := src.read(CHUNK):
                 out.write(chunk)
         if not matches(rf, sha256_of(Path(tmp))):

@@ -166,12 +166,12 @@ def _member(drive, name: str, member: str) -> fetch.RemoteFile:
 @pytest.mark.parametrize("variant", ["form", "cookie"])
 def test_google_drive_zip_through_the_confirmation_page(drive, variant, tmp_path):
     drive.variant = variant
-    drive.files["ZIPID"] = _zip({"ckpt/a.pth": b"A" * 1000, "ckpt/b.pth": b"B" * 10})
+    drive.files["ZIPID"] = _zip({"ckpt/a.pth": b"A" * 1000, "top/ckpt/b.pth": b"B" * 10})
     cache = tmp_path / "cache"
     a = fetch.ensure(_member(drive, "a", "ckpt/a.pth"), cache, None)
     assert a.read_bytes() == b"A" * 1000 and a == cache / "x_a.pth"
     assert len(drive.requests) == 2  # the confirmation page, then the file
-    b = fetch.ensure(_member(drive, "b", "ckpt/b.pth"), cache, None)
+    b = fetch.ensure(_member(drive, "b", "ckpt/b.pth"), cache, None)  # found under the zip's own top folder
     assert b.read_bytes() == b"B" * 10 and len(drive.requests) == 2  # the archive is kept: no second download
     with pytest.raises(fetch.FetchError, match="does not contain ckpt/c.pth") as err:
         fetch.ensure(_member(drive, "c", "ckpt/c.pth"), cache, None)
