@@ -75,7 +75,7 @@ class SIGGRAPHUNet(nn.Module):
         self.model9 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.ReLU(True), nn.BatchNorm2d(128))
         self.model10up = nn.Sequential(nn.ConvTranspose2d(128, 128, 4, 2, 1))
         self.model1short10 = nn.Sequential(nn.Conv2d(64, 128, 3, 1, 1))
-        self.model10 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.model10 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.LeakyReLU(0.2, True))
         self.model_class = nn.Sequential(nn.Conv2d(256, 529, 1))  # classification head: not used here
         self.model_out = nn.Sequential(nn.Conv2d(128, 2, 1), nn.Tanh())
 
@@ -92,11 +92,13 @@ class SIGGRAPHUNet(nn.Module):
         x = tap("conv5_3", self.model5(x))
         x = tap("conv6_3", self.model6(x))
         x = tap("conv7_3", self.model7(x))
-        x = tap("conv8_up", self.model8up(x) + self.model3short8(c3))
+        x = tap("conv8_up", self.model8up(x).add_(self.model3short8(c3)))
         x = tap("conv8_3", self.model8(x))
-        x = tap("conv9_up", self.model9up(x) + self.model2short9(c2))
+        x = tap("conv9_up", self.model9up(x).add_(self.model2short9(c2)))
         x = tap("conv9_3", self.model9(x))
-        x = tap("conv10_up", self.model10up(x) + self.model1short10(c1))
+        x = self.model10up(x).add_(self.model1short10(c1))
+        del c1, c2, c3  # before the largest maps (in-place adds and activations: the same values, less memory)
+        x = tap("conv10_up", x)
         x = tap("conv10_2", self.model10(x))
         return self.model_out(x)
 
