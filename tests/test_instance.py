@@ -37,7 +37,8 @@ def deviation(ab: torch.Tensor, name: str) -> float:
 
 
 def standin(entry: str) -> dict:
-    return {k: torch.from_numpy(v) for k, v in make_standin(layout("instcolorization.json", entry), SEEDS[entry]).items()}
+    values = make_standin(layout("instcolorization.json", entry), SEEDS[entry])
+    return {k: torch.from_numpy(v) for k, v in values.items()}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -192,8 +193,10 @@ def _swap_width_height(box_cells):
     return swapped
 
 
-def _each_level_halving(points):
-    return {name: p._replace(grid=32 >> (int(name[4]) - 4)) if name[4] in "4567" else p for name, p in points.items()}
+def _deeper_maps_halving(points):
+    """conv4_3 .. conv7_3 as if each block halved the scale again, like an encoder: 32, 16, 8, 4."""
+    grids = {"conv5_3": 16, "conv6_3": 8, "conv7_3": 4}
+    return {name: p._replace(grid=grids.get(name, p.grid)) for name, p in points.items()}
 
 
 def _up_maps_not_rectified(points):
@@ -203,7 +206,7 @@ def _up_maps_not_rectified(points):
 @pytest.mark.parametrize("mutate", [
     pytest.param(lambda m: m.setattr(instance, "box_cells", _swap_width_height(instance.box_cells)),
                  id="element 4 read as the height"),
-    pytest.param(lambda m: m.setattr(instance, "FUSION_POINTS", _each_level_halving(instance.FUSION_POINTS)),
+    pytest.param(lambda m: m.setattr(instance, "FUSION_POINTS", _deeper_maps_halving(instance.FUSION_POINTS)),
                  id="conv5-7 on grids 16, 8, 4 instead of 32"),
     pytest.param(lambda m: m.setattr(instance, "OUTSIDE_BOX_LOGIT", -math.inf),
                  id="other instances masked with -inf"),
@@ -238,7 +241,8 @@ def test_fusion_loads_strictly_with_and_without_module_prefix():
     for given in (sd, plain):
         net = instance.build_fusion()
         load_into(net, instance.strip_module_prefix(given), "GF")
-        assert torch.equal(net.weight_layerout.simple_bg_conv[4].weight, plain["weight_layerout.simple_bg_conv.4.weight"])
+        unused = plain["weight_layerout.simple_bg_conv.4.weight"]  # in the file, never used: loaded all the same
+        assert torch.equal(net.weight_layerout.simple_bg_conv[4].weight, unused)
 
 
 def test_wrong_file_gives_one_line_error():
