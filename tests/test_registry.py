@@ -27,8 +27,20 @@ from tests.conftest import SHARED
 sys.path.insert(0, str(SHARED / "weights"))
 from standin import layout, make_standin  # noqa: E402
 
-# Every registered weight file -> (layout file in ../shared/weights, entry): the published keys and shapes.
+def _torchvision_detector() -> dict:
+    """torchvision publishes no key listing: its own builder is the layout its file was saved from."""
+    from models.colorize.instance import build_detector
+
+    return {k: tuple(v.shape) for k, v in build_detector().state_dict().items()}
+
+
+# Every registered weight file -> (layout file in ../shared/weights, entry), the published keys and shapes,
+# or a function giving them.
 LAYOUTS = {
+    "instcolorization_GComp.pth": ("instcolorization.json", "instcolorization_GComp"),
+    "instcolorization_G.pth": ("instcolorization.json", "instcolorization_G"),
+    "instcolorization_GF.pth": ("instcolorization.json", "instcolorization_GF"),
+    "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth": _torchvision_detector,
     "siggraph17-df00044c.pth": ("official.json", "siggraph17"),
     "colorization_release_v2-9b330a0b.pth": ("official.json", "eccv16"),
     "vgg_normalised.pth": ("official.json", "adain_vgg_normalised"),
@@ -46,7 +58,9 @@ def standin_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("standins")
     out = {}
     for i, wf in enumerate(registered_files()):
-        sd = {k: torch.from_numpy(v) for k, v in make_standin(layout(*LAYOUTS[wf.filename]), seed=100 + i).items()}
+        source = LAYOUTS[wf.filename]
+        shapes = source() if callable(source) else layout(*source)
+        sd = {k: torch.from_numpy(v) for k, v in make_standin(shapes, seed=100 + i).items()}
         torch.save(sd, folder / wf.filename)
         out[wf.filename] = folder / wf.filename
     return out

@@ -3,7 +3,8 @@
 The networks' state_dict keys and shapes equal the published checkpoints', so the real files
 load strictly. Both see L at 256x256, as their authors' demo feeds them (the RGB image resized
 bicubically, then its lightness); their ab prediction is joined to the photo's own lightness by
-the shared colourisation framing.
+the shared colourisation framing. SIGGRAPH17's U-Net (`SIGGRAPHUNet`) is also the layout of
+the instance-aware colouriser's three networks (instance.py).
 """
 
 from __future__ import annotations
@@ -53,8 +54,16 @@ class ECCV16(nn.Module):
         return F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False) * 110
 
 
-class SIGGRAPH17(nn.Module):
-    """Real-Time User-Guided Colorization, automatic mode (no hints): a U-Net regressing ab directly."""
+def _keep(name: str, feature: torch.Tensor) -> torch.Tensor:
+    return feature
+
+
+class SIGGRAPHUNet(nn.Module):
+    """The SIGGRAPH 2017 U-Net (layers and their published key names) without a choice of inputs.
+
+    Zhang et al.'s release and InstColorization's three networks (Su et al., CVPR 2020) share
+    this layout; they differ in what they feed it and what they do at its named feature maps.
+    """
 
     def __init__(self):
         super().__init__()
@@ -73,21 +82,40 @@ class SIGGRAPH17(nn.Module):
         self.model9 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.ReLU(True), nn.BatchNorm2d(128))
         self.model10up = nn.Sequential(nn.ConvTranspose2d(128, 128, 4, 2, 1))
         self.model1short10 = nn.Sequential(nn.Conv2d(64, 128, 3, 1, 1))
-        self.model10 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.LeakyReLU(0.2))
+        self.model10 = nn.Sequential(nn.ReLU(True), nn.Conv2d(128, 128, 3, 1, 1), nn.LeakyReLU(0.2, True))
         self.model_class = nn.Sequential(nn.Conv2d(256, 529, 1))  # classification head: not used here
         self.model_out = nn.Sequential(nn.Conv2d(128, 2, 1), nn.Tanh())
 
+    def unet(self, x: torch.Tensor, tap=_keep) -> torch.Tensor:
+        """4-channel input (L, ab hint, mask) -> tanh output (ab / 110).
+
+        `tap(name, feature)` sees each feature map InstColorization names (conv1_2 ... conv10_2)
+        and returns the map the network goes on with: the feature itself, or a fused one.
+        """
+        c1 = tap("conv1_2", self.model1(x))
+        c2 = tap("conv2_2", self.model2(c1[:, :, ::2, ::2]))
+        c3 = tap("conv3_3", self.model3(c2[:, :, ::2, ::2]))
+        x = tap("conv4_3", self.model4(c3[:, :, ::2, ::2]))
+        x = tap("conv5_3", self.model5(x))
+        x = tap("conv6_3", self.model6(x))
+        x = tap("conv7_3", self.model7(x))
+        x = tap("conv8_up", self.model8up(x).add_(self.model3short8(c3)))
+        x = tap("conv8_3", self.model8(x))
+        x = tap("conv9_up", self.model9up(x).add_(self.model2short9(c2)))
+        x = tap("conv9_3", self.model9(x))
+        x = self.model10up(x).add_(self.model1short10(c1))
+        del c1, c2, c3  # before the largest maps (in-place adds and activations: the same values, less memory)
+        x = tap("conv10_up", x)
+        x = tap("conv10_2", self.model10(x))
+        return self.model_out(x)
+
+
+class SIGGRAPH17(SIGGRAPHUNet):
+    """Real-Time User-Guided Colorization, automatic mode (no hints): a U-Net regressing ab directly."""
+
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         hints = torch.zeros_like(l_norm).expand(-1, 3, -1, -1)  # ab hints and mask: none (automatic)
-        c1 = self.model1(torch.cat((l_norm, hints), dim=1))
-        c2 = self.model2(c1[:, :, ::2, ::2])
-        c3 = self.model3(c2[:, :, ::2, ::2])
-        x = self.model4(c3[:, :, ::2, ::2])
-        x = self.model7(self.model6(self.model5(x)))
-        x = self.model8(self.model8up(x) + self.model3short8(c3))
-        x = self.model9(self.model9up(x) + self.model2short9(c2))
-        x = self.model10(self.model10up(x) + self.model1short10(c1))
-        return self.model_out(x) * 110
+        return self.unet(torch.cat((l_norm, hints), dim=1)) * 110
 
 
 class ZhangEngine(ColorizeEngine):
