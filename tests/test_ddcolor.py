@@ -292,7 +292,7 @@ def _svd_sigma(w, u, v):
     """The largest singular value (what an SVD gives), from the eigenvalues of the smaller Gram matrix:
     LAPACK's SVD of the 512 x 8064 matrices takes seconds."""
     gram = w @ w.t() if w.shape[0] <= w.shape[1] else w.t() @ w
-    return torch.linalg.eigvalsh(gram.double())[-1].sqrt().to(w.dtype)
+    return torch.linalg.eigvalsh(gram)[-1].sqrt()
 
 
 @pytest.mark.parametrize("sigma", [_power_iteration_sigma, _svd_sigma], ids=["power_iteration", "svd"])
