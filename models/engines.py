@@ -25,7 +25,8 @@ from models.engine import Engine
 from models.errors import UnknownEngine
 from models.fetch import FetchError
 
-from models.colorize.instance import InstanceEngine  # noqa: E402,I001
+from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColorTinyEngine  # noqa: E402,I001
+from models.colorize.instance import InstanceEngine  # noqa: E402
 from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402
 from models.style.adain import AdaINEngine  # noqa: E402
 from models.style.gatys import GatysEngine  # noqa: E402
@@ -33,6 +34,9 @@ from models.style.gatys import GatysEngine  # noqa: E402
 log = logging.getLogger("paintbot.models")
 
 ENGINES: tuple[type[Engine], ...] = (
+    DDColorEngine,
+    DDColorTinyEngine,
+    DDColorArtisticEngine,
     InstanceEngine,
     SIGGRAPH17Engine,
     ECCV16Engine,

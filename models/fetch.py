@@ -42,7 +42,7 @@ class RemoteFile:
     offline_env: str  # the variable naming an offline folder for this file (named in every error)
     archive: str | None = None  # the zip the URL delivers, when the file is a member of one
     member: str | None = None  # the file's path inside `archive`
-    size: int | None = None  # bytes, where published (download size warnings)
+    size: int | None = None  # bytes where published, else as the page rounds it (download size warnings)
 
     def describe(self) -> str:
         inside = f" inside {self.archive}" if self.archive else ""

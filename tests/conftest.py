@@ -209,4 +209,4 @@ def telegram():
 
 
 # End-to-end fixtures live with the harness they drive.
-from tests.harness import bot_service, service, worker_env, worker_models  # noqa: E402,F401
+from tests.harness import bot_service, engines_with, service, worker_env, worker_models  # noqa: E402,F401

@@ -114,6 +114,17 @@ def worker_models(standin_weights, tmp_path_factory):
     return engines
 
 
+def write_shared_standin(path: Path, shapes: dict, seed: int) -> Path:
+    """A checkpoint of the shared stand-in rule (../shared/weights/standin.py) for a layout."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "shared" / "weights"))
+    from standin import make_standin
+
+    torch.save({k: torch.from_numpy(v) for k, v in make_standin(shapes, seed).items()}, path)
+    return path
+
+
 class Service(SimpleNamespace):
     """The whole path for one test: fake Telegram, real Redis, the bot polling, workers on demand."""
 
@@ -164,6 +175,21 @@ def service(bot_service, worker_models):
         yield svc
     finally:
         runtime.install(None)
+
+
+@pytest.fixture
+def engines_with(service, monkeypatch):
+    """`engines_with(files, settings)`: the service's worker may load more engines on first use, from these
+    weight files (name -> path) with these engine settings; the worker's engine set is restored afterwards."""
+    engines = service.runtime.engines
+    monkeypatch.setattr(engines, "_loaded", dict(engines._loaded))
+
+    def extend(files: dict, settings: dict | None = None):
+        config = engines.config.replace(weight_overrides={**engines.config.weight_overrides, **files},
+                                        engine_settings={**engines.config.engine_settings, **(settings or {})})
+        monkeypatch.setattr(engines, "config", config)
+        return service
+    return extend
 
 
 @pytest.fixture

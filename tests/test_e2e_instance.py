@@ -7,15 +7,14 @@ import io
 import sys
 
 import pytest
-import torch
 from PIL import Image
 
 from models.colorize import instance
 from tests.conftest import SHARED
-from tests.harness import gray_photo
+from tests.harness import gray_photo, write_shared_standin
 
 sys.path.insert(0, str(SHARED / "weights"))
-from standin import layout, make_standin  # noqa: E402
+from standin import layout  # noqa: E402
 
 SETTINGS = instance.InstanceSettings(detector_size=128)  # a small detector input keeps the test quick
 
@@ -27,22 +26,14 @@ def instance_files(tmp_path_factory) -> dict:
               instance.INSTANCE_FILE: layout("instcolorization.json", "instcolorization_G"),
               instance.FUSION_FILE: layout("instcolorization.json", "instcolorization_GF"),
               instance.DETECTOR_FILE: {k: tuple(v.shape) for k, v in instance.build_detector().state_dict().items()}}
-    out = {}
-    for seed, (wf, layout_) in enumerate(shapes.items(), start=2001):
-        torch.save({k: torch.from_numpy(v) for k, v in make_standin(layout_, seed).items()}, folder / wf.filename)
-        out[wf.filename] = folder / wf.filename
-    return out
+    return {wf.filename: write_shared_standin(folder / wf.filename, layout_, seed)
+            for seed, (wf, layout_) in enumerate(shapes.items(), start=2001)}
 
 
 @pytest.fixture
-def instance_service(service, instance_files, monkeypatch):
-    """The service whose worker can load `instance` on first use (the engine set is restored afterwards)."""
-    engines = service.runtime.engines
-    config = engines.config.replace(weight_overrides={**engines.config.weight_overrides, **instance_files},
-                                    engine_settings={"instance": SETTINGS})
-    monkeypatch.setattr(engines, "config", config)
-    monkeypatch.setattr(engines, "_loaded", dict(engines._loaded))
-    return service
+def instance_service(engines_with, instance_files):
+    """The service whose worker can load `instance` on first use."""
+    return engines_with(instance_files, {"instance": SETTINGS})
 
 
 def _sent_image(tg, call) -> Image.Image:

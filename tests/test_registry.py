@@ -37,6 +37,9 @@ def _torchvision_detector() -> dict:
 # Every registered weight file -> (layout file in ../shared/weights, entry), the published keys and shapes,
 # or a function giving them.
 LAYOUTS = {
+    "ddcolor_modelscope.pth": ("ddcolor.json", "large"),
+    "ddcolor_paper_tiny.pth": ("ddcolor.json", "tiny"),
+    "ddcolor_artistic.pth": ("ddcolor.json", "large"),
     "instcolorization_GComp.pth": ("instcolorization.json", "instcolorization_GComp"),
     "instcolorization_G.pth": ("instcolorization.json", "instcolorization_G"),
     "instcolorization_GF.pth": ("instcolorization.json", "instcolorization_GF"),

@@ -44,7 +44,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -54,6 +57,8 @@ from torch import nn
 
 from models import color
 from models import weights as weight_files
+from models.colorize import ColorizeEngine
+from models.weights import WeightFile, remote
 
 INPUT_SIZE = 512  # the authors' inference size (training used 256); any multiple of 32 works
 AB_UPSAMPLING = "nearest"  # F.interpolate mode for the ab the network returns (floor convention)
@@ -470,3 +475,63 @@ class DDColorColorizer:
         x = network_input(img, self.input_size, self.device)
         x = x.to(self.dtype or torch.float32).contiguous(memory_format=torch.channels_last)
         return self.net(x).float()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The engines: three published checkpoints (Apache-2.0) on Hugging Face, hashes from their LFS ids
+
+HUGGING_FACE = "https://huggingface.co/piddnad/DDColor-models/resolve/main/"
+
+
+def _checkpoint(filename: str, sha256: str, size: str, approx_bytes: int) -> WeightFile:
+    """A DDColor-models .pth ({'params': ...}, probably with the unused head_cls keys)."""
+    return WeightFile(remote(HUGGING_FACE + filename, sha256, size=approx_bytes), partial(build, size),
+                      prepare_state_dict)
+
+
+@dataclass(frozen=True)
+class DDColorSettings:
+    input_size: int = INPUT_SIZE  # the square the photo is squashed to; the authors note results depend on it
+
+    def __post_init__(self):
+        if self.input_size % 32 or self.input_size < 64:
+            raise ValueError(f"input_size must be a multiple of 32, at least 64, not {self.input_size}")
+
+
+class _DDColorEngine(ColorizeEngine):
+    """ab at input_size x input_size, upsampled as the authors do (nearest) and joined to the photo's L."""
+
+    ab_resize = AB_UPSAMPLING
+    Settings = DDColorSettings
+
+    def __init__(self, device, config):
+        super().__init__(device, config)
+        net = self.half(self.load_file(self.files[0]))
+        reduced = None if self.dtype == torch.float32 else self.dtype
+        self.colorizer = DDColorColorizer(net, device, reduced, self.settings.input_size)
+
+    def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
+        return self.colorizer.predict_ab(img)
+
+
+class DDColorEngine(_DDColorEngine):
+    name = "ddcolor"
+    label = "DDColor (Kang et al., ICCV 2023)"
+    files = (_checkpoint("ddcolor_modelscope.pth", "17c460d7e55b32a598370621d77173be59e03c24b0823f06821db23a50c263ce",
+                         "large", 912_000_000),)
+    default_on = frozenset({"cuda"})  # about 5 s a photo on a 2-core CPU: ddcolor-tiny is the CPU default
+
+
+class DDColorTinyEngine(_DDColorEngine):
+    name = "ddcolor-tiny"
+    label = "DDColor tiny (Kang et al., ICCV 2023)"
+    files = (_checkpoint("ddcolor_paper_tiny.pth", "81dd643904f4664c3718513e3320ae3db0c567f0d3e18398606659adee7bfc17",
+                         "tiny", 220_393_145),)
+
+
+class DDColorArtisticEngine(_DDColorEngine):
+    name = "ddcolor-artistic"
+    label = "DDColor artistic (Kang et al., ICCV 2023)"
+    files = (_checkpoint("ddcolor_artistic.pth", "a591ee5beedad36de703d8977e92d0c30c1eedc6453fd1b300f3b460842a23a9",
+                         "large", 911_950_059),)
+    default_on = frozenset()  # more vivid, less faithful: chosen by name
