@@ -1,0 +1,130 @@
+"""Exemplar colourisation on synthetic photos whose true colours are known.
+
+The scenes are coloured shapes on a textured neutral ground; the target is the same shapes moved
+elsewhere, made gray. Colours are given in CIE Lab so the expected ab is exact.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from skimage.color import lab2rgb, rgb2lab
+
+from models import color
+from models.colorize import exemplar
+
+# name: (L, a, b) and radius in pixels; each has a lightness of its own, as real objects mostly do.
+SHAPES = {"red": ((52, 62, 42), 22), "blue": ((38, 18, -58), 20), "green": ((72, -52, 48), 18),
+          "yellow": ((88, -4, 80), 6)}  # yellow: a small object, 12 px across
+GROUND_L = 62
+
+
+@pytest.fixture(scope="module")
+def colorizer():
+    return exemplar.load("cpu")
+
+
+def scene(size, centres, gray=False):
+    """An 8-bit photo (w, h = size) of SHAPES (discs) at `centres` on a lightly textured gray ground."""
+    w, h = size
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:h, 0:w]
+    lab = np.zeros((h, w, 3))
+    lab[..., 0] = GROUND_L + 6 * np.sin(x / 9) * np.cos(y / 13) + rng.normal(0, 1.5, (h, w))
+    for name, (cx, cy) in centres.items():
+        (lum, a, b), r = SHAPES[name]
+        disc = (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+        lab[disc] = (lum, a, b)
+    rgb = (lab2rgb(lab) * 255 + 0.5).astype(np.uint8)
+    img = Image.fromarray(rgb)
+    return img.convert("L") if gray else img
+
+
+REF_CENTRES = {"red": (50, 50), "blue": (170, 60), "green": (70, 150), "yellow": (180, 160)}
+TARGET_CENTRES = {"red": (175, 140), "blue": (60, 45), "green": (150, 50), "yellow": (40, 150)}
+
+
+def join(img, ab):
+    """The colourisation framing's join: ab upsampled to the photo's size, with the photo's own lightness."""
+    lum = color.lightness(torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1))
+    ab = F.interpolate(ab, size=lum.shape[1:], mode="bilinear", align_corners=False)[0]
+    return Image.merge("RGB", [Image.fromarray(p) for p in color.lab_to_rgb_uint8(lum, ab).numpy()])
+
+
+def test_shapes_take_their_colours_from_the_reference(colorizer):
+    reference = scene((240, 200), REF_CENTRES)
+    target = scene((230, 190), TARGET_CENTRES, gray=True)
+    ab = colorizer.predict_ab(target, reference)[0].numpy()
+    for name, (cx, cy) in TARGET_CENTRES.items():
+        (_, a, b), _ = SHAPES[name]
+        got = ab[:, cy, cx]
+        # error in ab units at the centre; a wrong shape's colour is 60 to 140 units away.
+        assert np.hypot(got[0] - a, got[1] - b) < 8, (name, got)
+    ground = ab[:, 100:104, 100:104]  # between the shapes: the reference's ground is gray
+    assert np.hypot(*ground).max() < 8
+
+
+def test_uniform_reference_gives_its_colour_everywhere(colorizer):
+    rgb = (205, 120, 60)
+    reference = Image.new("RGB", (120, 90), rgb)
+    target = scene((200, 150), TARGET_CENTRES, gray=True)
+    ab = colorizer.predict_ab(target, reference)[0].numpy()
+    want = rgb2lab(np.array([[rgb]], dtype=np.uint8))[0, 0, 1:]
+    assert np.abs(ab - want[:, None, None]).max() < 0.5  # ab units: float32 rounding only
+
+
+@pytest.mark.parametrize("size,mode", [((333, 217), "L"), ((97, 401), "RGB")])
+def test_joined_result_keeps_size_and_lightness(colorizer, size, mode):
+    target = scene(size, {"red": (40, 40)}).convert(mode)
+    ab = colorizer.predict_ab(target, scene((160, 120), REF_CENTRES))
+    assert ab.shape == (1, 2, size[1], size[0]) and ab.dtype == torch.float32  # full size: no upsampling needed
+    out = join(target, ab)
+    assert out.size == size
+    l_in = rgb2lab(np.array(target.convert("RGB")))[..., 0]
+    lab_out = rgb2lab(np.array(out))
+    assert np.abs(lab_out[..., 0] - l_in).mean() < 0.5  # only 8-bit rounding and gamut clipping
+    assert np.hypot(lab_out[..., 1], lab_out[..., 2]).max() > 20  # colour was added
+
+
+@pytest.mark.parametrize("reference", [
+    scene((120, 90), REF_CENTRES, gray=True),
+    scene((120, 90), REF_CENTRES, gray=True).convert("RGB"),
+    # a gray photo with JPEG-like colour noise is still gray
+    Image.fromarray(np.clip(np.array(scene((120, 90), REF_CENTRES, gray=True).convert("RGB"), dtype=int)
+                            + np.random.default_rng(0).integers(-2, 3, (90, 120, 3)), 0, 255).astype(np.uint8)),
+], ids=["L", "RGB", "noisy"])
+def test_gray_reference_is_refused(colorizer, reference):
+    with pytest.raises(exemplar.ReferenceNotColour, match="black and white") as err:
+        colorizer.predict_ab(scene((100, 80), TARGET_CENTRES, gray=True), reference)
+    assert isinstance(err.value, ValueError) and err.value.code == "reference_not_colour"
+
+
+def test_chunked_similarity_equals_unchunked(colorizer):
+    reference = scene((240, 200), REF_CENTRES)
+    target = scene((230, 190), TARGET_CENTRES, gray=True)
+    cells = (exemplar.WORK_SIZE // exemplar.CELL) ** 2
+    whole = exemplar.ExemplarColorizer(colorizer.vgg, colorizer.device, chunk=cells)
+    blocks = exemplar.ExemplarColorizer(colorizer.vgg, colorizer.device, chunk=37)  # many blocks, a ragged last one
+    torch.testing.assert_close(blocks.predict_ab(target, reference), whole.predict_ab(target, reference),
+                               rtol=0, atol=1e-4)
+
+
+def test_guided_filter_matches_the_definition():
+    """Against He et al.'s formulas written out window by window (windows clipped at the borders)."""
+    rng = np.random.default_rng(3)
+    guide, src, r, eps = rng.random((13, 17)), rng.random((2, 13, 17)) * 50, 3, 1e-2
+
+    def box(x):
+        out = np.empty_like(x)
+        for i in range(x.shape[-2]):
+            for j in range(x.shape[-1]):
+                out[..., i, j] = x[..., max(0, i - r):i + r + 1, max(0, j - r):j + r + 1].mean(axis=(-2, -1))
+        return out
+
+    mean_g, mean_s = box(guide), box(src)
+    a = (box(guide * src) - mean_g * mean_s) / (box(guide * guide) - mean_g**2 + eps)
+    want = box(a) * guide + box(mean_s - a * mean_g)
+    got = exemplar.guided_filter(torch.tensor(guide, dtype=torch.float32)[None, None],
+                                 torch.tensor(src, dtype=torch.float32)[None], r, eps)[0].numpy()
+    np.testing.assert_allclose(got, want, atol=1e-3)
