@@ -125,6 +125,22 @@ def test_guided_filter_matches_the_definition():
     mean_g, mean_s = box(guide), box(src)
     a = (box(guide * src) - mean_g * mean_s) / (box(guide * guide) - mean_g**2 + eps)
     want = box(a) * guide + box(mean_s - a * mean_g)
-    got = exemplar.guided_filter(torch.tensor(guide, dtype=torch.float32)[None, None],
-                                 torch.tensor(src, dtype=torch.float32)[None], r, eps)[0].numpy()
+    guide_t = torch.tensor(guide, dtype=torch.float32)[None, None]
+    slope, intercept = exemplar.guided_filter(guide_t, torch.tensor(src, dtype=torch.float32)[None], r, eps)
+    got = (slope * guide_t + intercept)[0].numpy()
     np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_soft_match_is_the_softmax_of_cosine_less_lightness_penalty():
+    """Written out plainly in float64: the folded penalty and the blocks change nothing."""
+    g = torch.Generator().manual_seed(0)
+    target = F.normalize(torch.randn(16, 50, generator=g, dtype=torch.float64), dim=0)
+    ref = F.normalize(torch.randn(16, 70, generator=g, dtype=torch.float64), dim=0)
+    target_l = torch.rand(1, 50, generator=g, dtype=torch.float64)
+    ref_l = torch.rand(1, 70, generator=g, dtype=torch.float64)
+    values = torch.randn(3, 70, generator=g, dtype=torch.float64)
+    got, best = exemplar.soft_match(*(x.float() for x in (target, target_l, ref, ref_l, values)), chunk=16)
+    score = target.t() @ ref - exemplar.LIGHTNESS_PENALTY * (target_l.t() - ref_l) ** 2
+    want = values @ torch.softmax(score / exemplar.TEMPERATURE, dim=1).t()
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-3)
+    torch.testing.assert_close(best.double(), score.max(dim=1).values[None], rtol=0, atol=1e-5)

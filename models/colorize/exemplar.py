@@ -18,12 +18,18 @@ bias the match):
    pixels. Upsampled bilinearly and applied to the target's full-resolution lightness, the model
    keeps small objects and edges that have a lightness of their own (a plain average of matched ab
    blurs them to the 4-pixel grid and mutes them).
-4. A guided filter, guided by the target's full-resolution lightness, smooths what is left of the
-   cell grid while keeping colour edges on the photo's edges.
+4. Where the best match is weak (a confidence map: the best score per cell), the colours are taken
+   from a guided filter (He et al.) of them instead, guided by the target's lightness: it smooths
+   what is left of the cell grid and of unsure matches while keeping colour edges on the photo's
+   edges. Where the match is sure the model is kept as it is, so small objects stay saturated.
+   Both are linear in lightness, so the blend is computed at up to FILTER_SIZE and its coefficients
+   applied to the full-resolution lightness (He & Sun's fast guided filter): memory and time stay
+   small for large photos, and every edge of the photo is kept.
 The result is ab at the target's full size; joined with the target's own lightness it is the colour
-photo. Measured choices (bench/exemplar.py): the lightness penalty and the local linear model each
-raised PSNR on the tuning photos; filling low-confidence cells from confident neighbours, larger
-or smaller temperatures, more VGG layers and global chroma gains did not.
+photo. Measured choices (bench/exemplar.py, tuning photos): the lightness penalty, the local linear
+model and keeping confident cells unfiltered each raised PSNR; filling low-confidence cells from
+confident neighbours (normalised convolution), other temperatures, more VGG layers (relu2_1,
+relu5_1), aggregating similarity over 3x3 neighbourhoods and global chroma gains did not.
 """
 
 from __future__ import annotations
@@ -44,7 +50,10 @@ LAYERS = ("block3_relu1", "block4_relu1")
 TEMPERATURE = 0.01
 LIGHTNESS_PENALTY = 20.0  # subtracted from the cosine per (difference of cell lightness, 0..1)²
 MODEL_EPS = 1e-3  # ridge on the lightness variance (lightness 0..1) when fitting ab = A·l + B
-GUIDE_RADIUS = 8  # pixels at full resolution
+# The guided filter runs at the photo's size up to FILTER_SIZE long side; larger photos get its
+# coefficients upsampled (colour is decided on a WORK_SIZE grid, so finer filtering adds nothing but time).
+FILTER_SIZE = 512
+GUIDE_RADIUS = 8  # pixels at FILTER_SIZE or less
 GUIDE_EPS = 1e-3  # on lightness 0..1
 # Best-match scores over which the local model is trusted as it is, from not at all to fully; below, the
 # guided filter's smoothed colours are used (they are better where the match is a guess).
@@ -80,12 +89,18 @@ class ExemplarColorizer:
         """
         ref_lab = self.reference_lab(reference)
         lum = self.lightness(img)[None] / 100
-        lum_small = F.interpolate(lum, size=_work_shape(*lum.shape[2:]), mode="area")
-        model = F.interpolate(self.colour_model(lum_small, ref_lab), size=lum.shape[2:], mode="bilinear",
+        size = lum.shape[2:]
+        lum_work = F.interpolate(lum, size=_work_shape(*size), mode="area")
+        lum_filter = F.interpolate(lum, size=_filter_shape(*size), mode="area")  # the same tensor when small
+        model = F.interpolate(self.colour_model(lum_work, ref_lab), size=lum_filter.shape[2:], mode="bilinear",
                               align_corners=False)
-        ab = model[:, :2] * lum + model[:, 2:4]
-        trust = ((model[:, 4:] - CONFIDENT[0]) / (CONFIDENT[1] - CONFIDENT[0])).clamp_(0, 1)
-        return torch.lerp(guided_filter(lum, ab, GUIDE_RADIUS, GUIDE_EPS), ab, trust)
+        slope, intercept, trust = model[:, :2], model[:, 2:4], _trust(model[:, 4:])
+        smooth_slope, smooth_intercept = guided_filter(lum_filter, slope * lum_filter + intercept, GUIDE_RADIUS,
+                                                       GUIDE_EPS)
+        coeffs = torch.cat((torch.lerp(smooth_slope, slope, trust), torch.lerp(smooth_intercept, intercept, trust)),
+                           dim=1)
+        coeffs = F.interpolate(coeffs, size=size, mode="bilinear", align_corners=False)
+        return coeffs[:, :2] * lum + coeffs[:, 2:]
 
     def reference_lab(self, reference: Image.Image) -> torch.Tensor:
         """Lab (1, 3, h, w) of the reference at work size; ReferenceNotColour if it has no colour."""
@@ -138,15 +153,21 @@ def soft_match(target: torch.Tensor, target_l: torch.Tensor, ref: torch.Tensor, 
     and the best score (how well the cell found a counterpart).
 
     Descriptors are columns (C, N) and (C, M), lightness rows (1, N) and (1, M); the results are (V, N)
-    and (1, N). `chunk` target cells at a time, so at most chunk x M scores exist at once.
+    and (1, N). `chunk` target cells at a time, so at most chunk x M scores exist at once. The penalty
+    -P(t - r)² = 2P·t·r - P·r² - P·t² rides in the matrix product as two extra descriptor rows; its last
+    term is the same for every reference cell, so only the best score needs it.
     """
+    ones = torch.ones_like(target_l)
+    target = torch.cat((target, target_l, ones))
+    ref = torch.cat((ref, 2 * LIGHTNESS_PENALTY * ref_l, -LIGHTNESS_PENALTY * ref_l * ref_l))
+    row_term = -LIGHTNESS_PENALTY * target_l * target_l
     out = torch.empty((ref_values.shape[0], target.shape[1]), device=target.device)
     best = torch.empty((1, target.shape[1]), device=target.device)
     for start in range(0, target.shape[1], chunk):
         cols = slice(start, start + chunk)
-        score = target[:, cols].t() @ ref - LIGHTNESS_PENALTY * (target_l[:, cols].t() - ref_l) ** 2
-        best[0, cols] = score.max(dim=1).values
-        out[:, cols] = ref_values @ torch.softmax(score / TEMPERATURE, dim=1).t()
+        score = target[:, cols].t() @ ref
+        best[:, cols] = score.max(dim=1).values + row_term[:, cols]
+        out[:, cols] = ref_values @ torch.softmax(score.div_(TEMPERATURE), dim=1).t()
     return out, best
 
 
@@ -157,11 +178,14 @@ def _local_linear(moments: torch.Tensor) -> torch.Tensor:
     return torch.cat((slope, mean_ab - slope * mean_l))
 
 
-def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
-    """He et al.'s guided filter: src (1, C, H, W) smoothed in (2r+1)² windows, keeping the edges of guide (1, 1, H, W).
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """He et al.'s guided filter of src (1, C, H, W) by guide (1, 1, H, W), (2r+1)² windows: the per-pixel
+    slope and intercept (each (1, C, H, W)) of its output, slope * guide + intercept.
 
-    Both are centred on their global means first (the filter is unchanged by it), which keeps the
-    variance and covariance terms precise in float32.
+    Given as coefficients so they can be computed at a reduced size and applied to a full-size guide
+    (He & Sun's fast guided filter). Guide and src are centred on their global means first (the
+    filter is unchanged by it), which keeps the variance and covariance terms precise in float32.
     """
     g = guide - guide.mean()
     src_mean = src.mean(dim=(2, 3), keepdim=True)
@@ -171,7 +195,8 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: floa
     mean_g, mean_s, mean_gs, mean_gg = stats[:, :1], stats[:, 1:1 + n], stats[:, 1 + n:1 + 2 * n], stats[:, -1:]
     a = (mean_gs - mean_g * mean_s) / (mean_gg - mean_g * mean_g + eps)
     coeffs = _box_mean(torch.cat((a, mean_s - a * mean_g), dim=1), radius)
-    return coeffs[:, :n] * g + coeffs[:, n:] + src_mean
+    slope = coeffs[:, :n]
+    return slope, coeffs[:, n:] + src_mean - slope * guide.mean()
 
 
 def _box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -190,6 +215,17 @@ def _work_shape(h: int, w: int) -> tuple[int, int]:
     """(h, w) scaled to WORK_SIZE long side, each a multiple of 8 so relu4_1's grid is half relu3_1's."""
     scale = WORK_SIZE / max(h, w)
     return max(8, round(h * scale / 8) * 8), max(8, round(w * scale / 8) * 8)
+
+
+def _filter_shape(h: int, w: int) -> tuple[int, int]:
+    """(h, w), or scaled down to FILTER_SIZE long side where larger."""
+    scale = min(1.0, FILTER_SIZE / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _trust(best_score: torch.Tensor) -> torch.Tensor:
+    """0 (use the guided filter's colours) to 1 (use the local model's as they are) from a best-match score."""
+    return ((best_score - CONFIDENT[0]) / (CONFIDENT[1] - CONFIDENT[0])).clamp(0, 1)
 
 
 def _work_size(img: Image.Image) -> Image.Image:
