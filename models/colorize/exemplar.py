@@ -26,10 +26,11 @@ bias the match):
    applied to the full-resolution lightness (He & Sun's fast guided filter): memory and time stay
    small for large photos, and every edge of the photo is kept.
 The result is ab at the target's full size; joined with the target's own lightness it is the colour
-photo. Measured choices (bench/exemplar.py, tuning photos): the lightness penalty, the local linear
-model and keeping confident cells unfiltered each raised PSNR; filling low-confidence cells from
-confident neighbours (normalised convolution), other temperatures, more VGG layers (relu2_1,
-relu5_1), aggregating similarity over 3x3 neighbourhoods and global chroma gains did not.
+photo. Measured choices (bench/exemplar.py's same-scene protocol on its two tuning photos and five
+of the preset paintings): the lightness penalty, the local linear model and keeping confident cells
+unfiltered each raised PSNR; filling low-confidence cells from confident neighbours (normalised
+convolution), other temperatures, more VGG layers (relu2_1, relu5_1), aggregating similarity over
+3x3 neighbourhoods, clamping the model to the matched lightness range and global chroma gains did not.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class ExemplarColorizer:
         lum = self.lightness(img)[None] / 100
         size = lum.shape[2:]
         lum_work = F.interpolate(lum, size=_work_shape(*size), mode="area")
-        lum_filter = F.interpolate(lum, size=_filter_shape(*size), mode="area")  # the same tensor when small
+        lum_filter = F.interpolate(lum, size=_filter_shape(*size), mode="area")  # equal to lum up to FILTER_SIZE
         model = F.interpolate(self.colour_model(lum_work, ref_lab), size=lum_filter.shape[2:], mode="bilinear",
                               align_corners=False)
         slope, intercept, trust = model[:, :2], model[:, 2:4], _trust(model[:, 4:])
