@@ -52,17 +52,39 @@ def join(img, ab):
     return Image.merge("RGB", [Image.fromarray(p) for p in color.lab_to_rgb_uint8(lum, ab).numpy()])
 
 
+def inner_error(ab, name, centre):
+    """Median error (ab units) over the inner half (in radius) of the shape `name` at `centre`."""
+    (_, a, b), radius = SHAPES[name]
+    h, w = ab.shape[-2:]
+    y, x = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    inner = (x - centre[0]) ** 2 + (y - centre[1]) ** 2 <= (radius / 2) ** 2
+    return torch.hypot(ab[0, 0] - a, ab[0, 1] - b)[inner].median().item()
+
+
 def test_shapes_take_their_colours_from_the_reference(colorizer):
     reference = scene((240, 200), REF_CENTRES)
     target = scene((230, 190), TARGET_CENTRES, gray=True)
-    ab = colorizer.predict_ab(target, reference)[0].numpy()
-    for name, (cx, cy) in TARGET_CENTRES.items():
-        (_, a, b), _ = SHAPES[name]
-        got = ab[:, cy, cx]
-        # error in ab units at the centre; a wrong shape's colour is 60 to 140 units away.
-        assert np.hypot(got[0] - a, got[1] - b) < 8, (name, got)
-    ground = ab[:, 100:104, 100:104]  # between the shapes: the reference's ground is gray
-    assert np.hypot(*ground).max() < 8
+    ab = colorizer.predict_ab(target, reference)
+    for name, centre in TARGET_CENTRES.items():
+        # a wrong shape's colour would be 60 to 140 units away, gray 70 to 80
+        assert inner_error(ab, name, centre) < 3, name
+    ground = ab[0, :, 100:104, 100:104]  # between the shapes: the reference's ground is gray
+    assert torch.hypot(*ground).max() < 8
+
+
+def test_photos_larger_than_the_filter_size_keep_their_size_and_colours(colorizer, monkeypatch):
+    """Above FILTER_SIZE the guided filter runs reduced and its coefficients are applied at full size:
+    with its radius reduced alike, the colours are those of the filter run at full size."""
+    reference = scene((240, 200), REF_CENTRES)
+    target = scene((230, 190), TARGET_CENTRES, gray=True)
+    full = colorizer.predict_ab(target, reference)
+    monkeypatch.setattr(exemplar, "FILTER_SIZE", 115)  # half size: the 230x190 scene is a large photo
+    monkeypatch.setattr(exemplar, "GUIDE_RADIUS", exemplar.GUIDE_RADIUS // 2)
+    ab = colorizer.predict_ab(target, reference)
+    assert ab.shape == full.shape == (1, 2, 190, 230)
+    for name, centre in TARGET_CENTRES.items():
+        assert inner_error(ab, name, centre) < 6, name  # the 12 px yellow is 6 px where it is filtered
+    assert (ab - full).abs().mean() < 0.5  # ab units
 
 
 def test_uniform_reference_gives_its_colour_everywhere(colorizer):

@@ -58,7 +58,7 @@ GUIDE_RADIUS = 8  # pixels at FILTER_SIZE or less
 GUIDE_EPS = 1e-3  # on lightness 0..1
 # Best-match scores over which the local model is trusted as it is, from not at all to fully; below, the
 # guided filter's smoothed colours are used (they are better where the match is a guess).
-CONFIDENT = (0.5, 1.0)
+CONFIDENT = (0.5, 0.7)
 CHUNK = 1024  # target cells per similarity block: CHUNK x reference cells floats at a time
 # A reference is a colour photo when more than 1 % of its pixels have a chroma (CIE ab length) above this.
 MIN_CHROMA = 5.0
