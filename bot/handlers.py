@@ -77,17 +77,24 @@ async def colorize_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     await _colorize_request(context, msg, msg.reply_to_message, context.args or [])
 
 
-async def _colorize_request(context, msg: Message, photo_msg: Message | None, args: list[str]) -> None:
+async def _colorize_request(context, msg: Message, photo_msg: Message | None, args: list[str],
+                            reference: Image | None = None) -> None:
+    """Colourise the photo of `photo_msg`; with a `reference` photo, like that one."""
     img = image_of(photo_msg)
     if img is None:
         await msg.reply_text(render("need_photo.colorize"))
         return
+    vocabulary = await _vocabulary(context)
     try:
-        opts = ColorizeOptions.parse(args, await _vocabulary(context))
+        opts = ColorizeOptions.parse(args, vocabulary)
     except BadOptions as exc:
         await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc))
         return
-    await submit(context, msg, photo_msg, img, "colorize", opts)
+    info = vocabulary.info(opts.engine) if opts.engine else None
+    if info is not None and info.needs_reference and reference is None:
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", render("reference.missing"))
+        return
+    await submit(context, msg, photo_msg, img, "colorize", opts, reference=reference)
 
 
 async def style_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -158,7 +165,11 @@ async def image_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         if is_file_but_not_image(msg):
             await refuse(msg.reply_text, msg.chat_id, "not_image", render("not_an_image"))
             return
-        await _colorize_request(context, msg, msg, args)
+        if cmd is not None and image_of(msg.reply_to_message) is not None:
+            # A photo captioned /colorize in reply to a photo: colour that one like this one.
+            await _colorize_request(context, msg, msg.reply_to_message, args, reference=image_of(msg))
+        else:
+            await _colorize_request(context, msg, msg, args)
         return
     if private and cmd is not None:
         await msg.reply_text(render("help"))

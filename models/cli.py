@@ -1,6 +1,6 @@
 """`paintbot`: the image science from the command line, no Telegram involved.
 
-    paintbot colorize IN.jpg [-o OUT.jpg] [--model NAME] [--weights PATH] [--intensity 150]
+    paintbot colorize IN.jpg [-o OUT.jpg] [--model NAME] [--weights PATH] [--intensity 150] [--like REF.jpg]
     paintbot style IN.jpg --style vangogh|PATH [--engine NAME] [--strength 0.6] [--keep-colors]
                           [--size N] [-o OUT.jpg]
     paintbot style --list
@@ -38,9 +38,13 @@ def _cmd_colorize(args: argparse.Namespace) -> None:
     from bot.options import ColorizeOptions
     from models import colorize, imageio
 
+    from models import engines
+
     img = imageio.open_path(args.input)
-    engine = colorize.load(args.model, weights=args.weights, config=_config())
-    out = engine(img, ColorizeOptions(engine.name, args.intensity))
+    reference = imageio.open_path(args.like) if args.like else None
+    name = args.model or (engines.reference_engine("colorize") if reference else None)
+    engine = colorize.load(name, weights=args.weights, config=_config())
+    out = engine(img, ColorizeOptions(engine.name, args.intensity), reference=reference)
     dest = _out_path(args.input, args.output, "color")
     imageio.save_path(out, dest)
     print(dest)
@@ -174,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: PAINTBOT_COLORIZE_MODEL, else the best this machine can run")
     c.add_argument("--weights", default=None, help="a .pth checkpoint to use instead of the registry's file")
     c.add_argument("--intensity", type=int, default=100, help="percent of the predicted colour, 0..200 (default 100)")
+    c.add_argument("--like", metavar="REF", help="a colour photo to take the colours from (e.g. of the same place)")
     c.set_defaults(func=_cmd_colorize)
 
     s = sub.add_parser("style", help="repaint a photo in the style of a painting")

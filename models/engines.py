@@ -26,6 +26,7 @@ from models.errors import UnknownEngine
 from models.fetch import FetchError
 
 from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColorTinyEngine  # noqa: E402,I001
+from models.colorize.exemplar import ExemplarEngine  # noqa: E402
 from models.colorize.instance import InstanceEngine  # noqa: E402
 from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402
 from models.style.adain import AdaINEngine  # noqa: E402
@@ -40,6 +41,7 @@ ENGINES: tuple[type[Engine], ...] = (
     InstanceEngine,
     SIGGRAPH17Engine,
     ECCV16Engine,
+    ExemplarEngine,
     AdaINEngine,
     GatysEngine,
 )
@@ -61,6 +63,11 @@ def get(name: str, family: str | None = None) -> type[Engine]:
         if word == e.name or word in e.aliases:
             return e
     raise UnknownEngine(name, names(family))
+
+
+def reference_engine(family: str) -> str | None:
+    """The engine of `family` that colours a photo like a second one (None if the family has none)."""
+    return next((e.name for e in of_family(family) if e.needs_reference), None)
 
 
 def with_weights(config: ModelConfig, name: str | None, path: Path) -> ModelConfig:

@@ -119,7 +119,7 @@ def test_joined_result_keeps_size_and_lightness(colorizer, size, mode):
 def test_gray_reference_is_refused(colorizer, reference):
     with pytest.raises(exemplar.ReferenceNotColour, match="black and white") as err:
         colorizer.predict_ab(scene((100, 80), TARGET_CENTRES, gray=True), reference)
-    assert isinstance(err.value, ValueError) and err.value.code == "reference_not_colour"
+    assert isinstance(err.value, ValueError) and err.value.code == "reference.gray"
 
 
 def test_chunked_similarity_equals_unchunked(colorizer):

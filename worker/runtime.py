@@ -43,9 +43,10 @@ class Engines:
             self.defaults[family] = self._loaded[engine.name] = engine
         return self
 
-    def get(self, name: str | None, family: str) -> Engine:
-        """Engine `name` of `family` (None: the family's default). Raises UnknownEngine, or FetchError
-        when its files cannot be had."""
+    def get(self, name: str | None, family: str, reference: bool = False) -> Engine:
+        """Engine `name` of `family` (None: the family's default, or with a `reference` photo the engine
+        that colours like one). Raises UnknownEngine, or FetchError when its files cannot be had."""
+        name = name or (registry.reference_engine(family) if reference else None)
         if name is None:
             return self.defaults[family]
         cls = registry.get(name, family)

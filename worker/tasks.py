@@ -126,7 +126,7 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
         return "ok"
 
     try:
-        engine = rt.engines.get(job.options.engine, job.op)  # an unknown model raises InputError
+        engine = rt.engines.get(job.options.engine, job.op, reference=bool(job.reference_file_id))
     except FetchError as exc:  # its files cannot be had on this worker: a retry would not help
         log.error("job=%s model unavailable: %s", job.job_id, exc)
         _tell(rt, job, render("engine.unavailable"))

