@@ -3,6 +3,10 @@
 `decode` returns an 8-bit "RGB" or "L" image with EXIF orientation applied, or raises
 ImageError with a code the bot turns into a sentence a user can act on. The pixel count is checked from the header,
 before any pixel is allocated, so a tiny file that declares 20000x20000 pixels costs nothing.
+The photo's other EXIF (date, camera) rides along in `info["exif"]`.
+
+`encode` given the photo a model made the image from (`made_from`) says so in the file: the IPTC
+digital source type for AI-modified images in XMP, and the photo's EXIF without its GPS position.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from models.errors import InputError
 
@@ -23,6 +27,21 @@ pillow_heif.register_heif_opener()  # iPhones send HEIC: libheif decodes it like
 
 MAX_PIXELS = 40_000_000  # 40 MP: well above any phone camera, far below what would exhaust memory
 MIN_SIDE = 8
+MAX_EXIF_BYTES = 65_000  # a JPEG APP1 segment holds at most 65533 bytes: larger EXIF is left out
+
+# IPTC's digital source type for "edited using generative AI" (the news code URI), with XMP's creator tool.
+AI_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+AI_XMP = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    '<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"'
+    ' xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="paintbot"'
+    f' Iptc4xmpExt:DigitalSourceType="{AI_SOURCE_TYPE}"/>'
+    '</rdf:RDF></x:xmpmeta><?xpacket end="r"?>')
+# EXIF that must not travel on: where the photo was taken, the orientation decode already applied,
+# and the camera maker's private notes (opaque, internal offsets that break when rewritten).
+_DROPPED_TAGS = {ExifTags.IFD.GPSInfo, ExifTags.Base.Orientation}
+_DROPPED_CAMERA_TAGS = {ExifTags.Base.MakerNote, ExifTags.IFD.Interop}
 
 # decode() checks max_pixels from the header; PIL's own bomb check stays as a second fence
 # (it raises DecompressionBombError above twice this many pixels).
@@ -64,14 +83,17 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         animated = getattr(im, "n_frames", 1) > 1  # counting frames reads the file: inside the try
         im.seek(0)
         im.load()
-        im = ImageOps.exif_transpose(im)
+        im = ImageOps.exif_transpose(im)  # also takes the orientation it applied out of the EXIF
         out = _to_8bit(im)
+        exif = im.info.get("exif")
     except Image.DecompressionBombError:  # a later frame or tile larger than the header said
         raise _too_many() from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error) as exc:
         raise ImageError("image.damaged", "the image is damaged or incomplete") from exc
     if animated:
         out.info["paintbot_animated"] = True
+    if exif:
+        out.info["exif"] = exif
     return out
 
 
@@ -100,18 +122,57 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, 48-bit RGB
 
 
-def encode(img: Image.Image, fmt: str = "JPEG", quality: int = 92) -> bytes:
+def encode(img: Image.Image, fmt: str = "JPEG", quality: int = 92, made_from: Image.Image | None = None) -> bytes:
+    """`img` as JPEG, PNG or WebP. `made_from`: the decoded photo a model turned into `img`; the file
+    then carries the AI digital source type (XMP) and that photo's EXIF less its GPS position."""
     buf = io.BytesIO()
     fmt = fmt.upper()
+    metadata = _ai_metadata(fmt, made_from) if made_from is not None else {}
     if fmt in ("JPEG", "JPG"):
-        img.convert("RGB").save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 95 else 2)
+        img.convert("RGB").save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 95 else 2, **metadata)
     elif fmt == "PNG":
-        img.save(buf, "PNG", compress_level=3)
+        img.save(buf, "PNG", compress_level=3, **metadata)
     elif fmt == "WEBP":
-        img.save(buf, "WEBP", quality=quality)
+        img.save(buf, "WEBP", quality=quality, **metadata)
     else:
         raise ValueError(f"cannot encode as {fmt}: use JPEG, PNG or WebP")
     return buf.getvalue()
+
+
+def _ai_metadata(fmt: str, source: Image.Image) -> dict:
+    """Pillow's save arguments that label a result as AI-modified and keep its photo's EXIF (no GPS)."""
+    if fmt == "PNG":  # Pillow writes PNG's XMP as the iTXt chunk readers look for
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", AI_XMP)
+        metadata = {"pnginfo": info}
+    else:
+        metadata = {"xmp": AI_XMP.encode()}
+    exif = kept_exif(source.info.get("exif"))
+    if exif:
+        metadata["exif"] = exif
+    return metadata
+
+
+def kept_exif(raw: bytes | None) -> bytes | None:
+    """The EXIF a result keeps from its photo (date, camera, exposure): a fresh copy without the GPS
+    position, the orientation or the maker's notes. None when there is none, or too much to keep."""
+    if not raw:
+        return None
+    source = Image.Exif()
+    try:
+        source.load(raw)
+        camera = {tag: value for tag, value in source.get_ifd(ExifTags.IFD.Exif).items()
+                  if tag not in _DROPPED_CAMERA_TAGS}
+    except (OSError, SyntaxError, ValueError, struct.error):  # damaged EXIF: not worth a failed result
+        return None
+    kept = Image.Exif()
+    for tag, value in source.items():
+        if tag not in _DROPPED_TAGS and tag != ExifTags.IFD.Exif:
+            kept[tag] = value
+    if camera:
+        kept[ExifTags.IFD.Exif] = camera
+    data = kept.tobytes() if len(kept) else None
+    return data if data and len(data) <= MAX_EXIF_BYTES else None
 
 
 def open_path(path: str | Path) -> Image.Image:
@@ -121,7 +182,14 @@ def open_path(path: str | Path) -> Image.Image:
 SUFFIX_FORMATS = {".png": "PNG", ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
-def save_path(img: Image.Image, path: str | Path) -> None:
-    """Write `img` in the format its suffix names (JPEG for any other suffix)."""
-    path = Path(path)
-    path.write_bytes(encode(img, SUFFIX_FORMATS.get(path.suffix.lower(), "JPEG"), quality=95))
+def format_for(path: str | Path) -> str:
+    """The format a file name asks for; ValueError names the ones paintbot writes."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise ValueError(f"cannot write {suffix or 'a file without a suffix'} ({path}): name it .jpg, .png or .webp")
+    return SUFFIX_FORMATS[suffix]
+
+
+def save_path(img: Image.Image, path: str | Path, made_from: Image.Image | None = None) -> None:
+    """Write `img` in the format its suffix names (.jpg, .png, .webp); `made_from` as for `encode`."""
+    Path(path).write_bytes(encode(img, format_for(path), quality=95, made_from=made_from))

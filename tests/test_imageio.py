@@ -7,9 +7,9 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
-from models.imageio import ImageError, decode, encode
+from models.imageio import AI_SOURCE_TYPE, ImageError, decode, encode, save_path
 
 
 def _save(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -160,3 +160,65 @@ def test_heic_photo_decodes():
     assert out.size == (64, 48) and out.mode == "RGB"
     r, g, b = out.getpixel((10, 10))
     assert abs(r - 200) < 12 and abs(g - 100) < 12 and abs(b - 50) < 12
+
+
+def _camera_photo(fmt: str, mode: str) -> bytes:
+    """A portrait photo as a phone stores it: landscape pixels, orientation 6, camera, dates and GPS."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make], exif[ExifTags.Base.Model] = "Zeiss", "Ikon 35"
+    exif[ExifTags.Base.DateTime] = "1962:07:14 10:20:30"
+    exif[ExifTags.Base.Orientation] = 6
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "1962:07:14 10:20:30"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.MakerNote] = b"serial 0042"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef], gps[ExifTags.GPS.GPSLatitude] = "N", (48.0, 51.0, 24.0)
+    gps[ExifTags.GPS.GPSLongitudeRef], gps[ExifTags.GPS.GPSLongitude] = "E", (2.0, 21.0, 3.0)
+    return _save(Image.new(mode, (60, 40), 128), fmt, exif=exif)
+
+
+def _as_a_model_would(img: Image.Image) -> Image.Image:
+    """A new image of the same size, without the photo's metadata (as every engine returns)."""
+    return Image.new("RGB", img.size, (180, 120, 60))
+
+
+@pytest.mark.parametrize("photo_fmt,mode", [("JPEG", "L"), ("PNG", "RGBA"), ("JPEG", "CMYK")])
+@pytest.mark.parametrize("out_fmt", ["JPEG", "PNG", "WEBP"])
+def test_results_say_ai_made_them_keep_the_camera_and_lose_the_position(photo_fmt, mode, out_fmt):
+    photo = decode(_camera_photo(photo_fmt, mode))
+    assert photo.size == (40, 60)  # upright: the orientation was applied
+    result = Image.open(io.BytesIO(encode(_as_a_model_would(photo), out_fmt, made_from=photo)))
+    assert result.format == out_fmt and result.size == (40, 60)
+    description = result.getxmp()["xmpmeta"]["RDF"]["Description"]  # parsed by defusedxml
+    assert description["DigitalSourceType"] == AI_SOURCE_TYPE and description["CreatorTool"] == "paintbot"
+    exif = result.getexif()
+    assert (exif[ExifTags.Base.Make], exif[ExifTags.Base.Model]) == ("Zeiss", "Ikon 35")
+    assert exif[ExifTags.Base.DateTime] == "1962:07:14 10:20:30"
+    camera = exif.get_ifd(ExifTags.IFD.Exif)
+    assert camera[ExifTags.Base.DateTimeOriginal] == "1962:07:14 10:20:30"
+    assert ExifTags.Base.MakerNote not in camera
+    assert ExifTags.IFD.GPSInfo not in exif and not exif.get_ifd(ExifTags.IFD.GPSInfo)
+    assert ExifTags.Base.Orientation not in exif  # a viewer must not turn the upright result again
+    raw = result.info.get("exif") or b""
+    assert b"Zeiss" in raw and b"serial" not in raw
+
+
+def test_only_results_are_labelled_and_photos_without_exif_get_none():
+    plain = decode(_save(Image.new("L", (30, 20), 90), "JPEG"))
+    result = Image.open(io.BytesIO(encode(_as_a_model_would(plain), "JPEG", made_from=plain)))
+    assert result.getxmp()["xmpmeta"]["RDF"]["Description"]["DigitalSourceType"] == AI_SOURCE_TYPE
+    assert not result.getexif()
+    sheet = Image.open(io.BytesIO(encode(_as_a_model_would(plain), "JPEG")))  # no photo behind it
+    assert not sheet.getxmp() and not sheet.getexif()
+
+
+@pytest.mark.parametrize("suffix,fmt", [(".webp", "WEBP"), (".png", "PNG"), (".JPG", "JPEG"), (".jpeg", "JPEG")])
+def test_save_path_writes_the_format_its_name_asks_for(tmp_path, suffix, fmt):
+    path = tmp_path / f"out{suffix}"
+    save_path(Image.new("RGB", (20, 10), "red"), path)
+    assert Image.open(path).format == fmt
+
+
+def test_save_path_refuses_a_format_it_cannot_write(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot write \.gif .*\.jpg, \.png or \.webp"):
+        save_path(Image.new("RGB", (20, 10)), tmp_path / "out.gif")
+    assert not (tmp_path / "out.gif").exists()
