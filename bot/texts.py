@@ -2,7 +2,8 @@
 
 The bot and the worker both speak, and errors raised deeper down (models/, the options parser)
 carry a code and parameters rather than English sentences; `render` turns either into words.
-A language is added by adding its file; English is the fallback for a missing language or key.
+A language is added by adding its file (tests/test_texts.py checks it has every key, the same
+placeholders and Telegram's limits); English is the fallback for any other language.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ LOCALES = Path(__file__).with_name("locales")
 DEFAULT_LANGUAGE = "en"
 TEXTS: dict[str, dict[str, str]] = {p.stem: json.loads(p.read_text(encoding="utf-8"))
                                     for p in sorted(LOCALES.glob("*.json"))}
+LANGUAGES: tuple[str, ...] = (DEFAULT_LANGUAGE, *sorted(set(TEXTS) - {DEFAULT_LANGUAGE}))
+
+
+def language_of(code: str | None) -> str:
+    """One of LANGUAGES for an IETF tag as Telegram gives it ("pt-br", "de", None): English if we lack it."""
+    primary = (code or "").split("-")[0].split("_")[0].strip().lower()
+    return primary if primary in TEXTS else DEFAULT_LANGUAGE
 
 
 def render(key: str, lang: str | None = None, **params) -> str:
     """The text `key` in `lang` (else English), its {placeholders} filled from `params`."""
-    table = TEXTS.get((lang or DEFAULT_LANGUAGE).split("-")[0].lower(), {})
-    template = table.get(key) or TEXTS[DEFAULT_LANGUAGE][key]
+    template = TEXTS[language_of(lang)].get(key) or TEXTS[DEFAULT_LANGUAGE][key]
     return template.format_map(params)
 
 

@@ -1,0 +1,81 @@
+"""Every text in every language: no missing key, the same placeholders as English, nothing left
+unfilled, nothing over the Telegram limit of the place it is shown in (filled with the longest
+values it can really get)."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+from bot.app import COMMANDS
+from bot.options import shown
+from bot.requests import preset_names
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, TEXTS, language_of, render
+
+# Telegram's limits, in UTF-16 code units as Telegram counts them.
+MESSAGE, CAPTION, ALERT, COMMAND_DESCRIPTION = 4096, 1024, 200, 256
+CAPTIONS = {"styles.caption", "note.animated", "caption.colorize", "caption.style", "caption.style_custom"}
+ALERTS = {"style.photo_gone", "style.painting_as", "language.chosen", "unavailable"}  # answerCallbackQuery texts
+
+
+def _longest_values() -> dict:
+    """Each placeholder's longest real value: user words are cut by `shown`, lists are what the bot
+    and worker really join, numbers at their widest."""
+    from models import engines
+    from models.style import presets
+
+    paintings = [f"{e['title']} ({e['artist']})" for e in presets.CATALOG]
+    every_engine = ", ".join(engines.names())
+    return {"position": 99999, "limit_mb": 20, "queued": 99999, "started": 99999, "workers": 9999,
+            "finished": 999999, "failed": 999999, "in_flight": 99, "max": 200, "width": 99999, "height": 99999,
+            "limit_mp": 40, "name": shown("x" * 200), "names": ", ".join(preset_names()),
+            "choices": max(", ".join(preset_names()), every_engine, key=len),
+            "engine": max((e.label for e in engines.ENGINES), key=len), "painting": max(paintings, key=len)}
+
+
+VALUES = _longest_values()
+
+
+def _placeholders(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def test_the_languages_of_the_issue_are_all_there():
+    assert set(LANGUAGES) == {"en", "ru", "es", "pt", "de"} and LANGUAGES[0] == DEFAULT_LANGUAGE
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_key_renders_within_telegram_limits(lang):
+    english = TEXTS[DEFAULT_LANGUAGE]
+    table = TEXTS[lang]
+    assert set(table) == set(english), f"{lang}: missing {set(english) - set(table)}, extra {set(table) - set(english)}"
+    for key, template in table.items():
+        assert _placeholders(template) == _placeholders(english[key]), f"{lang} {key}: other placeholders"
+        text = render(key, lang, **VALUES)
+        assert text.strip() and not re.search(r"[{}]", text), f"{lang} {key}: {text!r}"
+        limit = (COMMAND_DESCRIPTION if key.startswith("command.") else CAPTION if key in CAPTIONS
+                 else ALERT if key in ALERTS else MESSAGE)
+        assert _units(text) <= limit, f"{lang} {key}: {_units(text)} > {limit}"
+        if lang != DEFAULT_LANGUAGE:
+            assert template != english[key], f"{lang} {key} is not translated"
+    for op in ("colorize", "style", "style_custom"):  # an animation's note goes under the result's caption
+        assert _units(render(f"caption.{op}", lang, **VALUES) + "\n" + render("note.animated", lang)) <= CAPTION
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_command_menu_exists_in_every_language(lang):
+    for command in COMMANDS:
+        assert re.fullmatch(r"[a-z0-9_]{1,32}", command)
+        assert 1 <= _units(render(f"command.{command}", lang).strip()) <= COMMAND_DESCRIPTION
+
+
+def test_telegram_language_codes_map_to_ours():
+    assert language_of("es") == "es" and language_of("pt-br") == "pt" and language_of("de-AT") == "de"
+    assert language_of("RU") == "ru" and language_of("zh-hans") == "en" and language_of(None) == "en"
+    assert render("language.chosen", "pt-br") == render("language.chosen", "pt")
