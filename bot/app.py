@@ -8,18 +8,19 @@ import logging
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, Forbidden, NetworkError
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, ApplicationHandlerStop,
-                          CallbackQueryHandler, CommandHandler, ContextTypes, Defaults, MessageHandler, TypeHandler,
-                          filters)
+                          CallbackQueryHandler, CommandHandler, ContextTypes, Defaults, MessageHandler,
+                          MessageReactionHandler, TypeHandler, filters)
 
-from bot import handlers, metrics
+from bot import feedback, handlers, language, metrics
 from bot.queue import JobQueue
 from bot.settings import Settings
-from bot.texts import render
+from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, render
 
 log = logging.getLogger("paintbot.bot")
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
-COMMANDS = ["colorize", "style", "styles", "help"]  # the menu; descriptions are texts "command.NAME"
+# Reactions are only delivered when asked for by name (they count results' likes: bot/feedback.py).
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION]
+COMMANDS = ["colorize", "style", "styles", "language", "help"]  # the menu; descriptions are texts "command.NAME"
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -42,36 +43,41 @@ class RetryingRateLimiter(AIORateLimiter):
 
 
 async def _post_init(app: Application) -> None:
-    await app.bot.set_my_commands([BotCommand(c, render(f"command.{c}")) for c in COMMANDS])
+    """The command menu in every language: Telegram shows each user the one of their app's language
+    (English for the languages we do not have)."""
+    for lang in LANGUAGES:
+        await app.bot.set_my_commands([BotCommand(c, render(f"command.{c}", lang)) for c in COMMANDS],
+                                      language_code=None if lang == DEFAULT_LANGUAGE else lang)
 
 
 async def _count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    kind = "callback_query" if update.callback_query else (
+    kind = "callback_query" if update.callback_query else "reaction" if update.message_reaction else (
         "photo" if update.effective_message and (update.effective_message.photo or update.effective_message.document)
         else "message")
     metrics.UPDATES.labels(kind).inc()
 
 
 def _allowed_only(allowed: frozenset[int]):
-    async def gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def gate(update: Update, context: language.Context) -> None:
         chat = update.effective_chat
         if chat is not None and chat.id not in allowed:
             log.info("ignored update from chat %s: not in PAINTBOT_ALLOWED_CHATS", chat.id)
             if chat.type == "private" and update.effective_message is not None:
-                await update.effective_message.reply_text(render("private_bot"))
+                await update.effective_message.reply_text(render("private_bot", context.lang))
             raise ApplicationHandlerStop
     return gate
 
 
-async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stats_command(update: Update, context: language.Context) -> None:
     """/stats for admins: queue depth, workers, jobs finished and failed in the last hour."""
     settings: Settings = context.application.bot_data["settings"]
     user = update.effective_user
     if user is None or user.id not in settings.admins:
-        await update.effective_message.reply_text(render("stats.admins_only"))
+        await update.effective_message.reply_text(render("stats.admins_only", context.lang))
         return
     jobs: JobQueue = context.application.bot_data["jobs"]
-    await update.effective_message.reply_text(render("stats.report", **await asyncio.to_thread(jobs.stats)))
+    await update.effective_message.reply_text(render("stats.report", context.lang,
+                                                     **await asyncio.to_thread(jobs.stats)))
 
 
 def build_application(settings: Settings, jobs: JobQueue | None = None) -> Application:
@@ -80,6 +86,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
            .base_url(settings.bot_base_url)
            .base_file_url(settings.file_base_url)
            .post_init(_post_init)
+           .context_types(ContextTypes(context=language.Context))
            .defaults(Defaults(do_quote=True))  # every answer replies to the message it answers
            .concurrent_updates(True)
            # Telegram's flood limits (30 messages/s overall, 20/min per group); 429s are waited out.
@@ -88,6 +95,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
     app.bot_data["settings"] = settings
     app.bot_data["jobs"] = jobs or JobQueue(settings.redis_url, settings.queue_name, settings.limits)
 
+    app.add_handler(TypeHandler(Update, language.resolve), group=-3)
     app.add_handler(TypeHandler(Update, _count_update), group=-2)
     if settings.allowed_chats:
         app.add_handler(TypeHandler(Update, _allowed_only(settings.allowed_chats)), group=-1)
@@ -97,7 +105,10 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
     app.add_handler(CommandHandler("style", handlers.style_command))
     app.add_handler(CommandHandler("styles", handlers.styles_command))
     app.add_handler(CommandHandler("stats", stats_command))
+    app.add_handler(CommandHandler("language", language.language_command))
     app.add_handler(CallbackQueryHandler(handlers.style_button, pattern=r"^style:"))
+    app.add_handler(CallbackQueryHandler(language.language_button, pattern=r"^language:"))
+    app.add_handler(MessageReactionHandler(feedback.on_reaction))
     app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image_message))
     app.add_handler(MessageHandler(private & (filters.TEXT | filters.COMMAND), handlers.unknown_command))
     app.add_error_handler(handlers.on_error)

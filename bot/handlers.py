@@ -7,10 +7,10 @@ import logging
 
 import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.ext import ContextTypes
 
-from bot import metrics
+from bot import language, metrics
 from bot.jobs import Job
+from bot.language import Context
 from bot.options import BadOptions, ColorizeOptions, Options, StyleOptions
 from bot.queue import JobQueue, Refused
 from bot.requests import MAX_DOWNLOAD_BYTES, Image, image_of, is_file_but_not_image, parse_command, preset_names, too_big
@@ -19,7 +19,7 @@ from bot.texts import render, render_error
 log = logging.getLogger("paintbot.bot")
 
 
-def _jobs(context: ContextTypes.DEFAULT_TYPE) -> JobQueue:
+def _jobs(context: Context) -> JobQueue:
     return context.application.bot_data["jobs"]
 
 
@@ -30,48 +30,49 @@ async def refuse(answer, chat_id: int, reason: str, text: str) -> None:
     await answer(text)
 
 
-async def _vocabulary(context: ContextTypes.DEFAULT_TYPE):
+async def _vocabulary(context: Context):
     return await asyncio.to_thread(_jobs(context).vocabulary)
 
 
-async def submit(context: ContextTypes.DEFAULT_TYPE, request: Message, reply_to: Message, img: Image | None,
+async def submit(context: Context, request: Message, reply_to: Message, img: Image | None,
                  op: str, options: Options | None = None, user_id: int | None = None,
                  reference: Image | None = None) -> None:
     """Admit, say "queued" (replying to the photo), enqueue. Every outcome gets exactly one answer."""
     for image in (img, reference):
         if image is not None and too_big(image):
             await refuse(reply_to.reply_text, request.chat_id, "too_big",
-                         render("too_big", limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
+                         render("too_big", context.lang, limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
             return
     job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id, reply_to=reply_to.message_id,
               file_id=img.file_id if img else None, as_document=bool(img and img.as_document),
               file_name=img.file_name if img else None, options=options,
               reference_file_id=reference.file_id if reference else None,
-              user_id=user_id if user_id is not None else (request.from_user.id if request.from_user else None))
+              user_id=user_id if user_id is not None else (request.from_user.id if request.from_user else None),
+              lang=context.lang)
     jobs = _jobs(context)
     answer = reply_to.reply_text
     try:
         position = await asyncio.to_thread(jobs.admit, job)
-        status = await reply_to.reply_text(render("queued", position=position))
+        status = await reply_to.reply_text(render("queued", context.lang, position=position))
         answer = status.edit_text  # from here on, a problem is told in the status message
         job = job.replace(status_message_id=status.message_id)
         await asyncio.to_thread(jobs.enqueue, job)
     except Refused as exc:
-        await refuse(answer, job.chat_id, exc.reason, render_error(exc))
+        await refuse(answer, job.chat_id, exc.reason, render_error(exc, context.lang))
         return
     except redis.RedisError as exc:
         log.warning("queue unavailable (%s): job=%s not queued", type(exc).__name__, job.job_id)
-        await refuse(answer, job.chat_id, "unavailable", render("unavailable"))
+        await refuse(answer, job.chat_id, "unavailable", render("unavailable", context.lang))
         return
     metrics.ENQUEUED.labels(op).inc()
     log.info("queued job=%s op=%s chat=%s position=%d", job.job_id, op, job.chat_id, position)
 
 
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_text(render("help"))
+async def help_command(update: Update, context: Context) -> None:
+    await update.effective_message.reply_text(render("help", context.lang))
 
 
-async def colorize_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def colorize_command(update: Update, context: Context) -> None:
     """/colorize [MODEL] [INTENSITY] as a reply to a photo (any chat)."""
     msg = update.effective_message
     await _colorize_request(context, msg, msg.reply_to_message, context.args or [])
@@ -82,13 +83,13 @@ async def _colorize_request(context, msg: Message, photo_msg: Message | None, ar
     """Colourise the photo of `photo_msg`; with a `reference` photo, like that one."""
     img = image_of(photo_msg)
     if img is None:
-        await msg.reply_text(render("need_photo.colorize"))
+        await msg.reply_text(render("need_photo.colorize", context.lang))
         return
     vocabulary = await _vocabulary(context)
     try:
         opts = ColorizeOptions.parse(args, vocabulary)
     except BadOptions as exc:
-        await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc))
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc, context.lang))
         return
     info = vocabulary.info(opts.engine) if opts.engine else None
     if info is not None and info.needs_reference and reference is None:
@@ -97,7 +98,7 @@ async def _colorize_request(context, msg: Message, photo_msg: Message | None, ar
     await submit(context, msg, photo_msg, img, "colorize", opts, reference=reference)
 
 
-async def style_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def style_command(update: Update, context: Context) -> None:
     """/style NAME [strength] [keep-colors] [hq] as a reply to a photo; /style alone shows the presets."""
     msg = update.effective_message
     await _style_request(context, msg, msg.reply_to_message, style_img=None, args=context.args or [])
@@ -107,12 +108,12 @@ async def _style_request(context, msg: Message, content_msg: Message | None, sty
                          args: list[str]) -> None:
     content = image_of(content_msg)
     if content is None:
-        await msg.reply_text(render("need_photo.style"))
+        await msg.reply_text(render("need_photo.style", context.lang))
         return
     try:
         opts = StyleOptions.parse(args, await _vocabulary(context))
     except BadOptions as exc:
-        await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc))
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc, context.lang))
         return
     if style_img is not None:
         opts = opts.replace(style=None)  # the photo is the style
@@ -120,33 +121,33 @@ async def _style_request(context, msg: Message, content_msg: Message | None, sty
         # No name: offer the presets as buttons; the keyboard replies to the photo so a tap finds it.
         buttons = [InlineKeyboardButton(n, callback_data=f"style:{n}") for n in preset_names()]
         rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
-        await content_msg.reply_text(render("style.pick"), reply_markup=InlineKeyboardMarkup(rows))
+        await content_msg.reply_text(render("style.pick", context.lang), reply_markup=InlineKeyboardMarkup(rows))
         return
     await submit(context, msg, content_msg, content, "style", opts, reference=style_img)
 
 
-async def style_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def style_button(update: Update, context: Context) -> None:
     """A tap on a preset button under "Pick a style:" starts the job for the photo the keyboard replies to."""
     query = update.callback_query
     name = (query.data or "").partition(":")[2]
     keyboard_msg = query.message
     content_msg = keyboard_msg.reply_to_message if isinstance(keyboard_msg, Message) else None
     if name not in preset_names() or image_of(content_msg) is None:
-        await query.answer(render("style.photo_gone"), show_alert=True)
+        await query.answer(render("style.photo_gone", context.lang), show_alert=True)
         return
-    await query.answer(render("style.painting_as", name=name))
-    await keyboard_msg.edit_text(render("style.chosen", name=name))  # one tap per keyboard
+    await query.answer(render("style.painting_as", context.lang, name=name))
+    await keyboard_msg.edit_text(render("style.chosen", context.lang, name=name))  # one tap per keyboard
     await submit(context, keyboard_msg, content_msg, image_of(content_msg), "style", StyleOptions(style=name),
                  user_id=query.from_user.id)
 
 
-async def styles_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def styles_command(update: Update, context: Context) -> None:
     """/styles: the worker sends one picture of all presets with their names."""
     msg = update.effective_message
     await submit(context, msg, msg, None, "styles")
 
 
-async def image_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def image_message(update: Update, context: Context) -> None:
     """A photo or file. Its caption may hold a command (CommandHandler does not see captions)."""
     msg = update.effective_message
     parsed = parse_command(msg.caption, context.bot.username)
@@ -163,7 +164,7 @@ async def image_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if cmd in ("colorize", "colorise") or (cmd is None and private):
         if is_file_but_not_image(msg):
-            await refuse(msg.reply_text, msg.chat_id, "not_image", render("not_an_image"))
+            await refuse(msg.reply_text, msg.chat_id, "not_image", render("not_an_image", context.lang))
             return
         if cmd is not None and image_of(msg.reply_to_message) is not None:
             # A photo captioned /colorize in reply to a photo: colour that one like this one.
@@ -172,18 +173,19 @@ async def image_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             await _colorize_request(context, msg, msg, args)
         return
     if private and cmd is not None:
-        await msg.reply_text(render("help"))
+        await msg.reply_text(render("help", context.lang))
 
 
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unknown_command(update: Update, context: Context) -> None:
     """Private chats only: an unknown command or plain text gets the help text."""
-    await update.effective_message.reply_text(render("help"))
+    await update.effective_message.reply_text(render("help", context.lang))
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: Context) -> None:
     log.error("error while handling an update: %s", context.error, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
         try:
-            await update.effective_message.reply_text(render("failed"))
+            await language.resolve(update, context)  # an error handler gets a context of its own
+            await update.effective_message.reply_text(render("failed", context.lang))
         except Exception:  # the chat may be unreachable; the log line above is what remains
             log.warning("could not tell chat %s about the error", update.effective_chat.id)

@@ -27,9 +27,10 @@ log = logging.getLogger("paintbot")
 TASK = "worker.tasks.run_job"
 ON_FAILURE = "worker.tasks.on_job_failure"  # RQ calls it when a job fails, also when its worker died
 OPERATIONS = ("colorize", "style", "styles")
-# The second image of a request (a custom style, an exemplar's colour reference) travels inside
-# `options` under the key the previous release already read for custom styles.
-_REFERENCE = "style_file_id"
+# Fields newer than the previous release travel inside `options`, under these keys: the second image
+# of a request (a custom style, an exemplar's colour reference) under the key the previous release
+# already read for custom styles; the requester's language (its workers ignore it and answer in English).
+_IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Job:
     file_name: str | None = None
     options: Options | None = None  # the operation's typed options (None for "styles")
     reference_file_id: str | None = None  # a custom style photo, or the colour reference to copy
+    lang: str | None = None  # the language to answer in (bot/texts.py); None: English
 
     def __post_init__(self):
         if self.op not in OPERATIONS:
@@ -61,10 +63,11 @@ class Job:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "reference_file_id"}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _IN_OPTIONS}
         d["options"] = self.options.to_dict() if self.options is not None else {}
-        if self.reference_file_id:
-            d["options"][_REFERENCE] = self.reference_file_id
+        for name, key in _IN_OPTIONS.items():
+            if getattr(self, name):
+                d["options"][key] = getattr(self, name)
         return d
 
     @classmethod
@@ -75,6 +78,7 @@ class Job:
             log.info("job %s has fields this version does not know (%s): ignored", d.get("request_id"), unknown)
         fields = {k: v for k, v in d.items() if k in known}
         options = dict(fields.get("options") or {})
-        fields["reference_file_id"] = fields.get("reference_file_id") or options.pop(_REFERENCE, None)
+        for name, key in _IN_OPTIONS.items():
+            fields[name] = fields.get(name) or options.pop(key, None)
         fields["options"] = options
         return cls(**fields)

@@ -20,6 +20,10 @@ log = logging.getLogger("paintbot")
 UPDATES = Counter("paintbot_updates", "Telegram updates received", ["kind"])
 ENQUEUED = Counter("paintbot_jobs_enqueued", "Jobs put on the queue", ["op"])
 REFUSED = Counter("paintbot_jobs_refused", "Requests answered without a job", ["reason"])
+# 👍/👎 on results by the engine that made them; "removed" counts reactions taken back, so
+# added - removed is what people think now.
+REACTIONS = Counter("paintbot_result_reactions", "Thumbs up/down reactions to results, by engine",
+                    ["engine", "reaction", "change"])
 
 
 class _Quiet(WSGIRequestHandler):

@@ -1,13 +1,16 @@
 """The producer side of the Redis/RQ queue: admission limits, then enqueue.
 
 Also the one place that knows the Redis keys shared with the workers: the in-flight sets (the
-worker releases a job through `release()` here rather than re-deriving key names) and the
-engines the workers can run (`publish_engines` by each worker at start, read by the bot's parser).
+worker releases a job through `release()` here rather than re-deriving key names), the
+engines the workers can run (`publish_engines` by each worker at start, read by the bot's parser),
+which engine made each result (`record_result` by the worker, read when someone reacts to it) and
+the language each user chose with /language. Ids and short names only, never content.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import redis
@@ -25,6 +28,10 @@ RESULT_TTL = 3600  # finished jobs are kept an hour (ids only: /stats counts the
 FAILURE_TTL = 24 * 3600
 ENGINES_KEY = "paintbot:engines"  # hash: engine name -> EngineInfo JSON, written by the workers
 VOCABULARY_TTL = 30.0  # seconds the bot trusts its copy of the engines the workers published
+RESULT_ENGINE_TTL = 7 * 24 * 3600  # how long a result's reactions are counted for its engine
+LANGUAGE_TTL = 365 * 24 * 3600  # a /language choice is forgotten after a year without a new one
+
+log = logging.getLogger("paintbot")
 
 
 class Refused(Exception):
@@ -39,6 +46,14 @@ class Refused(Exception):
 
 def _inflight_key(user_id: int) -> str:
     return f"paintbot:inflight:{user_id}"
+
+
+def _language_key(user_id: int) -> str:
+    return f"paintbot:language:{user_id}"
+
+
+def _result_key(chat_id: int, message_id: int) -> str:
+    return f"paintbot:result:{chat_id}:{message_id}"
 
 
 class JobQueue:
@@ -64,6 +79,24 @@ class JobQueue:
                 return vocabulary
             self._vocabulary = now, vocabulary
         return self._vocabulary[1]
+
+    def language(self, user_id: int) -> str | None:
+        """The language `user_id` chose with /language; None when they did not, or Redis is away
+        (then their Telegram app's language will do)."""
+        try:
+            chosen = self.redis.get(_language_key(user_id))
+        except redis.RedisError as exc:
+            log.info("language of user %s unknown while Redis is away (%s)", user_id, type(exc).__name__)
+            return None
+        return chosen.decode() if chosen else None
+
+    def set_language(self, user_id: int, lang: str) -> None:
+        self.redis.set(_language_key(user_id), lang, ex=LANGUAGE_TTL)
+
+    def result_engine(self, chat_id: int, message_id: int) -> str | None:
+        """The engine that made result `message_id` in `chat_id` (None: not a result, or over a week old)."""
+        name = self.redis.get(_result_key(chat_id, message_id))
+        return name.decode() if name else None
 
     def admit(self, job: Job) -> int:
         """Check the limits for `job` and count it against its user; return its expected queue position.
@@ -117,6 +150,11 @@ def publish_engines(conn: redis.Redis, infos: list[EngineInfo]) -> None:
     """A worker tells the bot which engines it can run (merged with what other workers said)."""
     if infos:
         conn.hset(ENGINES_KEY, mapping={e.name: json.dumps(e.to_dict()) for e in infos})
+
+
+def record_result(conn: redis.Redis, chat_id: int, message_id: int, engine: str) -> None:
+    """Called by the worker for each result it sends: reactions to that message count for `engine`."""
+    conn.set(_result_key(chat_id, message_id), engine, ex=RESULT_ENGINE_TTL)
 
 
 def release(conn: redis.Redis, job: Job) -> None:

@@ -4,8 +4,9 @@ It speaks the real HTTP API (the subset paintbot uses) so the real python-telegr
 in the bot and in the worker, talks to it exactly as to api.telegram.org:
 methods at {root}/bot<token>/METHOD, files at {root}/file/bot<token>/PATH.
 
-Tests script users (`user_sends_photo`, `user_sends_text`, `user_presses_button`, ...), then read
-what the bot did (`calls`, `wait_for`, `bot_messages`) and inject real error responses
+Tests script users (`user_sends_photo`, `user_sends_text`, `user_presses_button`, `user_reacts`, ...;
+a user may carry their app's `language_code`), then read what the bot did (`calls`, `wait_for`,
+`bot_messages`, `commands` per language) and inject real error responses
 (`fail`, `delay`, `flood_limit`). Telegram's own rules that a bot can trip over are enforced with
 Telegram's error texts: reply targets, text/caption lengths, photo size and dimensions, the 20 MB
 getFile limit, callback data of at most 64 bytes, one getUpdates poller at a time.
@@ -45,6 +46,8 @@ _STRING_PARAMS = frozenset({"text", "caption", "photo", "document", "file_id", "
                             "business_connection_id", "message_effect_id"})
 _COMMAND = re.compile(r"(?<![\w/@])/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![\w@/])")
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
+# Update types Telegram only sends to a bot that asked for them by name in allowed_updates.
+_ONLY_ON_REQUEST = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
 
 @dataclass
@@ -166,7 +169,7 @@ class FakeTelegram:
         self._flood_interval: float | None = None
         self._last_send: dict[int, float] = {}
         self._calls: list[Call] = []
-        self.commands: list = []
+        self.commands: dict[str, list] = {}  # the command menu by language_code ("": every other language)
         self.webhook: dict = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._stopping = False
@@ -214,8 +217,12 @@ class FakeTelegram:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     # --- chats and users -------------------------------------------------------------------
-    def user(self, user_id: int, first_name: str | None = None) -> dict:
-        return {"id": user_id, "is_bot": False, "first_name": first_name or f"User{user_id}"}
+    def user(self, user_id: int, first_name: str | None = None, language_code: str | None = None) -> dict:
+        """A Telegram user; `language_code` is their app's language, as Telegram passes it on ("es", "pt-br")."""
+        user = {"id": user_id, "is_bot": False, "first_name": first_name or f"User{user_id}"}
+        if language_code:
+            user["language_code"] = language_code
+        return user
 
     def private_chat(self, user_id: int) -> dict:
         if user_id <= 0:
@@ -335,6 +342,21 @@ class FakeTelegram:
                      "chat_instance": str(-abs(chat["id"]) * 31), "data": data}
             self._push({"callback_query": query})
             return query
+
+    def user_reacts(self, chat: dict, message_id: int, new: list[str], old: list[str] = (),
+                    user: dict | None = None) -> dict:
+        """A `message_reaction` update: `user` changed their emoji reactions to a message from `old` to
+        `new`. Telegram sends it for private chats, and for groups where the bot is an admin; a bot that
+        did not name message_reaction in allowed_updates never gets it."""
+        with self._lock:
+            if self._chats.get(chat["id"]) is None or message_id not in self._chats[chat["id"]].messages:
+                raise ValueError(f"no message {message_id} in chat {chat['id']} to react to")
+            reaction = {"chat": self._chats[chat["id"]].info, "message_id": message_id,
+                        "user": user or self._default_user(chat), "date": int(time.time()),
+                        "old_reaction": [{"type": "emoji", "emoji": e} for e in old],
+                        "new_reaction": [{"type": "emoji", "emoji": e} for e in new]}
+            self._push({"message_reaction": reaction})
+            return reaction
 
     def last_update(self) -> dict:
         """The most recent scripted update (to post it to a webhook instead of serving it by getUpdates)."""
@@ -593,8 +615,7 @@ class FakeTelegram:
             elif offset < 0:  # only the last -offset updates are kept
                 self._updates = self._updates[offset:]
             while True:
-                if self._allowed is not None:  # Telegram never keeps updates of unwanted types
-                    self._updates = [u for u in self._updates if (u.keys() - {"update_id"}) & self._allowed]
+                self._updates = [u for u in self._updates if self._wanted(u)]  # Telegram drops the others
                 left = deadline - time.monotonic()
                 if self._updates or left <= 0 or self._stopping:
                     return self._updates[:limit]
@@ -602,6 +623,11 @@ class FakeTelegram:
                     raise _ApiError(409, "Conflict: terminated by other getUpdates request; "
                                          "make sure that only one bot instance is running")
                 self._lock.wait(left)
+
+    def _wanted(self, update: dict) -> bool:
+        """Whether the bot asked for this update's type (caller holds the lock)."""
+        (kind,) = update.keys() - {"update_id"}
+        return kind in self._allowed if self._allowed is not None else kind not in _ONLY_ON_REQUEST
 
     def _m_deleteWebhook(self, p, f):
         with self._lock:
@@ -640,12 +666,12 @@ class FakeTelegram:
             if not 1 <= len(str(c.get("description", "")).strip()) <= 256:
                 raise _bad("BOT_COMMAND_DESCRIPTION_INVALID")
         with self._lock:
-            self.commands = commands
+            self.commands[p.get("language_code") or ""] = commands
         return True
 
     def _m_getMyCommands(self, p, f):
         with self._lock:
-            return self.commands
+            return self.commands.get(p.get("language_code") or "", [])
 
     def _chat_for(self, p) -> _Chat:
         """The chat a request names (caller holds the lock)."""

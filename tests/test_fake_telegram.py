@@ -288,3 +288,29 @@ def test_context_manager_frees_the_port():
         tg.api_root
     with pytest.raises(NetworkError):
         asyncio.run(Bot("42:ABC", base_url=f"{root}/bot").get_me())
+
+
+def test_languages_reactions_and_menus_per_language(telegram):
+    tg = telegram
+    chat = tg.private_chat(13)
+    msg = tg.user_sends_text(chat, "hola", user=tg.user(13, language_code="es"))
+
+    async def scenario(bot):
+        (first,) = await bot.get_updates(timeout=0)
+        assert first.message.from_user.language_code == "es"
+        tg.user_reacts(chat, msg["message_id"], ["👍"])
+        # By default Telegram leaves reactions out: a bot gets them only by naming them.
+        assert await bot.get_updates(offset=first.update_id + 1, timeout=0) == ()
+        tg.user_reacts(chat, msg["message_id"], ["👎"], old=["👍"])
+        (changed,) = await bot.get_updates(offset=first.update_id + 1, timeout=0, allowed_updates=["message_reaction"])
+        reaction = changed.message_reaction
+        assert [r.emoji for r in reaction.old_reaction] == ["👍"] and [r.emoji for r in reaction.new_reaction] == ["👎"]
+        assert reaction.message_id == msg["message_id"] and reaction.chat.id == 13
+        await bot.set_my_commands([("colorize", "Colorea la foto")], language_code="es")
+        await bot.set_my_commands([("colorize", "Colourise the photo")])
+        assert (await bot.get_my_commands(language_code="es"))[0].description == "Colorea la foto"
+        assert (await bot.get_my_commands())[0].description == "Colourise the photo"
+
+    _run(tg, scenario)
+    with pytest.raises(ValueError, match="no message 99"):
+        tg.user_reacts(chat, 99, ["👍"])

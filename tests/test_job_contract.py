@@ -44,13 +44,14 @@ def test_a_job_from_the_previous_release_runs_here(service):
     _run(service, old)
     (sent,) = service.telegram.calls("sendPhoto")
     assert sent.reply_to == photo["message_id"]
+    assert sent.params["caption"].startswith("Repainted by AI after The Starry Night")  # no language: English
 
 
 def test_a_job_from_a_newer_bot_runs_here(service):
     group, photo = _photo_in_group(service, -100502)
     newer = {"op": "colorize", "chat_id": group["id"], "request_id": photo["message_id"],
              "reply_to": photo["message_id"], "file_id": photo["photo"][-1]["file_id"], "as_document": False,
-             "album_id": "13762", "lang": "es",  # fields a later release added
+             "album_id": "13762", "priority": 2,  # fields a later release added
              "options": {"engine": None, "intensity": 120, "tone": "sepia"}}  # and an option it added
     job = Job.from_dict(newer)
     assert job.options == ColorizeOptions(None, 120) and job.user_id is None  # missing fields: their defaults
@@ -62,11 +63,21 @@ def test_a_job_from_a_newer_bot_runs_here(service):
 
 def test_what_this_bot_enqueues_the_previous_release_can_run():
     custom = Job(op="style", chat_id=5, request_id=7, reply_to=6, file_id="F", as_document=True, user_id=5,
-                 options=StyleOptions(None, 0.35, True, "adain"), reference_file_id="STYLE")
+                 options=StyleOptions(None, 0.35, True, "adain"), reference_file_id="STYLE", lang="pt")
     for job in (custom, Job(op="colorize", chat_id=5, request_id=8, reply_to=8, file_id="F", as_document=False),
-                Job(op="styles", chat_id=5, request_id=9, reply_to=9, file_id=None, as_document=False)):
+                Job(op="styles", chat_id=5, request_id=9, reply_to=9, file_id=None, as_document=False, lang="de")):
         d = job.to_dict()
         assert set(d) <= PREVIOUS_RELEASE_FIELDS, set(d) - PREVIOUS_RELEASE_FIELDS
         assert Job.from_dict(d) == job  # and this release reads its own jobs back unchanged
     opts = custom.to_dict()["options"]  # read by 0.1 as: style name or style_file_id, strength in percent
     assert opts["style_file_id"] == "STYLE" and opts["strength"] == 35 and opts["keep_colors"] is True
+    assert opts["lang"] == "pt"  # the language rides inside options too (0.1 ignores it: English)
+
+
+def test_the_requesters_language_reaches_the_worker(service):
+    group, photo = _photo_in_group(service, -100503)
+    job = Job(op="colorize", chat_id=group["id"], request_id=photo["message_id"], reply_to=photo["message_id"],
+              file_id=photo["photo"][-1]["file_id"], as_document=False, lang="de")
+    _run(service, job.to_dict())
+    (sent,) = service.telegram.calls("sendPhoto")
+    assert sent.params["caption"].startswith("Von KI koloriert")

@@ -19,7 +19,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from bot.jobs import Job
-from bot.queue import release
+from bot.queue import record_result, release
 from bot.texts import render, render_error
 from models.errors import InputError
 from models.fetch import FetchError
@@ -67,16 +67,16 @@ def run_job(payload: dict) -> str:
         return outcome
     except JobTimeoutException:
         outcome = "timeout"
-        _tell(rt, job, render("timed_out"))
+        _tell(rt, job, render("timed_out", job.lang))
         return outcome
     except InputError as exc:  # the photo, the reference, the model or style named: told why
         log.info("job=%s unusable input: %s", job.job_id, exc)
         outcome = "bad_input"
-        _tell(rt, job, render_error(exc))
+        _tell(rt, job, render_error(exc, job.lang))
         return outcome
     except Exception:
         if _last_attempt():
-            _tell(rt, job, render("failed"))
+            _tell(rt, job, render("failed", job.lang))
             outcome = "failed"
         else:
             outcome = "retry"
@@ -101,7 +101,7 @@ def on_job_failure(rq_job, connection, exc_type, exc_value, tb) -> None:
     log.warning("job=%s op=%s chat=%s outcome=abandoned (its worker died; no retries left)",
                 job.job_id, job.op, job.chat_id)
     release(connection, job)
-    _tell(runtime.current(), job, render("failed"))
+    _tell(runtime.current(), job, render("failed", job.lang))
 
 
 def _tell(rt: runtime.Runtime, job: Job, text: str) -> None:
@@ -122,17 +122,17 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
     tg = rt.telegram
     if job.op == "styles":
         _deliver(rt, job, _styles_sheet(rt.models.styles_dir, rt.models.cache_dir), as_document=False,
-                 filename="styles.jpg", caption=render("styles.caption", names=", ".join(_preset_names())))
+                 filename="styles.jpg", caption=render("styles.caption", job.lang, names=", ".join(_preset_names())))
         return "ok"
 
     try:
         engine = rt.engines.get(job.options.engine, job.op, reference=bool(job.reference_file_id))
     except FetchError as exc:  # its files cannot be had on this worker: a retry would not help
         log.error("job=%s model unavailable: %s", job.job_id, exc)
-        _tell(rt, job, render("engine.unavailable"))
+        _tell(rt, job, render("engine.unavailable", job.lang))
         return "unavailable"
     if job.status_message_id:
-        tg.edit_text(job.chat_id, job.status_message_id, render(f"working.{job.op}"))
+        tg.edit_text(job.chat_id, job.status_message_id, render(f"working.{job.op}", job.lang))
     tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
     data = tg.download(job.file_id)
     reference = tg.download(job.reference_file_id) if job.reference_file_id else None
@@ -152,13 +152,25 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
 
     as_document = job.as_document or not _fits_photo(out.size)
     png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
-    encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92)
+    encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
     stem = Path(job.file_name).stem if job.file_name else "photo"
     stages.done("encode")
-    note = render("note.animated") if img.info.get("paintbot_animated") else None
-    _deliver(rt, job, encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}", caption=note)
+    _deliver(rt, job, encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}",
+             caption=_caption(job, engine.label, animated=bool(img.info.get("paintbot_animated"))),
+             engine=engine.name)
     stages.done("send")
     return "ok"
+
+
+def _caption(job: Job, engine_label: str, animated: bool) -> str:
+    """What was done, by which model, and that it is not a record of the past nor a real painting."""
+    if job.op == "colorize":
+        text = render("caption.colorize", job.lang, engine=engine_label)
+    elif job.options.style is None:
+        text = render("caption.style_custom", job.lang, engine=engine_label)
+    else:
+        text = render("caption.style", job.lang, engine=engine_label, painting=_painting(job.options.style))
+    return f"{text}\n{render('note.animated', job.lang)}" if animated else text
 
 
 def _fits_photo(size: tuple[int, int]) -> bool:
@@ -167,16 +179,19 @@ def _fits_photo(size: tuple[int, int]) -> bool:
 
 
 def _deliver(rt: runtime.Runtime, job: Job, data: bytes, as_document: bool, filename: str,
-             caption: str | None = None) -> None:
-    """Send the result at most once per job, even when a retry follows a crash after sending."""
+             caption: str | None = None, engine: str | None = None) -> None:
+    """Send the result at most once per job, even when a retry follows a crash after sending.
+    A result `engine` made is recorded, so that reactions to it count for that engine."""
     if not rt.redis.set(f"paintbot:delivered:{job.job_id}", 1, nx=True, ex=DELIVERED_TTL):
         log.warning("job=%s was already delivered; not sending twice", job.job_id)
         return
     try:
-        rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document, filename, caption=caption)
+        message_id = rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document, filename, caption=caption)
     except Exception:
         rt.redis.delete(f"paintbot:delivered:{job.job_id}")  # not delivered: a retry may send it
         raise
+    if engine is not None:
+        record_result(rt.redis, job.chat_id, message_id, engine)
     if job.status_message_id:
         rt.telegram.delete(job.chat_id, job.status_message_id)
 
@@ -191,6 +206,14 @@ def _preset_names() -> list[str]:
     from models.style import presets
 
     return presets.names()
+
+
+def _painting(name: str) -> str:
+    """A preset as a caption names it: "The Starry Night (Vincent van Gogh)", the title alone if unattributed."""
+    from models.style import presets
+
+    entry = presets.entry(name)
+    return f"{entry['title']} ({entry['artist']})" if entry["year"] else entry["title"]
 
 
 @functools.cache

@@ -117,16 +117,18 @@ class Telegram:
             self._gate.wait(chat_id)
 
     def send_image(self, chat_id: int, reply_to: int, data: bytes, as_document: bool, filename: str,
-                   caption: str | None = None) -> None:
+                   caption: str | None = None) -> int:
+        """Send a result; returns its message id."""
         self._before_send(chat_id)
         # allow_sending_without_reply: if the photo was deleted meanwhile, still deliver the result.
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         if as_document:
-            self._call("send_document", chat_id, document=data, filename=filename, caption=caption,
-                       reply_parameters=reply, disable_content_type_detection=True)
+            sent = self._call("send_document", chat_id, document=data, filename=filename, caption=caption,
+                              reply_parameters=reply, disable_content_type_detection=True)
         else:
-            self._call("send_photo", chat_id, photo=data, filename=filename, caption=caption,
-                       reply_parameters=reply)
+            sent = self._call("send_photo", chat_id, photo=data, filename=filename, caption=caption,
+                              reply_parameters=reply)
+        return sent.message_id
 
     def send_text(self, chat_id: int, text: str, reply_to: int | None = None) -> None:
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
