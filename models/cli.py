@@ -10,7 +10,9 @@
     paintbot eval style FOLDER [--styles all|NAME,...] [--engines all|NAME,...] [--size N] [--out DIR]
 
 The environment is read once, here, into a ModelConfig that is passed inward. Engine names come
-from the registry (models/engines.py). Errors are one line on stderr, exit status 1.
+from the registry (models/engines.py). Errors are one line on stderr in terminal words (what is wrong,
+and the file, option or variable to change), exit status 1; Ctrl-C exits with 130. Results are written
+in the format their name asks for (.jpg, .png, .webp), labelled as AI-made like the bot's files.
 """
 
 from __future__ import annotations
@@ -22,10 +24,24 @@ from pathlib import Path
 
 
 def _out_path(inp: str, out: str | None, suffix: str) -> Path:
-    if out:
-        return Path(out)
-    p = Path(inp)
-    return p.with_name(f"{p.stem}_{suffix}.jpg")
+    """Where the result goes; checked before any model runs, so a wrong suffix costs nothing."""
+    from models import imageio
+
+    path = Path(out) if out else Path(inp).with_name(f"{Path(inp).stem}_{suffix}.jpg")
+    imageio.format_for(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write {path}: there is no folder {path.parent}")
+    return path
+
+
+def _open(path: str):
+    """An input image; its error names the file (decode's own words do not know it)."""
+    from models import imageio
+
+    try:
+        return imageio.open_path(path)
+    except imageio.ImageError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def _config():
@@ -40,13 +56,13 @@ def _cmd_colorize(args: argparse.Namespace) -> None:
 
     from models import engines
 
-    img = imageio.open_path(args.input)
-    reference = imageio.open_path(args.like) if args.like else None
+    dest = _out_path(args.input, args.output, "color")
+    img = _open(args.input)
+    reference = _open(args.like) if args.like else None
     name = args.model or (engines.reference_engine("colorize") if reference else None)
     engine = colorize.load(name, weights=args.weights, config=_config())
     out = engine(img, ColorizeOptions(engine.name, args.intensity), reference=reference)
-    dest = _out_path(args.input, args.output, "color")
-    imageio.save_path(out, dest)
+    imageio.save_path(out, dest, made_from=img)
     print(dest)
 
 
@@ -61,15 +77,15 @@ def _cmd_style(args: argparse.Namespace) -> None:
         return
     if not args.input or not args.style:
         raise ValueError("give a photo and --style NAME|PATH (paintbot style --list shows the names)")
+    dest = _out_path(args.input, args.output, Path(args.style).stem)
     config = _config()
-    content = imageio.open_path(args.input)
+    content = _open(args.input)
     custom = Path(args.style).is_file()
-    style_img = imageio.open_path(args.style) if custom else presets.open_preset(args.style, config)
-    engine = engines.load(args.engine, "style", config=config)
+    style_img = _open(args.style) if custom else presets.open_preset(args.style, config)
+    engine = engines.load(args.engine, "style", config=config)  # named: its own files or an error, no other
     options = StyleOptions(None if custom else args.style.lower(), args.strength, args.keep_colors, engine.name)
     out = engine(content, style_img, options, size=args.size)
-    dest = _out_path(args.input, args.output, Path(args.style).stem)
-    imageio.save_path(out, dest)
+    imageio.save_path(out, dest, made_from=content)
     print(dest)
 
 
@@ -230,9 +246,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args) or 0
-    except (FetchError, FileNotFoundError, ValueError, DeviceError) as exc:
+    except (FetchError, ValueError, DeviceError) as exc:  # InputError and ConfigError are ValueErrors
         print(f"paintbot: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an input that is not there, an output folder that cannot be written
+        print(f"paintbot: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("paintbot: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
