@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         device = pick_device(models.device)
         runtime.install(runtime.Runtime.load(settings, models, device))
     except (ValueError, DeviceError, FetchError) as exc:  # a bad setting, no GPU, a missing weight file
-        log.error("cannot start: %s", exc)
-        print(f"paintbot-worker: {exc}", file=sys.stderr)
+        log.error("cannot start: %s", exc)  # one line: the file, where to get it, the variable to set
         return 2
     worker = make_worker(settings, conn, args.name)
     from worker import metrics
