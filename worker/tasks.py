@@ -15,6 +15,7 @@ import logging
 import time
 from pathlib import Path
 
+import redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
@@ -190,10 +191,13 @@ def _deliver(rt: runtime.Runtime, job: Job, data: bytes, as_document: bool, file
     except Exception:
         rt.redis.delete(f"paintbot:delivered:{job.job_id}")  # not delivered: a retry may send it
         raise
-    if engine is not None:
-        record_result(rt.redis, job.chat_id, message_id, engine)
     if job.status_message_id:
         rt.telegram.delete(job.chat_id, job.status_message_id)
+    if engine is not None:
+        try:
+            record_result(rt.redis, job.chat_id, message_id, engine)
+        except redis.RedisError as exc:  # delivered all the same: only its reactions go uncounted
+            log.warning("job=%s: the result's engine was not recorded (%s)", job.job_id, type(exc).__name__)
 
 
 def _preset(rt: runtime.Runtime, name: str):
