@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -343,7 +343,7 @@ class FakeTelegram:
             self._push({"callback_query": query})
             return query
 
-    def user_reacts(self, chat: dict, message_id: int, new: list[str], old: list[str] = (),
+    def user_reacts(self, chat: dict, message_id: int, new: Sequence[str], old: Sequence[str] = (),
                     user: dict | None = None) -> dict:
         """A `message_reaction` update: `user` changed their emoji reactions to a message from `old` to
         `new`. Telegram sends it for private chats, and for groups where the bot is an admin; a bot that
