@@ -121,9 +121,9 @@ def test_custom_style_photo(service, spy):
 
 def test_unknown_style_name(bot_service):
     tg = bot_service.telegram
-    chat = tg.private_chat(3005)
-    photo = tg.user_sends_photo(chat, gray_photo())
-    tg.user_sends_text(chat, "/style nosuch", reply_to=photo["message_id"])
+    chat = tg.group_chat(-1003005)  # in a group the photo alone is no request: only /style is answered
+    photo = tg.user_sends_photo(chat, gray_photo(), user=tg.user(3005))
+    tg.user_sends_text(chat, "/style nosuch", user=tg.user(3005), reply_to=photo["message_id"])
     (reply,) = tg.wait_for("sendMessage")
     assert "nosuch" in reply.params["text"] and "vangogh" in reply.params["text"]
     assert bot_service.queued() == 0
