@@ -93,7 +93,7 @@ async def _colorize_request(context, msg: Message, photo_msg: Message | None, ar
         return
     info = vocabulary.info(opts.engine) if opts.engine else None
     if info is not None and info.needs_reference and reference is None:
-        await refuse(msg.reply_text, msg.chat_id, "bad_options", render("reference.missing"))
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", render("reference.missing", context.lang))
         return
     await submit(context, msg, photo_msg, img, "colorize", opts, reference=reference)
 

@@ -52,9 +52,7 @@ def _config():
 
 def _cmd_colorize(args: argparse.Namespace) -> None:
     from bot.options import ColorizeOptions
-    from models import colorize, imageio
-
-    from models import engines
+    from models import colorize, engines, imageio
 
     dest = _out_path(args.input, args.output, "color")
     img = _open(args.input)
