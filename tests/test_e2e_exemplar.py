@@ -48,6 +48,7 @@ def test_reply_with_a_colour_photo_captioned_colorize(service):
     out = np.asarray(Image.open(io.BytesIO(tg.sent_file(liked))).convert("RGB"), dtype=float)
     assert out[:, :60, 0].mean() > out[:, :60, 2].mean() + 30  # red where the reference is red
     assert out[:, -60:, 2].mean() > out[:, -60:, 0].mean() + 30  # blue where it is blue
+    assert "captioned /colorize" in liked.params["caption"]  # says which photo the colours came from
     (as_file,) = documents
     assert as_file.reply_to == old_file["message_id"]  # a file in, a file out (lossless: PNG in, PNG out)
     assert Image.open(io.BytesIO(tg.sent_file(as_file))).format == "PNG"

@@ -166,7 +166,8 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
 def _caption(job: Job, engine_label: str, animated: bool) -> str:
     """What was done, by which model, and that it is not a record of the past nor a real painting."""
     if job.op == "colorize":
-        text = render("caption.colorize", job.lang, engine=engine_label)
+        key = "caption.colorize_like" if job.reference_file_id else "caption.colorize"
+        text = render(key, job.lang, engine=engine_label)
     elif job.options.style is None:
         text = render("caption.style_custom", job.lang, engine=engine_label)
     else:
