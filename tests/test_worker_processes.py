@@ -4,12 +4,16 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
+import pytest
 import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from bot.jobs import TASK, Job
 from tests.conftest import RedisServer
+from tests.fake_telegram import DOWNLOAD
 from tests.harness import BotThread, Workers, gray_photo, settings_for
 
 
@@ -123,5 +127,52 @@ def test_jobs_queued_before_a_redis_restart_are_processed_after_it(telegram, tmp
         assert out.returncode == 0, out.stderr[-2000:]
         assert sorted(c.chat_id for c in tg.calls("sendPhoto")) == [901, 902]
     finally:
+        bot.stop()
+        server.stop()
+
+
+@pytest.mark.parametrize("outage", [30, 90])
+def test_redis_outage_mid_job_loses_nothing(telegram, tmp_path, worker_env, outage):
+    """Redis stops right after the worker has asked for the photo and stays away for `outage` s while the
+    model runs: the worker and RQ's scheduler wait for it instead of exiting, the finished result is
+    delivered once, and a retry the scheduler holds is still put back on the queue afterwards."""
+    (tmp_path / "aof").mkdir()
+    server = RedisServer(tmp_path / "aof", appendonly=True)  # as deploy/ runs Redis
+    server.start()
+    tg, conn = telegram, redis.Redis.from_url(server.url)
+    bot = BotThread(settings_for(telegram, server.url)).start()
+    workers = Workers(worker_env(server.url), tmp_path)
+    try:
+        procs = [workers.start("scheduler", "--scheduler"), workers.start("worker-a")]
+        chat = tg.private_chat(991)
+        photo = tg.user_sends_photo(chat, gray_photo(seed=3))
+        tg.wait_for("sendMessage", chat_id=991)
+        tg.delay(DOWNLOAD, 2)  # the photo arrives after Redis is gone
+        tg.wait_for("getFile", timeout=120)
+        server.stop()
+        time.sleep(outage)
+        assert [p.poll() for p in procs] == [None, None], workers.log("worker-a")[-3000:]
+        server.start()
+        back = time.monotonic()
+        (sent,) = tg.wait_for("sendPhoto", timeout=60)
+        print(f"{outage} s outage: result delivered {time.monotonic() - back:.1f} s after Redis came back")
+        assert sent.reply_to == photo["message_id"]
+
+        # The scheduler survived too: a retry due in a second is put back on the queue and delivered.
+        group = tg.group_chat(-100991)
+        later = tg.user_sends_photo(group, gray_photo(seed=4), user=tg.user(992))  # no command: the bot ignores it
+        retry = Job("colorize", group["id"], later["message_id"], later["message_id"],
+                    later["photo"][-1]["file_id"], False, user_id=992)
+        Queue("paintbot", connection=conn, serializer=JSONSerializer).enqueue_in(
+            timedelta(seconds=1), TASK, retry.to_dict(), job_id=retry.job_id)
+        tg.wait_for("sendPhoto", chat_id=group["id"], timeout=60)
+        time.sleep(1)  # nothing else follows
+        assert len(tg.calls("sendPhoto")) == 2
+        assert not [c for c in tg.calls("editMessageText") if "went wrong" in c.params["text"]]
+        assert [m["text"] for m in tg.bot_messages(991) if "text" in m] == [], "status message removed"
+        assert conn.zcard("paintbot:inflight:991") == 0
+        assert [p.poll() for p in procs] == [None, None]
+    finally:
+        workers.stop_all()
         bot.stop()
         server.stop()

@@ -7,6 +7,10 @@ their back-off) would also be forked from the worker, and a forked child keeps t
 Redis sockets open: after the worker is killed, its blocked BLMOVE lives on in Redis and
 swallows the next job. So no worker forks anything: one `paintbot-worker --scheduler`
 runs as its own process beside the workers (deploy/local.sh and deploy/ start it).
+
+Both wait out a Redis outage instead of exiting (`connect`): RQ retries its own dequeue, but
+a job's bookkeeping, our result delivery and the scheduler's loop would otherwise die on the
+first refused connection, throwing away a finished result.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import sys
 import threading
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
@@ -31,6 +37,30 @@ log = logging.getLogger("paintbot.worker")
 HEARTBEAT_EVERY = 10  # seconds between heartbeats while a job runs
 HEARTBEAT_TTL = 45  # a worker silent this long is dead: its job is retried or the user told
 MAINTENANCE_EVERY = 30  # how often some worker looks for such abandoned jobs
+REDIS_BACKOFF_CAP = 5.0  # seconds between attempts to reach Redis, at most, while it is away
+
+
+class _Patient(ExponentialBackoff):
+    """redis-py's exponential back-off, telling the log when a command starts waiting for Redis."""
+
+    def compute(self, failures: int) -> float:
+        delay = super().compute(failures)
+        if failures == 1 or failures % 12 == 0:  # then about once a minute
+            log.warning("Redis unreachable (attempt %d): retrying until it is back", failures)
+        return delay
+
+
+def connect(redis_url: str) -> redis.Redis:
+    """A Redis client whose every command waits for Redis to come back (redis-py's retry, forever,
+    with back-off) instead of raising: while Redis is away a worker or the scheduler has nothing
+    else to do, and a command that fails half-way through a job would lose the job's result."""
+    return redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30,
+                                retry=Retry(_Patient(cap=REDIS_BACKOFF_CAP, base=0.25), retries=-1))
+
+
+def _probe(redis_url: str) -> redis.Redis:
+    """A client for /healthz and the queue-depth gauge, which must answer at once, Redis or not."""
+    return redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2, retry=None)
 
 
 class PaintbotWorker(SimpleWorker):
@@ -93,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paintbot-worker: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.secrets)
-    conn = redis.Redis.from_url(settings.redis_url)
+    conn, probe = connect(settings.redis_url), _probe(settings.redis_url)
     from bot.metrics import serve
 
     if args.scheduler:
-        serve(healthy=lambda: bool(conn.ping()))
+        serve(healthy=lambda: bool(probe.ping()))
         run_scheduler(settings, conn)
         return 0
 
@@ -110,15 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         models = ModelConfig.from_env(os.environ)
         set_threads(models.torch_threads)
         device = pick_device(models.device)
-        runtime.install(runtime.Runtime.load(settings, models, device))
+        runtime.install(runtime.Runtime.load(settings, models, device, conn))
     except (ValueError, DeviceError, FetchError) as exc:  # a bad setting, no GPU, a missing weight file
         log.error("cannot start: %s", exc)  # one line: the file, where to get it, the variable to set
         return 2
     worker = make_worker(settings, conn, args.name)
     from worker import metrics
 
-    metrics.watch(worker.queues[0], device)
-    serve(healthy=lambda: bool(conn.ping()))
+    metrics.watch(Queue(settings.queue_name, connection=probe), device)
+    serve(healthy=lambda: bool(probe.ping()))
     worker.work(burst=args.burst, with_scheduler=False, logging_level=logging.getLevelName(
         logging.getLogger().level))
     return 0

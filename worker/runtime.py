@@ -73,14 +73,13 @@ class Runtime:
     engines: Engines
 
     @classmethod
-    def load(cls, settings: Settings, models: ModelConfig, device: torch.device) -> "Runtime":
+    def load(cls, settings: Settings, models: ModelConfig, device: torch.device, conn: redis.Redis) -> "Runtime":
         t0 = time.perf_counter()
         engines = Engines(device, models).load_defaults()
         load_time = time.perf_counter() - t0
         metrics.MODEL_LOAD_SECONDS.set(load_time)
         log.info("models loaded on %s in %.1f s (defaults: %s)", device, load_time,
                  ", ".join(f"{f} {e.name}" for f, e in engines.defaults.items()))
-        conn = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
         publish_engines(conn, engines.runnable())
         return cls(settings, models, device, conn, Telegram(settings, FloodGate(conn)), engines)
 
