@@ -5,11 +5,13 @@ in the bot and in the worker, talks to it exactly as to api.telegram.org:
 methods at {root}/bot<token>/METHOD, files at {root}/file/bot<token>/PATH.
 
 Tests script users (`user_sends_photo`, `user_sends_text`, `user_presses_button`, `user_reacts`, ...;
-a user may carry their app's `language_code`), then read what the bot did (`calls`, `wait_for`,
-`bot_messages`, `commands` per language) and inject real error responses
-(`fail`, `delay`, `flood_limit`). Telegram's own rules that a bot can trip over are enforced with
-Telegram's error texts: reply targets, text/caption lengths, photo size and dimensions, the 20 MB
-getFile limit, callback data of at most 64 bytes, one getUpdates poller at a time.
+a user may carry their app's `language_code`; a message may be sent on behalf of a chat: `sender_chat`),
+then read what the bot did (`calls`, `wait_for`, `bot_messages`, `commands` per language) and inject
+real error responses (`fail`, `delay`, `flood_limit`) and a hostile or broken server (`answer_file_path`,
+`push_update` of updates a client cannot parse, `redeliver` after a crash, `bot_left_keyboard`).
+Telegram's own rules that a bot can trip over are enforced with Telegram's error texts: reply
+targets, text/caption lengths, photo size and dimensions, the 20 MB getFile limit, callback data of
+at most 64 bytes, one getUpdates poller at a time.
 Every request is recorded as a `Call`; file downloads are recorded (and can be failed or delayed)
 under the method name `DOWNLOAD`. `Call.at` gives per-chat send times for flood-limit checks.
 """
@@ -48,6 +50,9 @@ _COMMAND = re.compile(r"(?<![\w/@])/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 # Update types Telegram only sends to a bot that asked for them by name in allowed_updates.
 _ONLY_ON_REQUEST = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+# The users Telegram puts in `from` of messages sent on behalf of a chat (`sender_chat`).
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 
 
 @dataclass
@@ -166,6 +171,7 @@ class FakeTelegram:
         self._query_ids = itertools.count(1)
         self._faults: list[Fault] = []
         self._delays: dict[str, float] = {}
+        self._file_paths: dict[str, str] = {}  # file_id -> the file_path getFile answers instead
         self._flood_interval: float | None = None
         self._last_send: dict[int, float] = {}
         self._calls: list[Call] = []
@@ -234,6 +240,11 @@ class FakeTelegram:
             raise ValueError(f"group chat ids are negative: got {chat_id}")
         return self._chat({"id": chat_id, "type": "supergroup" if supergroup else "group", "title": title})
 
+    def channel_chat(self, chat_id: int, title: str = "Old photos channel") -> dict:
+        if chat_id >= 0:
+            raise ValueError(f"channel ids are negative: got {chat_id}")
+        return self._chat({"id": chat_id, "type": "channel", "title": title})
+
     def _chat(self, info: dict) -> dict:
         with self._lock:
             return self._chats.setdefault(info["id"], _Chat(info)).info
@@ -289,7 +300,13 @@ class FakeTelegram:
     def _default_user(self, chat: dict) -> dict:
         return self.user(chat["id"]) if chat["type"] == "private" else self.user(999)
 
-    def _user_message(self, chat: dict, user: dict | None, reply_to: int | None, **content) -> dict:
+    def _user_message(self, chat: dict, user: dict | None, reply_to: int | None, sender_chat: dict | None = None,
+                      **content) -> dict:
+        """A user's message. With `sender_chat` it is sent on behalf of a chat, as Telegram shows those:
+        `from` is GroupAnonymousBot for the group itself (an anonymous admin), Channel_Bot for a channel."""
+        if sender_chat is not None:
+            user = GROUP_ANONYMOUS_BOT if sender_chat["id"] == chat["id"] else CHANNEL_BOT
+            content["sender_chat"] = sender_chat
         with self._lock:
             self._chat(chat)
             if reply_to is not None:
@@ -301,29 +318,30 @@ class FakeTelegram:
             self._push({"message": msg})
             return msg
 
-    def user_sends_text(self, chat: dict, text: str, user: dict | None = None, reply_to: int | None = None) -> dict:
-        return self._user_message(chat, user, reply_to, text=text, entities=self._entities(text))
+    def user_sends_text(self, chat: dict, text: str, user: dict | None = None, reply_to: int | None = None,
+                        sender_chat: dict | None = None) -> dict:
+        return self._user_message(chat, user, reply_to, sender_chat, text=text, entities=self._entities(text))
 
     def user_sends_photo(self, chat: dict, image_bytes: bytes, caption: str | None = None, user: dict | None = None,
-                         reply_to: int | None = None) -> dict:
+                         reply_to: int | None = None, sender_chat: dict | None = None) -> dict:
         try:
             sizes = self._photo_sizes(image_bytes)
         except Exception as exc:
             raise ValueError(f"user_sends_photo needs image bytes PIL can read ({exc}); "
                              "use user_sends_document for other files") from None
-        return self._user_message(chat, user, reply_to, photo=sizes, caption=caption,
+        return self._user_message(chat, user, reply_to, sender_chat, photo=sizes, caption=caption,
                                   caption_entities=self._entities(caption))
 
     def user_sends_document(self, chat: dict, data: bytes | None, file_name: str, mime_type: str,
                             caption: str | None = None, user: dict | None = None, reply_to: int | None = None,
-                            file_size: int | None = None) -> dict:
+                            file_size: int | None = None, sender_chat: dict | None = None) -> dict:
         """`data=None, file_size=N` announces a file over getFile's 20 MB limit without storing it."""
         if data is None and (file_size or 0) <= MAX_GETFILE_BYTES:
             raise ValueError(f"pass the document's bytes, or data=None with a file_size over {MAX_GETFILE_BYTES}")
         with self._lock:
             fid = self._store_file(data, file_size, file_name, mime_type)
             doc = {**self._file_dict(fid, self._files[fid]), "file_name": file_name, "mime_type": mime_type}
-        return self._user_message(chat, user, reply_to, document=doc, caption=caption,
+        return self._user_message(chat, user, reply_to, sender_chat, document=doc, caption=caption,
                                   caption_entities=self._entities(caption))
 
     def user_presses_button(self, chat: dict, message_id: int, data: str, user: dict | None = None) -> dict:
@@ -357,6 +375,31 @@ class FakeTelegram:
                         "new_reaction": [{"type": "emoji", "emoji": e} for e in new]}
             self._push({"message_reaction": reaction})
             return reaction
+
+    def bot_left_keyboard(self, chat: dict, callback_data: list[str], reply_to: int | None = None) -> dict:
+        """A message with an inline keyboard that the bot sent long ago (an earlier release of it, say),
+        whose buttons carry this data; returns the message."""
+        with self._lock:
+            self._chat(chat)
+            content = {"text": "Pick one:",
+                       "reply_markup": {"inline_keyboard": [[{"text": d, "callback_data": d} for d in callback_data]]}}
+            if reply_to is not None:
+                content["reply_to_message"] = _without_reply(self._chats[chat["id"]].messages[reply_to])
+            return self._new_message(chat["id"], self.bot_user, **content)
+
+    def push_update(self, payload: dict) -> dict:
+        """An update exactly as given, with the next update_id: e.g. one a client library cannot parse."""
+        with self._lock:
+            update = dict(payload)
+            self._push(update)
+            return update
+
+    def redeliver(self, update: dict) -> None:
+        """Serve `update` again, with its own update_id, as Telegram does when the bot stopped before
+        confirming it (a crash): the next poller starting afresh (offset 0) receives it again."""
+        with self._lock:
+            self._updates = sorted([*self._updates, dict(update)], key=lambda u: u["update_id"])
+            self._lock.notify_all()
 
     def last_update(self) -> dict:
         """The most recent scripted update (to post it to a webhook instead of serving it by getUpdates)."""
@@ -435,6 +478,7 @@ class FakeTelegram:
             self._calls.clear()
             self._faults.clear()
             self._delays.clear()
+            self._file_paths.clear()
             self._flood_interval = None
             self._last_send.clear()
 
@@ -445,6 +489,12 @@ class FakeTelegram:
         429 + retry_after, 500/502, or 403 "Forbidden: bot was blocked by the user"."""
         with self._lock:
             self._faults.append(Fault(method, status, description, retry_after, times, chat_id))
+
+    def answer_file_path(self, file_id: str, file_path: str) -> None:
+        """Answer getFile for `file_id` with this `file_path`: a hostile or broken Bot API naming an
+        absolute or `..` path, or a path that happens to exist on the client's own disk."""
+        with self._lock:
+            self._file_paths[file_id] = file_path
 
     def delay(self, method: str, seconds: float) -> None:
         """Hold every call of `method` this long before answering (0 ends it): the client's timeouts."""
@@ -816,8 +866,9 @@ class FakeTelegram:
         fid = str(_need(p, "file_id"))
         with self._lock:
             stored = self._files.get(fid)
+            path = self._file_paths.get(fid, f"files/{fid}")
         if stored is None:
             raise _bad("invalid file_id")
         if stored.size > MAX_GETFILE_BYTES:
             raise _bad("file is too big")
-        return {**self._file_dict(fid, stored), "file_path": f"files/{fid}"}
+        return {**self._file_dict(fid, stored), "file_path": path}

@@ -314,3 +314,35 @@ def test_languages_reactions_and_menus_per_language(telegram):
     _run(tg, scenario)
     with pytest.raises(ValueError, match="no message 99"):
         tg.user_reacts(chat, 99, ["👍"])
+
+
+def test_hostile_shapes_senders_and_redelivery(telegram):
+    """What the reliability tests script, as the real client reads it: messages sent on behalf of a
+    chat, a getFile path chosen by the test, an update the client cannot parse, an update served
+    again to a poller starting afresh, and an old keyboard."""
+    tg = telegram
+    group, channel = tg.group_chat(-100500), tg.channel_chat(-100501)
+    photo = tg.user_sends_photo(group, gray_photo(64, 48), caption="/colorize", sender_chat=group)
+    first = tg.last_update()
+    tg.user_sends_text(group, "/help", sender_chat=channel)
+    tg.answer_file_path(photo["photo"][-1]["file_id"], "/etc/hostname")
+    old = tg.bot_left_keyboard(group, ["colorize:old"], reply_to=photo["message_id"])
+    tg.user_presses_button(group, old["message_id"], "colorize:old")
+
+    async def scenario(bot):
+        anonymous, as_channel, tap = await bot.get_updates()
+        assert anonymous.message.sender_chat.id == group["id"]
+        assert anonymous.message.from_user.username == "GroupAnonymousBot"
+        assert as_channel.message.sender_chat.type == "channel"
+        assert as_channel.message.from_user.username == "Channel_Bot"
+        assert tap.callback_query.data == "colorize:old"
+        assert (await bot.get_file(photo["photo"][-1]["file_id"])).file_path == "/etc/hostname"
+        tg.push_update({"message": {"message_id": 1, "date": 0, "chat": {"id": 5}}})
+        with pytest.raises(TypeError, match="type"):  # python-telegram-bot cannot read a chat without one
+            await bot.get_updates(offset=tap.update_id + 1)
+        await bot.get_updates(offset=tap.update_id + 2)  # confirms everything
+        tg.redeliver(first)
+        (again,) = await bot.get_updates()
+        assert again.update_id == first["update_id"] and again.message.message_id == photo["message_id"]
+
+    _run(tg, scenario)
