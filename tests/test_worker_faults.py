@@ -1,6 +1,7 @@
 """The worker under real faults: Telegram errors, bad files, slow jobs, repeated delivery."""
 
 import io
+import os
 import time
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from PIL import Image
 
 from bot.jobs import Job
+from tests.fake_telegram import DOWNLOAD
 from tests.harness import gray_photo
 
 
@@ -45,6 +47,57 @@ def test_server_errors_are_retried_with_backoff(service):
     _send_and_process(service)
     _one_result(tg)
     assert [c.status for c in tg.calls("sendPhoto", ok_only=False)] == [502, 502, 200]
+
+
+def _job_left_nothing(service) -> None:
+    """No retry pending, nothing failed for RQ to keep, and the user's slot given back."""
+    from rq import Queue
+
+    q = Queue("paintbot", connection=service.redis)
+    assert q.count == 0 and q.failed_job_registry.count == 0 and len(q.scheduled_job_registry) == 0
+    assert not service.redis.keys("paintbot:inflight:*")
+
+
+@pytest.mark.parametrize("method,status,description,told", [
+    ("getFile", 400, "Bad Request: file is too big", "too big for me"),
+    ("getFile", 400, "Bad Request: wrong file_id or the file is temporarily unavailable", "no longer get that photo"),
+    (DOWNLOAD, 404, "Not Found", "no longer get that photo"),  # the file_path expired
+    ("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS", "went wrong"),
+    ("sendPhoto", 413, "Request Entity Too Large", "went wrong"),  # a 4xx python-telegram-bot has no class for
+])
+def test_permanent_errors_end_the_job_at_once(service, method, status, description, told):
+    """A 4xx is Telegram's final word: one attempt, one explanation, no retry by the worker or by RQ."""
+    tg = service.telegram
+    tg.fail(method, status, description, times=10)
+    _send_and_process(service)
+    assert len(tg.calls(method, ok_only=False)) == 1, "not retried"
+    (text,) = [m["text"] for m in tg.bot_messages(4000)]
+    assert told in text, text
+    _job_left_nothing(service)
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "relative"])
+def test_file_paths_outside_the_bot_api_are_never_read_from_disk(service, tmp_path, where):
+    """python-telegram-bot reads a getFile path that names a file on this machine from the disk: a hostile
+    Bot API could have the worker send its own files. Only the Bot API's file root is fetched, over HTTP."""
+    tg = service.telegram
+    secret = tmp_path / "secret.png"
+    Image.new("L", (64, 48), 77).save(secret)
+    path = {"absolute": str(secret), "dotdot": os.path.relpath(secret),
+            "relative": "README.md"}[where]  # the last exists in the worker's working directory
+    assert os.path.isfile(path)
+    chat = tg.private_chat(4010)
+    photo = tg.user_sends_photo(chat, gray_photo())
+    tg.answer_file_path(photo["photo"][-1]["file_id"], path)
+    tg.wait_for("sendMessage", chat_id=4010)
+    service.wait_queued(1)
+    service.run_worker()
+    assert not tg.calls("sendPhoto") and not tg.calls("sendDocument")
+    (text,) = [m["text"] for m in tg.bot_messages(4010)]
+    assert "no longer get that photo" in text
+    fetched = [c.params["file_path"] for c in tg.calls(DOWNLOAD, ok_only=False)]
+    assert fetched == (["README.md"] if where == "relative" else []), "over HTTP, or not at all"
+    _job_left_nothing(service)
 
 
 def test_user_blocked_the_bot_ends_quietly(service):
@@ -95,6 +148,14 @@ def test_unusable_files_get_a_clear_reply(service, data, name, mime, needle):
     texts = _doc_reply(service, data, name, mime, 4100)
     assert any(needle in t for t in texts), texts
     assert not service.telegram.calls("sendDocument")
+
+
+def test_result_file_name_has_no_invisible_characters(service):
+    """The result is named after the user's file: right-to-left overrides and zero-width characters in
+    that name are not echoed back (an override makes "photo<RLO>gnp.exe" read "photoexe.png")."""
+    _doc_reply(service, _png(Image.new("L", (64, 48), 90)), "old\u202egnp.exe\u200b.png", "image/png", 4105)
+    sent = _one_result(service.telegram, "sendDocument")
+    assert next(iter(sent.files.values())).filename == "oldgnp.exe_colorized.png"
 
 
 def test_decompression_bomb_is_refused(service):

@@ -3,9 +3,10 @@
 The job names its engine (or leaves it to the worker's default); the engine is looked up in the
 worker's registry and run through its family's one call shape, so no engine is named here.
 Every way a job can end is handled here and answered in the chat exactly once: delivered; the
-user's input was unusable (told why, from the error's code); the model is not available here
-(told); the chat is gone (nobody to tell); took too long (told); anything else (retried by RQ,
-the user told when retries run out).
+user's input was unusable, or Telegram will not give us the photo (told why, from the error's
+code); the model is not available here (told); the chat is gone (nobody to tell); Telegram
+refused a request for good (told, not retried); took too long (told); anything else (retried by
+RQ, the user told when retries run out).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from bot.jobs import Job
+from bot.options import shown
 from bot.queue import record_result, release
 from bot.texts import render, render_error
 from models.errors import InputError
 from models.fetch import FetchError
 from worker import metrics, runtime
-from worker.telegram import ChatGone
+from worker.telegram import ChatGone, Rejected
 
 log = logging.getLogger("paintbot.worker")
 
@@ -74,6 +76,11 @@ def run_job(payload: dict) -> str:
         log.info("job=%s unusable input: %s", job.job_id, exc)
         outcome = "bad_input"
         _tell(rt, job, render_error(exc, job.lang))
+        return outcome
+    except Rejected as exc:  # the same request would be refused again: no retry
+        log.warning("job=%s refused by Telegram: %s", job.job_id, exc)
+        outcome = "rejected"
+        _tell(rt, job, render("failed", job.lang))
         return outcome
     except Exception:
         if _last_attempt():
@@ -154,7 +161,7 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
     as_document = job.as_document or not _fits_photo(out.size)
     png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
     encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
-    stem = Path(job.file_name).stem if job.file_name else "photo"
+    stem = shown(Path(job.file_name or "").stem) or "photo"  # echoed back: no RTL overrides
     stages.done("encode")
     _deliver(rt, job, encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}",
              caption=_caption(job, engine.label, animated=bool(img.info.get("paintbot_animated"))),

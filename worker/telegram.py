@@ -2,8 +2,14 @@
 
 RQ runs jobs synchronously, so this wraps the async `Bot` in one private event loop per
 process. Every call goes through `_call`, the one place that applies Telegram's rules:
-429 waits exactly `retry_after`; network errors and 5xx back off and retry a few times;
-403 (the user blocked the bot, or left the group) becomes `ChatGone` and ends the job quietly.
+429 waits exactly `retry_after`; timeouts, connection errors and 5xx back off and retry a few
+times; 403 (the user blocked the bot, or left the group) becomes `ChatGone` and ends the job
+quietly; any other 4xx becomes `Rejected`: the same request would be refused again, so it is
+never retried.
+
+Files are only ever fetched over HTTP from the Bot API's file root: python-telegram-bot reads a
+`file_path` that names a file on this machine from the local disk (its local mode), so an
+absolute or `..` path from getFile is refused here before anything is read.
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from pathlib import PurePosixPath
 
-from telegram import Bot, ReplyParameters
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram import Bot, File, ReplyParameters
+from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.request import HTTPXRequest
 
+from bot.requests import MAX_DOWNLOAD_BYTES
 from bot.settings import Settings
+from models.errors import InputError
 
 log = logging.getLogger("paintbot.worker")
 
@@ -55,11 +64,28 @@ class ChatGone(Exception):
     """The chat can no longer be written to (403): nobody is left to tell."""
 
 
+class Rejected(Exception):
+    """Telegram refused the request for good (a 4xx other than 403 and 429): asking again gets the same."""
+
+
+class _Request(HTTPXRequest):
+    """python-telegram-bot raises the 4xx answers it has no class for (413, 410, ...) as NetworkError,
+    which reads as worth retrying; they are as final as a 400, so they are raised as BadRequest."""
+
+    _CLASSIFIED = frozenset({400, 401, 403, 404, 409, 429})
+
+    async def do_request(self, *args, **kwargs) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if 400 <= code < 500 and code not in self._CLASSIFIED:
+            raise BadRequest(f"HTTP {code}: {payload[:200].decode(errors='replace')}")
+        return code, payload
+
+
 class Telegram:
     def __init__(self, settings: Settings, flood_gate: FloodGate | None = None):
         self._loop = asyncio.new_event_loop()
         self._gate = flood_gate
-        request = HTTPXRequest(connection_pool_size=4, connect_timeout=10, read_timeout=30,
+        request = _Request(connection_pool_size=4, connect_timeout=10, read_timeout=30,
                                write_timeout=60, media_write_timeout=120)
         self.bot = Bot(settings.token, base_url=settings.bot_base_url, base_file_url=settings.file_base_url,
                        request=request, get_updates_request=request)
@@ -86,8 +112,8 @@ class Telegram:
                 time.sleep(wait)
             except Forbidden as exc:
                 raise ChatGone(str(exc)) from None
-            except BadRequest:
-                raise  # our request is wrong: repeating it will not help
+            except (BadRequest, InvalidToken, Conflict, ChatMigrated) as exc:  # 400, 401/404, 409: final
+                raise Rejected(f"{what}: {exc}") from None
             except NetworkError as exc:  # TimedOut, connection errors and 5xx answers
                 if attempt >= NETWORK_ATTEMPTS:
                     raise
@@ -109,8 +135,27 @@ class Telegram:
             raise
 
     def download(self, file_id: str) -> bytes:
-        f = self._call("get_file", file_id)
-        return bytes(self._run("download", f.download_as_bytearray))
+        """A user's file, over HTTP from the Bot API. Raises InputError when Telegram will not give it:
+        too big for bots to download, or no longer there (the user is asked to send it again)."""
+        try:
+            info = self._call("get_file", file_id)
+            remote = File(info.file_id, info.file_unique_id, info.file_size, self._file_url(info.file_path))
+            remote.set_bot(self.bot)
+            return bytes(self._run("download", remote.download_as_bytearray))
+        except Rejected as exc:
+            if "too big" in str(exc).lower():
+                raise InputError("too_big", str(exc), limit_mb=MAX_DOWNLOAD_BYTES // 2**20) from None
+            raise InputError("photo.gone", str(exc)) from None
+
+    def _file_url(self, file_path: str | None) -> str:
+        """The HTTP URL of a getFile `file_path`, which must be relative and stay under the file root.
+        (python-telegram-bot prefixes the root only when the path is not a file on this machine.)"""
+        root = f"{self.bot.base_file_url}/"
+        path = (file_path or "").removeprefix(root)
+        if not path or path.startswith("/") or ".." in PurePosixPath(path).parts:
+            log.warning("getFile answered an unusable file_path %r: not fetched", path)
+            raise Rejected(f"getFile: unusable file_path {path!r}")
+        return root + path
 
     def _before_send(self, chat_id: int) -> None:
         if self._gate is not None:
@@ -140,18 +185,18 @@ class Telegram:
         try:
             self._call("edit_message_text", text, chat_id=chat_id, message_id=message_id)
             return True
-        except NetworkError as exc:
+        except (Rejected, NetworkError) as exc:
             log.info("could not edit status message %s in chat %s: %s", message_id, chat_id, exc)
             return False
 
     def delete(self, chat_id: int, message_id: int) -> None:
         try:
             self._call("delete_message", chat_id, message_id)
-        except NetworkError as exc:
+        except (Rejected, NetworkError) as exc:
             log.info("could not delete status message %s in chat %s: %s", message_id, chat_id, exc)
 
     def chat_action(self, chat_id: int, action: str) -> None:
         try:
             self._call("send_chat_action", chat_id, action)
-        except NetworkError:
+        except (Rejected, NetworkError):
             pass  # "uploading…" is a nicety; never fail a job over it
