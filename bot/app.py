@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from telegram import BotCommand, Update
@@ -10,6 +11,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, ApplicationHandlerStop,
                           CallbackQueryHandler, CommandHandler, ContextTypes, Defaults, MessageHandler,
                           MessageReactionHandler, TypeHandler, filters)
+from telegram.request import HTTPXRequest
 
 from bot import feedback, handlers, language, metrics
 from bot.queue import JobQueue
@@ -40,6 +42,37 @@ class RetryingRateLimiter(AIORateLimiter):
                     raise
                 log.warning("Telegram %s failed (%s), retrying", endpoint, exc)
                 await asyncio.sleep(0.5 * 2 ** attempt)
+
+
+class ReadableUpdates(HTTPXRequest):
+    """The getUpdates connection. python-telegram-bot reads a batch of updates as a whole, and one
+    update it cannot read makes it fetch the same batch again, forever, handling nothing after it.
+    Here each update of a batch is read alone first; one that cannot be is logged once and handed
+    on empty (its update_id only), so that its offset is confirmed and the updates after it run."""
+
+    async def do_request(self, *args, **kwargs) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        return code, (_readable(payload) if code == 200 else payload)
+
+
+def _readable(payload: bytes) -> bytes:
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        return payload  # not JSON at all: python-telegram-bot says so and asks again
+    updates = answer.get("result") if isinstance(answer, dict) else None
+    skipped = 0
+    for i, update in enumerate(updates if isinstance(updates, list) else ()):
+        try:
+            Update.de_json(update, None)
+        except Exception as exc:
+            update_id = update.get("update_id") if isinstance(update, dict) else None
+            if not isinstance(update_id, int):
+                continue  # nothing to confirm it by: left to python-telegram-bot
+            log.error("skipped update %d: it cannot be read (%s: %s)", update_id, type(exc).__name__, exc)
+            updates[i] = {"update_id": update_id}
+            skipped += 1
+    return json.dumps(answer).encode() if skipped else payload
 
 
 async def _post_init(app: Application) -> None:
@@ -91,9 +124,11 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
            .concurrent_updates(True)
            # Telegram's flood limits (30 messages/s overall, 20/min per group); 429s are waited out.
            .rate_limiter(RetryingRateLimiter(max_retries=2))
+           .get_updates_request(ReadableUpdates(connection_pool_size=1))
            .build())
     app.bot_data["settings"] = settings
     app.bot_data["jobs"] = jobs or JobQueue(settings.redis_url, settings.queue_name, settings.limits)
+    app.bot_data["bursts"] = handlers.Bursts()
 
     app.add_handler(TypeHandler(Update, language.resolve), group=-3)
     app.add_handler(TypeHandler(Update, _count_update), group=-2)
@@ -108,6 +143,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
     app.add_handler(CommandHandler("language", language.language_command))
     app.add_handler(CallbackQueryHandler(handlers.style_button, pattern=r"^style:"))
     app.add_handler(CallbackQueryHandler(language.language_button, pattern=r"^language:"))
+    app.add_handler(CallbackQueryHandler(handlers.unknown_button))  # any other tap, junk data too, is answered
     app.add_handler(MessageReactionHandler(feedback.on_reaction))
     app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image_message))
     app.add_handler(MessageHandler(private & (filters.TEXT | filters.COMMAND), handlers.unknown_command))

@@ -4,29 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
 
 from bot import language, metrics
 from bot.jobs import Job
 from bot.language import Context
 from bot.options import BadOptions, ColorizeOptions, Options, StyleOptions
-from bot.queue import JobQueue, Refused
-from bot.requests import MAX_DOWNLOAD_BYTES, Image, image_of, is_file_but_not_image, parse_command, preset_names, too_big
+from bot.queue import Duplicate, JobQueue, Refused
+from bot.requests import (MAX_DOWNLOAD_BYTES, Image, image_of, is_file_but_not_image, parse_command, preset_names,
+                          sender_of, too_big)
 from bot.texts import render, render_error
 
 log = logging.getLogger("paintbot.bot")
+
+BURST_QUIET = 10.0  # seconds without a refusal that end a chat's burst of refused requests
+
+
+class Bursts:
+    """When each chat was last refused by the limits. A burst of requests (an album, a flood of
+    photos) gets one refusal, not one per photo; it ends after BURST_QUIET s without one."""
+
+    def __init__(self):
+        self._last: dict[int, float] = {}
+
+    def starts(self, chat_id: int) -> bool:
+        """Note a refusal to `chat_id` now; True when it starts a burst (and so is worth saying)."""
+        now = time.monotonic()
+        if len(self._last) > 10_000:  # forget bursts that are over
+            self._last = {c: t for c, t in self._last.items() if now - t <= BURST_QUIET}
+        last, self._last[chat_id] = self._last.get(chat_id), now
+        return last is None or now - last > BURST_QUIET
 
 
 def _jobs(context: Context) -> JobQueue:
     return context.application.bot_data["jobs"]
 
 
-async def refuse(answer, chat_id: int, reason: str, text: str) -> None:
-    """A request that does not become a job: one polite answer, one log line, one count."""
-    log.info("refused chat=%s reason=%s: %s", chat_id, reason, text)
+async def refuse(answer, chat_id: int, reason: str, text: str, bursts: Bursts | None = None) -> None:
+    """A request that does not become a job: one polite answer (with `bursts`, one per burst of
+    refusals in the chat), one log line, one count."""
     metrics.REFUSED.labels(reason).inc()
+    if bursts is not None and not bursts.starts(chat_id):
+        log.info("refused chat=%s reason=%s (told already in this burst)", chat_id, reason)
+        return
+    log.info("refused chat=%s reason=%s: %s", chat_id, reason, text)
     await answer(text)
 
 
@@ -36,36 +61,61 @@ async def _vocabulary(context: Context):
 
 async def submit(context: Context, request: Message, reply_to: Message, img: Image | None,
                  op: str, options: Options | None = None, user_id: int | None = None,
-                 reference: Image | None = None) -> None:
-    """Admit, say "queued" (replying to the photo), enqueue. Every outcome gets exactly one answer."""
+                 reference: Image | None = None) -> str:
+    """Admit, say "queued" (replying to the photo), enqueue: all or nothing, so a request that does not
+    become a job holds no slot. Every outcome gets exactly one answer; returns which: "queued",
+    "refused", "duplicate" (the same request is already queued: nothing said) or "unreachable"
+    (the chat cannot be written to: nothing can be said)."""
     for image in (img, reference):
         if image is not None and too_big(image):
             await refuse(reply_to.reply_text, request.chat_id, "too_big",
                          render("too_big", context.lang, limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
-            return
+            return "refused"
     job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id, reply_to=reply_to.message_id,
               file_id=img.file_id if img else None, as_document=bool(img and img.as_document),
               file_name=img.file_name if img else None, options=options,
               reference_file_id=reference.file_id if reference else None,
-              user_id=user_id if user_id is not None else (request.from_user.id if request.from_user else None),
-              lang=context.lang)
-    jobs = _jobs(context)
-    answer = reply_to.reply_text
+              user_id=user_id if user_id is not None else sender_of(request), lang=context.lang)
+    jobs, bursts = _jobs(context), context.application.bot_data["bursts"]
     try:
         position = await asyncio.to_thread(jobs.admit, job)
-        status = await reply_to.reply_text(render("queued", context.lang, position=position))
-        answer = status.edit_text  # from here on, a problem is told in the status message
-        job = job.replace(status_message_id=status.message_id)
-        await asyncio.to_thread(jobs.enqueue, job)
+    except Duplicate:
+        log.info("job=%s: the same request again (a redelivered update, a second tap): already queued", job.job_id)
+        return "duplicate"
     except Refused as exc:
-        await refuse(answer, job.chat_id, exc.reason, render_error(exc, context.lang))
-        return
+        await refuse(reply_to.reply_text, job.chat_id, exc.reason, render_error(exc, context.lang), bursts)
+        return "refused"
     except redis.RedisError as exc:
         log.warning("queue unavailable (%s): job=%s not queued", type(exc).__name__, job.job_id)
-        await refuse(answer, job.chat_id, "unavailable", render("unavailable", context.lang))
-        return
+        await refuse(reply_to.reply_text, job.chat_id, "unavailable", render("unavailable", context.lang), bursts)
+        return "refused"
+    try:
+        status = await reply_to.reply_text(render("queued", context.lang, position=position))
+    except TelegramError as exc:  # kicked from the group (403), no right to write there (400), ...
+        log.warning("job=%s not queued: cannot write to chat %s (%s)", job.job_id, job.chat_id, exc)
+        await _withdraw(jobs, job)
+        return "unreachable"
+    except BaseException:
+        await _withdraw(jobs, job)
+        raise
+    job = job.replace(status_message_id=status.message_id)
+    try:
+        await asyncio.to_thread(jobs.enqueue, job)
+    except redis.RedisError as exc:
+        log.warning("queue unavailable (%s): job=%s not queued", type(exc).__name__, job.job_id)
+        await _withdraw(jobs, job)
+        await refuse(status.edit_text, job.chat_id, "unavailable", render("unavailable", context.lang))
+        return "refused"
     metrics.ENQUEUED.labels(op).inc()
     log.info("queued job=%s op=%s chat=%s position=%d", job.job_id, op, job.chat_id, position)
+    return "queued"
+
+
+async def _withdraw(jobs: JobQueue, job: Job) -> None:
+    try:
+        await asyncio.to_thread(jobs.withdraw, job)
+    except redis.RedisError:
+        log.warning("job=%s: could not give back its slot while Redis is away; it lapses by itself", job.job_id)
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -127,18 +177,33 @@ async def _style_request(context, msg: Message, content_msg: Message | None, sty
 
 
 async def style_button(update: Update, context: Context) -> None:
-    """A tap on a preset button under "Pick a style:" starts the job for the photo the keyboard replies to."""
+    """A tap on a preset button under "Pick a style:" starts the job for the photo the keyboard replies
+    to. Every tap is answered once: a second tap gets a short notice."""
     query = update.callback_query
     name = (query.data or "").partition(":")[2]
-    keyboard_msg = query.message
-    content_msg = keyboard_msg.reply_to_message if isinstance(keyboard_msg, Message) else None
-    if name not in preset_names() or image_of(content_msg) is None:
+    keyboard_msg = query.message if isinstance(query.message, Message) else None
+    content_msg = keyboard_msg.reply_to_message if keyboard_msg else None
+    if name not in preset_names():
+        await unknown_button(update, context)
+        return
+    if image_of(content_msg) is None:
         await query.answer(render("style.photo_gone", context.lang), show_alert=True)
         return
-    await query.answer(render("style.painting_as", context.lang, name=name))
-    await keyboard_msg.edit_text(render("style.chosen", context.lang, name=name))  # one tap per keyboard
-    await submit(context, keyboard_msg, content_msg, image_of(content_msg), "style", StyleOptions(style=name),
-                 user_id=query.from_user.id)
+    outcome = None
+    try:
+        outcome = await submit(context, keyboard_msg, content_msg, image_of(content_msg), "style",
+                               StyleOptions(style=name), user_id=query.from_user.id)
+    finally:
+        await query.answer({"queued": render("style.painting_as", context.lang, name=name),
+                            "duplicate": render("request.duplicate", context.lang)}.get(outcome))
+    if outcome == "queued":
+        await keyboard_msg.edit_text(render("style.chosen", context.lang, name=name))  # one tap per keyboard
+
+
+async def unknown_button(update: Update, context: Context) -> None:
+    """A button this version does not know (junk data, a keyboard an older release left): a notice,
+    so that it stops spinning."""
+    await update.callback_query.answer(render("button.unknown", context.lang), show_alert=True)
 
 
 async def styles_command(update: Update, context: Context) -> None:

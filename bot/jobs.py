@@ -41,7 +41,7 @@ class Job:
     reply_to: int  # message id of the photo the result answers
     file_id: str | None  # the content image (None for "styles", the preset sheet)
     as_document: bool  # a file in gives a file out
-    user_id: int | None = None
+    user_id: int | None = None  # whom the limits count against: the user, or the chat sent on behalf of
     status_message_id: int | None = None
     file_name: str | None = None
     options: Options | None = None  # the operation's typed options (None for "styles")

@@ -1,5 +1,10 @@
 """The producer side of the Redis/RQ queue: admission limits, then enqueue.
 
+Admission is all or nothing. `admit` claims the request (its job id: the chat and message it
+came from, so the same update delivered twice, or a button tapped twice, is one request) and
+takes one of its sender's in-flight slots; the request then ends in `enqueue`, or in `withdraw`,
+which gives both back: a request that never became a job holds nothing.
+
 Also the one place that knows the Redis keys shared with the workers: the in-flight sets (the
 worker releases a job through `release()` here rather than re-deriving key names), the
 engines the workers can run (`publish_engines` by each worker at start, read by the bot's parser),
@@ -30,6 +35,7 @@ ENGINES_KEY = "paintbot:engines"  # hash: engine name -> EngineInfo JSON, writte
 VOCABULARY_TTL = 30.0  # seconds the bot trusts its copy of the engines the workers published
 RESULT_ENGINE_TTL = 7 * 24 * 3600  # how long a result's reactions are counted for its engine
 LANGUAGE_TTL = 365 * 24 * 3600  # a /language choice is forgotten after a year without a new one
+REQUEST_TTL = 3600  # seconds a queued request is remembered (Telegram redelivers within minutes)
 
 log = logging.getLogger("paintbot")
 
@@ -44,6 +50,10 @@ class Refused(Exception):
         self.params = params
 
 
+class Duplicate(Exception):
+    """The same request is already queued: an update delivered twice, a button tapped twice."""
+
+
 def _inflight_key(user_id: int) -> str:
     return f"paintbot:inflight:{user_id}"
 
@@ -56,12 +66,40 @@ def _result_key(chat_id: int, message_id: int) -> str:
     return f"paintbot:result:{chat_id}:{message_id}"
 
 
+def _request_key(job: Job) -> str:
+    return f"paintbot:request:{job.job_id}"
+
+
+# Admission in one step, so that requests arriving together (an album) cannot all pass one check:
+# claim the request, then check the queue cap, the sender's requests this minute and their jobs in
+# flight (forgetting those lost long ago), and take a slot. Refused: the claim is given back.
+# KEYS: request claim, queue, sender's in-flight set, sender's counter for this minute.
+# ARGV: job id, now, forget before, claim ttl, queue cap, per minute, in flight, 1 if there is a sender.
+_ADMIT = """
+if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[4]) then return {'duplicate', 0} end
+local function refuse(reason, n) redis.call('DEL', KEYS[1]) return {reason, n} end
+local queued = redis.call('LLEN', KEYS[2])
+if queued >= tonumber(ARGV[5]) then return refuse('queue_full', 0) end
+if ARGV[8] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], 0, ARGV[3])
+  local made = redis.call('INCR', KEYS[4])
+  redis.call('EXPIRE', KEYS[4], 120)
+  if made > tonumber(ARGV[6]) then return refuse('rate', 0) end
+  local in_flight = redis.call('ZCARD', KEYS[3])
+  if in_flight >= tonumber(ARGV[7]) then return refuse('in_flight', in_flight) end
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+end
+return {'admitted', queued + 1}
+"""
+
+
 class JobQueue:
     def __init__(self, redis_url: str, name: str, limits: Limits = Limits()):
         # Short timeouts: when Redis is away the bot must answer "unavailable" quickly, not hang.
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=3,
                                           health_check_interval=30)
         self.queue = Queue(name, connection=self.redis, serializer=JSONSerializer)
+        self._admit = self.redis.register_script(_ADMIT)
         self.limits = limits
         self._vocabulary: tuple[float, Vocabulary] | None = None
 
@@ -99,39 +137,35 @@ class JobQueue:
         return name.decode() if name else None
 
     def admit(self, job: Job) -> int:
-        """Check the limits for `job` and count it against its user; return its expected queue position.
+        """Claim `job`'s request and take one of its sender's slots; return its expected queue position.
+        When this returns, the caller ends the request with `enqueue` or `withdraw`; when it raises,
+        nothing is held.
 
-        Raises Refused (the polite reason) or redis.RedisError (the service is unavailable).
+        Raises Duplicate (the request is already being answered), Refused (the polite reason) or
+        redis.RedisError (the service is unavailable).
         """
-        lim = self.limits
-        if self.queue.count >= lim.queue_cap:
-            raise Refused("queue_full")
-        if job.user_id is not None:
-            now = time.time()
-            key = _inflight_key(job.user_id)
-            minute = f"paintbot:rate:{job.user_id}:{int(now // 60)}"
-            pipe = self.redis.pipeline()
-            pipe.zremrangebyscore(key, 0, now - lim.job_timeout * 4)  # forget jobs lost long ago
-            pipe.zcard(key)
-            pipe.incr(minute)
-            pipe.expire(minute, 120)
-            _, in_flight, made, _ = pipe.execute()
-            if made > lim.user_per_minute:
-                raise Refused("rate")
-            if in_flight >= lim.user_in_flight:
-                raise Refused("in_flight", in_flight=in_flight)
-            self.redis.zadd(key, {job.job_id: now})
-        return self.queue.count + 1
+        lim, now, sender = self.limits, time.time(), job.user_id
+        keys = [_request_key(job), self.queue.key, _inflight_key(sender), f"paintbot:rate:{sender}:{int(now // 60)}"]
+        outcome, number = self._admit(keys=keys, args=[
+            job.job_id, now, now - lim.job_timeout * 4, REQUEST_TTL, lim.queue_cap, lim.user_per_minute,
+            lim.user_in_flight, int(sender is not None)])
+        if outcome == b"duplicate":
+            raise Duplicate(job.job_id)
+        if outcome != b"admitted":
+            raise Refused(outcome.decode(), in_flight=number)
+        return number
+
+    def withdraw(self, job: Job) -> None:
+        """An admitted request did not become a job: give back its claim and its slot."""
+        release(self.redis, job)
+        self.redis.delete(_request_key(job))
 
     def enqueue(self, job: Job) -> None:
-        """Put an admitted job on the queue. A request delivered twice (same job id) is queued once."""
-        if self.queue.fetch_job(job.job_id) is not None:
-            return
+        """Put an admitted job on the queue."""
         self.queue.enqueue(TASK, job.to_dict(), job_id=job.job_id, job_timeout=self.limits.job_timeout,
                            retry=RETRY, on_failure=Callback(ON_FAILURE), result_ttl=RESULT_TTL,
                            failure_ttl=FAILURE_TTL,
                            description=f"{job.op} chat={job.chat_id}")
-
 
     def stats(self) -> dict:
         """Queue depth, workers, and jobs finished/failed in the last hour (for /stats)."""
@@ -142,7 +176,9 @@ class JobQueue:
         # Registry scores are expiry times: a job finished/failed at t expires at t + its ttl.
         finished = self.redis.zcount(q.finished_job_registry.key, now + RESULT_TTL - 3600, "+inf")
         failed = self.redis.zcount(q.failed_job_registry.key, now + FAILURE_TTL - 3600, "+inf")
-        return {"queued": q.count, "started": q.started_job_registry.count,
+        # Counts only: RQ's registry `count` would first clean the registry up, running the failure
+        # callbacks of abandoned jobs here, in the bot. That is the workers' maintenance, not ours.
+        return {"queued": q.count, "started": q.started_job_registry.get_job_count(cleanup=False),
                 "workers": Worker.count(queue=q), "finished": finished, "failed": failed}
 
 

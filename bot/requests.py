@@ -42,6 +42,15 @@ def image_of(msg: Message | None) -> Image | None:
     return None
 
 
+def sender_of(msg: Message) -> int | None:
+    """Whom a message's limits count against. Messages sent on behalf of a chat (anonymous group
+    admins all arrive from GroupAnonymousBot, posts of a channel from Channel_Bot) count against that
+    chat (`sender_chat`); every other message against its user."""
+    if msg.sender_chat is not None:
+        return msg.sender_chat.id
+    return msg.from_user.id if msg.from_user else None
+
+
 def is_file_but_not_image(msg: Message) -> bool:
     return msg.document is not None and image_of(msg) is None
 

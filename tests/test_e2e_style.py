@@ -94,11 +94,12 @@ def test_inline_keyboard_flow(service):
     tg.user_presses_button(chat, kb_id, "style:kandinsky", user=tg.user(6))
     tg.wait_for("answerCallbackQuery")
     tg.wait_for("sendMessage", count=2)  # "Queued"
+    tg.wait_for(lambda c: c.method == "editMessageText" and c.params["message_id"] == kb_id)
+    assert tg.message(chat["id"], kb_id)["text"] == "Style: kandinsky"  # the keyboard is gone
     service.wait_queued(1)
     service.run_worker()
     (sent,) = tg.calls("sendPhoto")
     assert sent.reply_to == photo["message_id"]
-    assert tg.calls("editMessageText")[0].params["text"] == "Style: kandinsky"
 
 
 def test_custom_style_photo(service, spy):

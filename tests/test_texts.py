@@ -17,7 +17,8 @@ from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, TEXTS, language_of, render
 # Telegram's limits, in UTF-16 code units as Telegram counts them.
 MESSAGE, CAPTION, ALERT, COMMAND_DESCRIPTION = 4096, 1024, 200, 256
 CAPTIONS = {"styles.caption", "note.animated", "caption.colorize", "caption.style", "caption.style_custom"}
-ALERTS = {"style.photo_gone", "style.painting_as", "language.chosen", "unavailable"}  # answerCallbackQuery texts
+ALERTS = {"style.photo_gone", "style.painting_as", "language.chosen", "unavailable", "button.unknown",
+          "request.duplicate"}  # answerCallbackQuery texts
 
 
 def _longest_values() -> dict:
