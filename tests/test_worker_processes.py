@@ -150,6 +150,7 @@ def test_redis_outage_mid_job_loses_nothing(telegram, tmp_path, worker_env, outa
         tg.delay(DOWNLOAD, 2)  # the photo arrives after Redis is gone
         tg.wait_for("getFile", timeout=120)
         server.stop()
+        tg.delay(DOWNLOAD, 0)
         time.sleep(outage)
         assert [p.poll() for p in procs] == [None, None], workers.log("worker-a")[-3000:]
         server.start()
