@@ -190,7 +190,10 @@ def load_adaattn(folder: Path) -> adaattn.AdaAttNEngine:
     files = {arg: style_golden.write_standin(name, folder / f"{name}.pth") for arg, name in
              (("encoder", "adain_vgg_normalised"), ("decoder", "adaattn_decoder"),
               ("transformer", "adaattn_transformer"), ("adaattn_3", "adaattn_adaattn_3"))}
-    return adaattn.AdaAttNEngine(torch.device("cpu"), ModelConfig(device="cpu"), adaattn.load_networks(**files))
+    overrides = {adaattn.FILES[name].filename: files[arg] for arg, name in
+                 (("encoder", "adaattn_vgg_normalised"), ("decoder", "adaattn_decoder"),
+                  ("transformer", "adaattn_transformer"), ("adaattn_3", "adaattn_adaattn_3"))}
+    return adaattn.AdaAttNEngine(torch.device("cpu"), ModelConfig(device="cpu", weight_overrides=overrides))
 
 
 def adain_profile(s: adain.AdaINEngine, c: torch.Tensor, style_img: Image.Image, stage: Stages) -> torch.Tensor:

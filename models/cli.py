@@ -111,17 +111,14 @@ def _cmd_models_download(args: argparse.Namespace) -> None:
 
     config = _config()
     chosen = [engines.get(n) for n in args.names] if args.names else None
-    big = [f for e in chosen or engines.ENGINES for f in e.files if (f.remote.size or 0) > 500 * 2**20]
-    for f in big:
-        print(f"note: {f.filename} is {f.remote.size / 2**20:.0f} MB", file=sys.stderr)
     bars = []
 
-    def progress(wf):
-        bar = tqdm(desc=wf.filename, unit="B", unit_scale=True, leave=False, file=sys.stderr)
+    def progress(wf):  # the bar names the file; its total says how big (870 MB for DDColor, say)
+        bar = tqdm(desc=wf.filename, total=wf.remote.size, unit="B", unit_scale=True, leave=False, file=sys.stderr)
         bars.append(bar)
 
         def update(done: int, total: int | None) -> None:
-            bar.total = total
+            bar.total = total or bar.total
             bar.update(done - bar.n)
         return update
 

@@ -29,6 +29,7 @@ from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColo
 from models.colorize.exemplar import ExemplarEngine  # noqa: E402
 from models.colorize.instance import InstanceEngine  # noqa: E402
 from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402
+from models.style.adaattn import AdaAttNEngine  # noqa: E402
 from models.style.adain import AdaINEngine  # noqa: E402
 from models.style.gatys import GatysEngine  # noqa: E402
 
@@ -42,6 +43,7 @@ ENGINES: tuple[type[Engine], ...] = (
     SIGGRAPH17Engine,
     ECCV16Engine,
     ExemplarEngine,
+    AdaAttNEngine,
     AdaINEngine,
     GatysEngine,
 )

@@ -47,6 +47,9 @@ LAYOUTS = {
     "siggraph17-df00044c.pth": ("official.json", "siggraph17"),
     "colorization_release_v2-9b330a0b.pth": ("official.json", "eccv16"),
     "vgg_normalised.pth": ("official.json", "adain_vgg_normalised"),
+    "adaattn_adaattn_3.pth": ("adaattn.json", "adaattn_adaattn_3"),
+    "adaattn_transformer.pth": ("adaattn.json", "adaattn_transformer"),
+    "adaattn_decoder.pth": ("adaattn.json", "adaattn_decoder"),
     "decoder.pth": ("official.json", "adain_decoder"),
 }
 

@@ -41,10 +41,16 @@ def files(tmp_path_factory):
     return {arg: write_standin(name, d / f"{name}.pth") for arg, name in FILES.items()}
 
 
+def load_engine(files: dict) -> adaattn.AdaAttNEngine:
+    """The engine from stand-in files given by layout (FILES' keys), in float32: the goldens' precision."""
+    overrides = {adaattn.FILES[FILES[arg].replace("adain_", "adaattn_")].filename: path for arg, path in files.items()}
+    config = ModelConfig(device="cpu", reduced_precision=False, weight_overrides=overrides)
+    return adaattn.AdaAttNEngine(torch.device("cpu"), config)
+
+
 @pytest.fixture(scope="module")
 def engine(files):
-    config = ModelConfig(device="cpu", reduced_precision=False)  # float32: the goldens' precision
-    return adaattn.AdaAttNEngine(torch.device("cpu"), config, adaattn.load_networks(**files))
+    return load_engine(files)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +90,8 @@ def golden_out(engine, run):
 
 
 def test_layouts_are_the_published_files():
-    for name, build in adaattn.BUILDERS.items():
-        assert {k: tuple(v.shape) for k, v in build().state_dict().items()} == layout("adaattn.json", name), name
+    for name, wf in adaattn.FILES.items():
+        assert {k: tuple(v.shape) for k, v in wf.build().state_dict().items()} == layout("adaattn.json", name), name
     assert layout("adaattn.json", "adaattn_vgg_normalised") == layout("official.json", "adain_vgg_normalised")
 
 
@@ -106,7 +112,7 @@ def test_wrong_shapes_are_a_one_line_error(files, tmp_path, arg, key, shape):
     torch.save(sd, tmp_path / "bad.pth")
     with pytest.raises(FetchError, match=rf"bad.pth does not fit .*{key}: file \[{', '.join(map(str, shape))}\]") \
             as err:
-        adaattn.load_networks(**{**files, arg: tmp_path / "bad.pth"})
+        load_engine({**files, arg: tmp_path / "bad.pth"})
     assert "\n" not in str(err.value)
 
 
@@ -115,7 +121,7 @@ def test_missing_keys_are_a_one_line_error(files, tmp_path):
     del sd["51.weight"]  # unused by AdaAttN, but the reference loads the whole file strictly
     torch.save(sd, tmp_path / "vgg.pth")
     with pytest.raises(FetchError, match=r"vgg.pth does not fit Sequential: missing 51.weight$"):
-        adaattn.load_networks(**{**files, "encoder": tmp_path / "vgg.pth"})
+        load_engine({**files, "encoder": tmp_path / "vgg.pth"})
 
 
 # --- the golden vectors ---------------------------------------------------------------------------

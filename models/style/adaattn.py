@@ -26,7 +26,6 @@ the style side cached per preset, the attention maths in float32 whatever the co
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -36,6 +35,7 @@ from torch import nn
 
 from models import weights as weight_files
 from models.style import StyleEngine, adain, fit, to_tensor
+from models.weights import WeightFile, remote
 
 # The encoder, cut after relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1 (modules of vgg_normalised).
 ENCODER_SLICES = ((0, 4), (4, 11), (11, 18), (18, 31), (31, 44))
@@ -126,13 +126,21 @@ class Decoder(nn.Module):
         return self.decoder_layer_2(torch.cat((self.decoder_layer_1(merged), skip), dim=1))
 
 
-# Each published layout (shared/weights/adaattn.json) and the module that holds it, for strict checks.
-BUILDERS = {
-    "adaattn_vgg_normalised": adain.vgg_normalised,
-    "adaattn_decoder": Decoder,
-    "adaattn_transformer": Transformer,
-    "adaattn_adaattn_3": skip_attention,
-}
+def _checkpoint(name: str, build) -> WeightFile:
+    """One of the authors' files, in AdaAttN_model.zip on Google Drive (no hash published: pinned after
+    its first strict load), at checkpoints/AdaAttN/latest_net_<name>.pth as the reference loads it."""
+    return WeightFile(remote("https://docs.google.com/uc?export=download&id=1XvpD1eI4JeCBIaW5uwMT6ojF_qlzM_lo", None,
+                             filename=f"adaattn_{name}.pth", archive="AdaAttN_model.zip",
+                             member=f"AdaAttN/latest_net_{name}.pth"), build)
+
+
+ATTENTION_FILE = _checkpoint("adaattn_3", skip_attention)
+TRANSFORMER_FILE = _checkpoint("transformer", Transformer)
+DECODER_FILE = _checkpoint("decoder", Decoder)
+# Each published layout (shared/weights/adaattn.json) and its file. The encoder is AdaIN's vgg_normalised.pth:
+# the same 53-module VGG, the same 34 keys, which the reference loads whole and strictly.
+FILES = {"adaattn_vgg_normalised": adain.ENCODER_FILE, "adaattn_adaattn_3": ATTENTION_FILE,
+         "adaattn_transformer": TRANSFORMER_FILE, "adaattn_decoder": DECODER_FILE}
 
 
 class Networks(nn.Module):
@@ -147,20 +155,6 @@ class Networks(nn.Module):
 
     def attention_levels(self) -> tuple[AdaAttN, AdaAttN, AdaAttN]:
         return self.adaattn_3, self.transformer.attn_adain_4_1, self.transformer.attn_adain_5_1
-
-
-def load_file(name: str, path: str | Path) -> nn.Module:
-    """The network of layout `name` (a BUILDERS key) with the weights of `path`, loaded strictly."""
-    net = BUILDERS[name]()
-    weight_files.load_into(net, weight_files.load_state_dict(path), path)
-    return net
-
-
-def load_networks(encoder: str | Path, decoder: str | Path, transformer: str | Path,
-                  adaattn_3: str | Path) -> Networks:
-    """The model from its four files (the encoder is the whole vgg_normalised.pth, all 34 keys)."""
-    return Networks(load_file("adaattn_vgg_normalised", encoder), load_file("adaattn_adaattn_3", adaattn_3),
-                    load_file("adaattn_transformer", transformer), load_file("adaattn_decoder", decoder))
 
 
 # --- functions ------------------------------------------------------------------------------------
@@ -278,11 +272,13 @@ class AdaAttNEngine(StyleEngine):
     decoder's rendering of the photo's features."""
 
     name = "adaattn"
-    label = "AdaAttN (Liu et al.)"
+    label = "AdaAttN (Liu et al., ICCV 2021)"
+    files = tuple(FILES.values())  # in the order Networks takes them
 
-    def __init__(self, device: torch.device, config, networks: Networks):
+    def __init__(self, device: torch.device, config):
         super().__init__(device, config)
-        self.nets = networks.eval().to(device)  # attention convolutions and merge stay float32
+        nets = Networks(*(weight_files.load(f, config) for f in self.files))
+        self.nets = nets.eval().to(device)  # attention convolutions and merge stay float32
         self.half(self.nets.encoder)
         self.half(self.nets.decoder)
         self.chunk_elements = CHUNK_ELEMENTS
