@@ -11,10 +11,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 
 from bot import language, metrics
-from bot.jobs import Job
+from bot.jobs import AlbumItem, Job
 from bot.language import Context
 from bot.options import BadOptions, ColorizeOptions, Options, StyleOptions
 from bot.queue import Duplicate, JobQueue, Refused
+from bot.readiness import Readiness
 from bot.requests import (MAX_DOWNLOAD_BYTES, Image, image_of, is_file_but_not_image, parse_command, preset_names,
                           sender_of, too_big)
 from bot.texts import render, render_error
@@ -61,11 +62,14 @@ async def _vocabulary(context: Context):
 
 async def submit(context: Context, request: Message, reply_to: Message, img: Image | None,
                  op: str, options: Options | None = None, user_id: int | None = None,
-                 reference: Image | None = None) -> str:
-    """Admit, say "queued" (replying to the photo), enqueue: all or nothing, so a request that does not
-    become a job holds no slot. Every outcome gets exactly one answer; returns which: "queued",
-    "refused", "duplicate" (the same request is already queued: nothing said) or "unreachable"
-    (the chat cannot be written to: nothing can be said)."""
+                 reference: Image | None = None, album: tuple[AlbumItem, ...] | None = None,
+                 status_text: str | None = None) -> str:
+    """Admit and enqueue: all or nothing, so a request that does not become a job holds no slot.
+    A job that has to wait in line is told "Queued" with its position (replying to the photo);
+    one a worker takes at once gets a chat action instead (bot/readiness.py), unless `status_text`
+    asks for a status message all the same (an album's). Every outcome gets exactly one answer;
+    returns which: "queued", "refused", "duplicate" (the same request is already queued: nothing
+    said) or "unreachable" (the chat cannot be written to: nothing can be said)."""
     for image in (img, reference):
         if image is not None and too_big(image):
             await refuse(reply_to.reply_text, request.chat_id, "too_big",
@@ -75,10 +79,10 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
               file_id=img.file_id if img else None, as_document=bool(img and img.as_document),
               file_name=img.file_name if img else None, options=options,
               reference_file_id=reference.file_id if reference else None,
-              user_id=user_id if user_id is not None else sender_of(request), lang=context.lang)
+              user_id=user_id if user_id is not None else sender_of(request), lang=context.lang, album=album)
     jobs, bursts = _jobs(context), context.application.bot_data["bursts"]
     try:
-        position = await asyncio.to_thread(jobs.admit, job)
+        position, at_once = await asyncio.to_thread(_admit, context, job)
     except Duplicate:
         log.info("job=%s: the same request again (a redelivered update, a second tap): already queued", job.job_id)
         return "duplicate"
@@ -89,31 +93,60 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
         log.warning("queue unavailable (%s): job=%s not queued", type(exc).__name__, job.job_id)
         await refuse(reply_to.reply_text, job.chat_id, "unavailable", render("unavailable", context.lang), bursts)
         return "refused"
-    try:
-        status = await reply_to.reply_text(render("queued", context.lang, position=position))
-    except TelegramError as exc:  # kicked from the group (403), no right to write there (400), ...
-        log.warning("job=%s not queued: cannot write to chat %s (%s)", job.job_id, job.chat_id, exc)
-        await _withdraw(jobs, job)
-        return "unreachable"
-    except BaseException:
-        await _withdraw(jobs, job)
-        raise
-    job = job.replace(status_message_id=status.message_id)
+    status = None
+    if not at_once or status_text is not None:
+        try:
+            status = await reply_to.reply_text(status_text if at_once else
+                                               render("queued", context.lang, position=position))
+        except TelegramError as exc:  # kicked from the group (403), no right to write there (400), ...
+            log.warning("job=%s not queued: cannot write to chat %s (%s)", job.job_id, job.chat_id, exc)
+            await _withdraw(context, job)
+            return "unreachable"
+        except BaseException:
+            await _withdraw(context, job)
+            raise
+        job = job.replace(status_message_id=status.message_id)
     try:
         await asyncio.to_thread(jobs.enqueue, job)
     except redis.RedisError as exc:
         log.warning("queue unavailable (%s): job=%s not queued", type(exc).__name__, job.job_id)
-        await _withdraw(jobs, job)
-        await refuse(status.edit_text, job.chat_id, "unavailable", render("unavailable", context.lang))
+        await _withdraw(context, job)
+        await refuse(status.edit_text if status else reply_to.reply_text, job.chat_id, "unavailable",
+                     render("unavailable", context.lang))
         return "refused"
     metrics.ENQUEUED.labels(op).inc()
-    log.info("queued job=%s op=%s chat=%s position=%d", job.job_id, op, job.chat_id, position)
+    log.info("queued job=%s op=%s chat=%s position=%d%s", job.job_id, op, job.chat_id, position,
+             " (a worker takes it at once)" if at_once else "")
+    if status is None:  # the user sees "sending a photo…" until the result arrives (or a long job's status)
+        try:
+            await context.bot.send_chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
+        except TelegramError as exc:  # the worker meets the same chat, and ends the job if it is gone
+            log.info("job=%s: no chat action in chat %s (%s)", job.job_id, job.chat_id, exc)
     return "queued"
 
 
-async def _withdraw(jobs: JobQueue, job: Job) -> None:
+def _readiness(context: Context) -> Readiness:
+    data = context.application.bot_data
+    if "readiness" not in data:
+        jobs = _jobs(context)
+        data["readiness"] = Readiness(jobs.redis, jobs.queue.key)
+    return data["readiness"]
+
+
+def _admit(context: Context, job: Job) -> tuple[int, bool]:
+    """Admission (bot/queue.py), then whether a worker takes the job at once (in one thread hop)."""
+    position = _jobs(context).admit(job)
     try:
-        await asyncio.to_thread(jobs.withdraw, job)
+        return position, _readiness(context).arrive(job.job_id)
+    except redis.RedisError:
+        _jobs(context).withdraw(job)
+        raise
+
+
+async def _withdraw(context: Context, job: Job) -> None:
+    try:
+        await asyncio.to_thread(_jobs(context).withdraw, job)
+        await asyncio.to_thread(_readiness(context).forget, job.job_id)
     except redis.RedisError:
         log.warning("job=%s: could not give back its slot while Redis is away; it lapses by itself", job.job_id)
 
@@ -123,8 +156,10 @@ async def help_command(update: Update, context: Context) -> None:
 
 
 async def colorize_command(update: Update, context: Context) -> None:
-    """/colorize [MODEL] [INTENSITY] as a reply to a photo (any chat)."""
+    """/colorize [MODEL] [INTENSITY] as a reply to a photo (any chat); to a photo of an album, the album."""
     msg = update.effective_message
+    if await _album_reply(context, msg, "colorize"):
+        return
     await _colorize_request(context, msg, msg.reply_to_message, context.args or [])
 
 
@@ -149,8 +184,11 @@ async def _colorize_request(context, msg: Message, photo_msg: Message | None, ar
 
 
 async def style_command(update: Update, context: Context) -> None:
-    """/style NAME [strength] [keep-colors] [hq] as a reply to a photo; /style alone shows the presets."""
+    """/style NAME [strength] [keep-colors] [hq] as a reply to a photo (of an album: the whole album);
+    /style alone shows the presets."""
     msg = update.effective_message
+    if await _album_reply(context, msg, "style"):
+        return
     await _style_request(context, msg, msg.reply_to_message, style_img=None, args=context.args or [])
 
 
@@ -212,9 +250,26 @@ async def styles_command(update: Update, context: Context) -> None:
     await submit(context, msg, msg, None, "styles")
 
 
+async def _album_reply(context: Context, msg: Message, op: str) -> bool:
+    """A command replying to a photo of an album the bot saw applies to the whole album (bot/albums.py)."""
+    from bot import albums
+
+    pictures = await albums.recalled(context, msg.reply_to_message)
+    if pictures is None:
+        return False
+    await albums.request_album(context, msg, msg.reply_to_message, pictures, op, context.args or [])
+    return True
+
+
 async def image_message(update: Update, context: Context) -> None:
-    """A photo or file. Its caption may hold a command (CommandHandler does not see captions)."""
+    """A photo or file. Its caption may hold a command (CommandHandler does not see captions).
+    A picture of an album waits for the rest of it (bot/albums.py)."""
     msg = update.effective_message
+    if msg.media_group_id:
+        from bot import albums
+
+        albums.gatherer(context).add(msg, context)
+        return
     parsed = parse_command(msg.caption, context.bot.username)
     private = msg.chat.type == "private"
     if parsed is None and msg.caption and msg.caption.lstrip().startswith("/"):

@@ -30,7 +30,25 @@ OPERATIONS = ("colorize", "style", "styles")
 # Fields newer than the previous release travel inside `options`, under these keys: the second image
 # of a request (a custom style, an exemplar's colour reference) under the key the previous release
 # already read for custom styles; the requester's language (its workers ignore it and answer in English).
-_IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang"}
+# An album's pictures (bot/albums.py) travel there too: the previous release's workers read the job as
+# its first picture alone, and answer that one.
+_IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang", "album": "album"}
+MAX_ALBUM = 10  # Telegram's media groups hold 2 to 10 items
+
+
+@dataclass(frozen=True)
+class AlbumItem:
+    """One picture of an album: the message it came in (its place in the album) and its file."""
+    message_id: int
+    file_id: str
+    file_name: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "AlbumItem":
+        return cls(int(d["message_id"]), str(d["file_id"]), d.get("file_name"))
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -47,12 +65,16 @@ class Job:
     options: Options | None = None  # the operation's typed options (None for "styles")
     reference_file_id: str | None = None  # a custom style photo, or the colour reference to copy
     lang: str | None = None  # the language to answer in (bot/texts.py); None: English
+    album: tuple[AlbumItem, ...] | None = None  # a media group, in order (file_id is its first picture's)
 
     def __post_init__(self):
         if self.op not in OPERATIONS:
             raise ValueError(f"unknown operation {self.op!r}")
         if self.options is None or isinstance(self.options, Mapping):
             object.__setattr__(self, "options", options_for(self.op, self.options))
+        if self.album is not None:
+            object.__setattr__(self, "album", tuple(
+                a if isinstance(a, AlbumItem) else AlbumItem.from_dict(a) for a in self.album) or None)
 
     @property
     def job_id(self) -> str:
@@ -68,6 +90,8 @@ class Job:
         for name, key in _IN_OPTIONS.items():
             if getattr(self, name):
                 d["options"][key] = getattr(self, name)
+        if self.album:
+            d["options"]["album"] = [a.to_dict() for a in self.album]
         return d
 
     @classmethod

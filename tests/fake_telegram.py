@@ -4,14 +4,15 @@ It speaks the real HTTP API (the subset paintbot uses) so the real python-telegr
 in the bot and in the worker, talks to it exactly as to api.telegram.org:
 methods at {root}/bot<token>/METHOD, files at {root}/file/bot<token>/PATH.
 
-Tests script users (`user_sends_photo`, `user_sends_text`, `user_presses_button`, `user_reacts`, ...;
+Tests script users (`user_sends_photo`, `user_sends_text`, `user_sends_album`, `user_presses_button`, `user_reacts`, ...;
 a user may carry their app's `language_code`; a message may be sent on behalf of a chat: `sender_chat`),
 then read what the bot did (`calls`, `wait_for`, `bot_messages`, `commands` per language) and inject
 real error responses (`fail`, `delay`, `flood_limit`) and a hostile or broken server (`answer_file_path`,
 `push_update` of updates a client cannot parse, `redeliver` after a crash, `bot_left_keyboard`).
 Telegram's own rules that a bot can trip over are enforced with Telegram's error texts: reply
 targets, text/caption lengths, photo size and dimensions, the 20 MB getFile limit, callback data of
-at most 64 bytes, one getUpdates poller at a time.
+at most 64 bytes, one getUpdates poller at a time, albums (sendMediaGroup) of 2 to 10 items that do
+not mix documents with photos.
 Every request is recorded as a `Call`; file downloads are recorded (and can be failed or delayed)
 under the method name `DOWNLOAD`. `Call.at` gives per-chat send times for flood-limit checks.
 """
@@ -37,7 +38,8 @@ MAX_GETFILE_BYTES = 20 * 1024 * 1024  # bots may download at most this much
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # bots may upload at most this much
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_TEXT, MAX_CAPTION = 4096, 1024
-SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
+SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup"})
+MEDIA_GROUP_MIN, MEDIA_GROUP_MAX = 2, 10  # sendMediaGroup: an album holds 2 to 10 items
 DOWNLOAD = "download"  # the method name file downloads are recorded, failed and delayed under
 CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
                           "upload_document", "choose_sticker", "find_location", "record_video_note",
@@ -343,6 +345,29 @@ class FakeTelegram:
             doc = {**self._file_dict(fid, self._files[fid]), "file_name": file_name, "mime_type": mime_type}
         return self._user_message(chat, user, reply_to, sender_chat, document=doc, caption=caption,
                                   caption_entities=self._entities(caption))
+
+    def user_sends_album(self, chat: dict, items: Sequence[bytes | tuple[bytes, str, str]], caption: str | None = None,
+                         caption_on: int = 0, user: dict | None = None) -> list[dict]:
+        """A media group: one message (and one update) per item, all with the same `media_group_id`, as
+        Telegram delivers albums. An item is photo bytes, or (bytes, file_name, mime_type) for a file;
+        the album's caption sits on item `caption_on` only. Returns the messages, in order."""
+        if not MEDIA_GROUP_MIN <= len(items) <= MEDIA_GROUP_MAX:
+            raise ValueError(f"an album holds {MEDIA_GROUP_MIN} to {MEDIA_GROUP_MAX} items, not {len(items)}")
+        group = str(13_000_000_000_000_000 + next(self._file_ids))
+        sent = []
+        for i, item in enumerate(items):
+            text = caption if i == caption_on else None
+            if isinstance(item, tuple):
+                data, name, mime = item
+                with self._lock:
+                    fid = self._store_file(data, None, name, mime)
+                    doc = {**self._file_dict(fid, self._files[fid]), "file_name": name, "mime_type": mime}
+                sent.append(self._user_message(chat, user, None, None, document=doc, caption=text,
+                                               caption_entities=self._entities(text), media_group_id=group))
+            else:
+                sent.append(self._user_message(chat, user, None, None, photo=self._photo_sizes(item), caption=text,
+                                               caption_entities=self._entities(text), media_group_id=group))
+        return sent
 
     def user_presses_button(self, chat: dict, message_id: int, data: str, user: dict | None = None) -> dict:
         """A callback_query for a button of an inline keyboard the bot sent; returns the CallbackQuery."""
@@ -802,6 +827,54 @@ class FakeTelegram:
                 fid = self._store_file(doc.data, name=doc.name, mime=doc.mime)
         info = {**self._file_dict(fid, doc), "file_name": doc.name, "mime_type": doc.mime}
         return self._bot_message(p, document={k: v for k, v in info.items() if v is not None})
+
+    def _m_sendMediaGroup(self, p, f):
+        """An album: 2 to 10 photos, or 2 to 10 documents (never mixed); the caption of an item is its own.
+        Answers the messages sent, one per item, sharing a media_group_id."""
+        media = p.get("media")
+        if not isinstance(media, list) or not media:
+            raise _bad("parameter \"media\" is required")
+        if len(media) > MEDIA_GROUP_MAX:
+            raise _bad("too many messages to send as an album")
+        if len(media) < MEDIA_GROUP_MIN:
+            raise _bad("wrong number of media items: an album needs at least 2")
+        kinds = {m.get("type") for m in media}
+        if not kinds <= {"photo", "document"}:
+            raise _bad("can't parse InputMedia: unsupported media type")
+        if kinds == {"photo", "document"}:
+            raise _bad("document can't be mixed with other media types")
+        contents = []
+        for m in media:
+            caption = m.get("caption")
+            if caption is not None and len(caption) > MAX_CAPTION:
+                raise _bad("message caption is too long")
+            item = {"photo": m["media"]} if m["type"] == "photo" else {"document": m["media"]}
+            if m["type"] == "photo":
+                contents.append((caption, {"photo": self._m_sendPhoto_sizes(item, f)}))
+            else:
+                fid, doc = self._upload(item, f, "document")
+                if fid is None:
+                    with self._lock:
+                        fid = self._store_file(doc.data, name=doc.name, mime=doc.mime)
+                info = {**self._file_dict(fid, doc), "file_name": doc.name, "mime_type": doc.mime}
+                contents.append((caption, {"document": {k: v for k, v in info.items() if v is not None}}))
+        group = str(14_000_000_000_000_000 + next(self._file_ids))
+        return [self._bot_message({**p, "caption": caption}, media_group_id=group, **content)
+                for caption, content in contents]
+
+    def _m_sendPhoto_sizes(self, p, f) -> list[dict]:
+        """The PhotoSizes of a photo a send names, checked as sendPhoto checks it."""
+        _, photo = self._upload(p, f, "photo")
+        if photo.size > MAX_PHOTO_BYTES:
+            raise _bad("PHOTO_SAVE_FILE_INVALID")
+        try:
+            sizes = self._photo_sizes(photo.data)
+        except Exception:
+            raise _bad("IMAGE_PROCESS_FAILED") from None
+        w, h = sizes[-1]["width"], sizes[-1]["height"]
+        if w + h > 10000 or max(w, h) > 20 * min(w, h):
+            raise _bad("PHOTO_INVALID_DIMENSIONS")
+        return sizes
 
     def _m_sendChatAction(self, p, f):
         if _need(p, "action") not in CHAT_ACTIONS:

@@ -28,7 +28,7 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
-from bot import logs
+from bot import logs, readiness
 from bot.settings import ConfigError, Settings
 
 log = logging.getLogger("paintbot.worker")
@@ -70,12 +70,28 @@ class PaintbotWorker(SimpleWorker):
     whole job timeout and a killed worker's job sits in limbo for minutes. Here a thread renews
     the heartbeat every HEARTBEAT_EVERY s with a short TTL, so a dead worker is noticed within
     HEARTBEAT_TTL + MAINTENANCE_EVERY s and RQ retries its job (or fails it, and the user is told).
+
+    It also keeps its idle mark (bot/readiness.py): set on every heartbeat while it waits for a job,
+    dropped while it runs one and when it stops, so the bot knows whether a new job is taken at once.
     """
+
+    _running_job = False
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        super().heartbeat(timeout, pipeline=pipeline)
+        if not self._running_job:
+            readiness.idle(pipeline if pipeline is not None else self.connection, self.name)
+
+    def register_death(self):
+        readiness.busy(self.connection, self.name)
+        super().register_death()
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL
 
     def execute_job(self, job, queue) -> None:
+        self._running_job = True
+        readiness.busy(self.connection, self.name)
         execution = self.prepare_execution(job)
         stop = threading.Event()
 
@@ -93,7 +109,9 @@ class PaintbotWorker(SimpleWorker):
         finally:
             stop.set()
             beater.join()
+            self._running_job = False
         self.set_state(WorkerStatus.IDLE)
+        readiness.idle(self.connection, self.name)
 
 
 def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None) -> PaintbotWorker:

@@ -20,13 +20,16 @@ import redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
+from bot import readiness
 from bot.jobs import Job
 from bot.options import shown
 from bot.queue import record_result, release
 from bot.texts import render, render_error
 from models.errors import InputError
 from models.fetch import FetchError
-from worker import metrics, runtime
+from models.progress import reporting
+from worker import albums, metrics, runtime
+from worker.progress import Progress
 from worker.telegram import ChatGone, Rejected
 
 log = logging.getLogger("paintbot.worker")
@@ -60,42 +63,57 @@ def _last_attempt() -> bool:
 def run_job(payload: dict) -> str:
     rt = runtime.current()
     job = Job.from_dict(payload)
+    readiness.started(rt.redis, job.job_id)
     stages = Stages()
     outcome = "error"
+    status = Progress(rt, job.chat_id, job.reply_to, _working(job), job.status_message_id)
     try:
-        outcome = _process(rt, job, stages)
+        outcome = _process(rt, job, stages, status)
         return outcome
     except ChatGone:
         outcome = "chat_gone"
         return outcome
     except JobTimeoutException:
         outcome = "timeout"
-        _tell(rt, job, render("timed_out", job.lang))
+        _tell(rt, _with_status(job, status), render("timed_out", job.lang))
         return outcome
     except InputError as exc:  # the photo, the reference, the model or style named: told why
         log.info("job=%s unusable input: %s", job.job_id, exc)
         outcome = "bad_input"
-        _tell(rt, job, render_error(exc, job.lang))
+        _tell(rt, _with_status(job, status), render_error(exc, job.lang))
         return outcome
     except Rejected as exc:  # the same request would be refused again: no retry
         log.warning("job=%s refused by Telegram: %s", job.job_id, exc)
         outcome = "rejected"
-        _tell(rt, job, render("failed", job.lang))
+        _tell(rt, _with_status(job, status), render("failed", job.lang))
         return outcome
     except Exception:
         if _last_attempt():
-            _tell(rt, job, render("failed", job.lang))
+            _tell(rt, _with_status(job, status), render("failed", job.lang))
             outcome = "failed"
         else:
             outcome = "retry"
         raise
     finally:
+        status.finish()
         if outcome != "retry":
             release(rt.redis, job)
         metrics.JOBS.labels(job.op, outcome).inc()
         for stage, seconds in stages.times.items():
             metrics.STAGE_SECONDS.labels(stage).observe(seconds)
         log.info("job=%s op=%s chat=%s outcome=%s %s", job.job_id, job.op, job.chat_id, outcome, stages)
+
+
+def _working(job: Job) -> str:
+    """What a job's status message says while it runs."""
+    if job.album:
+        return render(f"album.{job.op}", job.lang, count=len(job.album))
+    return render("working.colorize" if job.op == "colorize" else "working.style", job.lang)
+
+
+def _with_status(job: Job, status: Progress) -> Job:
+    """`job` with the status message that is now showing (the bot's, or one this worker posted)."""
+    return job.replace(status_message_id=status.finish())
 
 
 def on_job_failure(rq_job, connection, exc_type, exc_value, tb) -> None:
@@ -124,12 +142,12 @@ def _tell(rt: runtime.Runtime, job: Job, text: str) -> None:
         log.exception("could not tell chat %s: %r", job.chat_id, text)
 
 
-def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
+def _process(rt: runtime.Runtime, job: Job, stages: Stages, status: Progress) -> str:
     from models import imageio
 
     tg = rt.telegram
     if job.op == "styles":
-        _deliver(rt, job, _styles_sheet(rt.models.styles_dir, rt.models.cache_dir), as_document=False,
+        _deliver(rt, _with_status(job, status), _styles_sheet(rt.models.styles_dir, rt.models.cache_dir), as_document=False,
                  filename="styles.jpg", caption=render("styles.caption", job.lang, names=", ".join(_preset_names())))
         return "ok"
 
@@ -139,9 +157,11 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
         log.error("job=%s model unavailable: %s", job.job_id, exc)
         _tell(rt, job, render("engine.unavailable", job.lang))
         return "unavailable"
-    if job.status_message_id:
-        tg.edit_text(job.chat_id, job.status_message_id, render(f"working.{job.op}", job.lang))
-    tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
+    if job.status_message_id:  # it waited in line (`status` makes "Queued" "Colourising…")
+        tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
+    # else the bot showed a chat action as it enqueued, and a long job gets a status message from `status`
+    if job.album:
+        return albums.process(rt, job, stages, status, engine)
     data = tg.download(job.file_id)
     reference = tg.download(job.reference_file_id) if job.reference_file_id else None
     stages.done("download")
@@ -149,25 +169,37 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
     second = imageio.decode(reference) if reference is not None else None
     stages.done("decode")
 
-    if job.op == "colorize":
-        out = engine(img, job.options, reference=second)
-        suffix = "colorized"
-    else:
-        style_img = second if second is not None else _preset(rt, job.options.style)
-        out = engine(img, style_img, job.options)
-        suffix = job.options.style or "styled"
+    working = _working(job)
+    with reporting(lambda f: status.show(render("working.percent", job.lang, working=working, percent=round(100 * f)))):
+        out, suffix = _run_engine(rt, engine, job, img, second)
     stages.done("model")
 
-    as_document = job.as_document or not _fits_photo(out.size)
-    png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
-    encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
-    stem = shown(Path(job.file_name or "").stem) or "photo"  # echoed back: no RTL overrides
+    encoded, as_document, filename = _encode(job, out, img, data, job.file_name, suffix)
     stages.done("encode")
-    _deliver(rt, job, encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}",
+    _deliver(rt, _with_status(job, status), encoded, as_document, filename,
              caption=_caption(job, engine.label, animated=bool(img.info.get("paintbot_animated"))),
              engine=engine.name)
     stages.done("send")
     return "ok"
+
+
+def _run_engine(rt: runtime.Runtime, engine, job: Job, img, second):
+    """The job's operation on one image: the result and the suffix its file name gets."""
+    if job.op == "colorize":
+        return engine(img, job.options, reference=second), "colorized"
+    style_img = second if second is not None else _preset(rt, job.options.style)
+    return engine(img, style_img, job.options), job.options.style or "styled"
+
+
+def _encode(job: Job, out, img, data: bytes, file_name: str | None, suffix: str) -> tuple[bytes, bool, str]:
+    """A result as it is sent: bytes, whether as a file (asked for, or too large for a photo), file name."""
+    from models import imageio
+
+    as_document = job.as_document or not _fits_photo(out.size)
+    png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
+    encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
+    stem = shown(Path(file_name or "").stem) or "photo"  # echoed back: no RTL overrides
+    return encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}"
 
 
 def _caption(job: Job, engine_label: str, animated: bool) -> str:

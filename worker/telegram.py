@@ -20,7 +20,7 @@ import logging
 import time
 from pathlib import PurePosixPath
 
-from telegram import Bot, File, ReplyParameters
+from telegram import Bot, File, InputMediaDocument, InputMediaPhoto, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.request import HTTPXRequest
 
@@ -175,10 +175,24 @@ class Telegram:
                               reply_parameters=reply)
         return sent.message_id
 
-    def send_text(self, chat_id: int, text: str, reply_to: int | None = None) -> None:
+    def send_album(self, chat_id: int, reply_to: int, items: list[tuple[bytes, str]], as_document: bool,
+                   caption: str | None = None) -> list[int]:
+        """Send 2 to 10 results as one album (photos, or files: Telegram does not mix them), the caption
+        on the first; returns their message ids, in order."""
+        self._before_send(chat_id)
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        media = [InputMediaDocument(data, filename=name, caption=caption if i == 0 else None,
+                                    disable_content_type_detection=True) if as_document else
+                 InputMediaPhoto(data, filename=name, caption=caption if i == 0 else None)
+                 for i, (data, name) in enumerate(items)]
+        sent = self._call("send_media_group", chat_id, media, reply_parameters=reply)
+        return [m.message_id for m in sent]
+
+    def send_text(self, chat_id: int, text: str, reply_to: int | None = None) -> int:
+        """Send a text; returns its message id."""
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         self._before_send(chat_id)
-        self._call("send_message", chat_id, text, reply_parameters=reply)
+        return self._call("send_message", chat_id, text, reply_parameters=reply).message_id
 
     def edit_text(self, chat_id: int, message_id: int, text: str) -> bool:
         """Edit a status message; False if it is gone (deleted by the user), which is fine."""

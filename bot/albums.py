@@ -1,0 +1,166 @@
+"""Albums: a media group is one request, answered by one album.
+
+Why: Telegram delivers an album of 10 photos as 10 updates sharing a `media_group_id`, the caption
+(and so a /colorize or /style command) on one of them only. Taken one by one, an album would be
+10 requests: 3 results and 7 refusals from the per-user limits, 10 status messages, 10 answers.
+So the bot gathers the updates of a group until none has come for GATHER_QUIET s, then makes one
+request of them (one admission, one job, one status message "Colourising 10 pictures…"); the
+worker (worker/albums.py) answers with one album.
+
+A gathered album is remembered for ALBUM_TTL s (its pictures' ids, in Redis), so that /colorize or
+/style NAME sent later as a reply to any one of its photos applies to the whole album. In a group
+the bot only sees an album it may read: with privacy mode on, Telegram sends it just the captioned
+item, and a reply then applies to that picture alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+
+import redis
+from telegram import Message
+
+from bot import handlers
+from bot.jobs import MAX_ALBUM, AlbumItem
+from bot.language import Context
+from bot.options import BadOptions, ColorizeOptions, StyleOptions
+from bot.requests import Image, image_of, parse_command
+from bot.texts import render, render_error
+
+log = logging.getLogger("paintbot.bot")
+
+GATHER_QUIET = 1.0  # seconds without another picture of the group that end an album
+ALBUM_TTL = 2 * 24 * 3600  # how long a reply to an album's photo still finds the whole album
+OPERATIONS = {"colorize": "colorize", "colorise": "colorize", "style": "style"}
+
+
+def _key(chat_id: int, group: str) -> str:
+    return f"paintbot:album:{chat_id}:{group}"
+
+
+@dataclass
+class _Arriving:
+    messages: dict[int, Message] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+
+
+class Gatherer:
+    """The albums arriving now, by (chat, media_group_id)."""
+
+    def __init__(self):
+        self._arriving: dict[tuple[int, str], _Arriving] = {}
+
+    def add(self, msg: Message, context: Context) -> None:
+        """One picture of a media group: the album is handled GATHER_QUIET s after its last picture."""
+        key = (msg.chat_id, msg.media_group_id)
+        album = self._arriving.setdefault(key, _Arriving())
+        album.messages[msg.message_id] = msg
+        if album.timer is not None:
+            album.timer.cancel()
+        album.timer = asyncio.get_running_loop().call_later(
+            GATHER_QUIET, lambda: context.application.create_task(self._complete(key, context)))
+
+    async def _complete(self, key: tuple[int, str], context: Context) -> None:
+        album = self._arriving.pop(key, None)
+        if album is None:
+            return
+        messages = [album.messages[i] for i in sorted(album.messages)]  # the album's own order
+        try:
+            await _gathered(context, messages)
+        except Exception:
+            log.exception("album %s in chat %s could not be handled", key[1], key[0])
+
+
+def gatherer(context: Context) -> Gatherer:
+    return context.application.bot_data.setdefault("albums", Gatherer())
+
+
+async def _gathered(context: Context, messages: list[Message]) -> None:
+    """A whole album has arrived: remember it, and if it asks for something (a command in its caption,
+    or any album in a private chat), make that one request."""
+    first = messages[0]
+    pictures = [(m.message_id, image_of(m)) for m in messages if image_of(m) is not None]
+    await _remember(context, first.chat_id, first.media_group_id, pictures)
+    command, request = None, first
+    for m in messages:
+        if m.caption and m.caption.lstrip().startswith("/"):
+            parsed = parse_command(m.caption, context.bot.username)
+            if parsed is None:
+                return  # a command for another bot
+            command, request = parsed, m
+    private = first.chat.type == "private"
+    if command is None:
+        if private:
+            await request_album(context, request, first, pictures, "colorize", [])
+        return
+    cmd, args = command
+    if cmd in OPERATIONS:
+        await request_album(context, request, first, pictures, OPERATIONS[cmd], args)
+    elif private:
+        await request.reply_text(render("help", context.lang))
+
+
+async def _remember(context: Context, chat_id: int, group: str, pictures: list[tuple[int, Image]]) -> None:
+    conn = handlers._jobs(context).redis
+
+    def store():
+        key = _key(chat_id, group)
+        conn.hset(key, mapping={str(mid): json.dumps(img.__dict__) for mid, img in pictures})
+        conn.expire(key, ALBUM_TTL)
+
+    if not pictures:
+        return
+    try:
+        await asyncio.to_thread(store)
+    except redis.RedisError as exc:  # the album itself is still answered; a later reply finds one photo
+        log.warning("album %s in chat %s not remembered (%s)", group, chat_id, type(exc).__name__)
+
+
+async def recalled(context: Context, photo_msg: Message | None) -> list[tuple[int, Image]] | None:
+    """The pictures of the album `photo_msg` belongs to, in order; None when it is no album the bot saw
+    (then the photo alone is meant)."""
+    if photo_msg is None or not photo_msg.media_group_id or image_of(photo_msg) is None:
+        return None
+    conn = handlers._jobs(context).redis
+    try:
+        stored = await asyncio.to_thread(conn.hgetall, _key(photo_msg.chat_id, photo_msg.media_group_id))
+    except redis.RedisError:
+        return None
+    pictures = sorted((int(mid), Image(**json.loads(v))) for mid, v in stored.items())
+    return pictures if len(pictures) > 1 else None
+
+
+async def request_album(context: Context, request: Message, reply_to: Message, pictures: list[tuple[int, Image]],
+                        op: str, args: list[str]) -> None:
+    """One request for all `pictures` (message id, image), answered in reply to `reply_to`."""
+    if not pictures:
+        await handlers.refuse(request.reply_text, request.chat_id, "not_image", render("not_an_image", context.lang))
+        return
+    if len(pictures) > MAX_ALBUM:
+        await handlers.refuse(request.reply_text, request.chat_id, "album_too_big",
+                              render("album.too_big", context.lang, count=len(pictures), limit=MAX_ALBUM))
+        return
+    vocabulary = await handlers._vocabulary(context)
+    try:
+        opts = (ColorizeOptions if op == "colorize" else StyleOptions).parse(args, vocabulary)
+    except BadOptions as exc:
+        await handlers.refuse(request.reply_text, request.chat_id, "bad_options", render_error(exc, context.lang))
+        return
+    if op == "colorize" and opts.engine and vocabulary.info(opts.engine) is not None \
+            and vocabulary.info(opts.engine).needs_reference:
+        await handlers.refuse(request.reply_text, request.chat_id, "bad_options",
+                              render("reference.missing", context.lang))
+        return
+    if op == "style" and opts.style is None:  # no name: the preset keyboard, as for one photo
+        await handlers._style_request(context, request, reply_to, style_img=None, args=args)
+        return
+    if len(pictures) == 1:
+        await handlers.submit(context, request, reply_to, pictures[0][1], op, opts)
+        return
+    album = tuple(AlbumItem(mid, img.file_id, img.file_name) for mid, img in pictures)
+    first = pictures[0][1]
+    await handlers.submit(context, request, reply_to, first, op, opts, album=album,
+                          status_text=render(f"album.{op}", context.lang, count=len(album)))

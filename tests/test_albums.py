@@ -1,0 +1,126 @@
+"""Albums end to end: a media group is one request and comes back as one album (sendMediaGroup),
+through the fake Bot API, real Redis and a real worker."""
+
+import io
+
+from PIL import Image
+
+from tests.harness import gray_photo
+
+
+def _album_call(tg):
+    (call,) = tg.wait_for("sendMediaGroup", timeout=60)
+    return call
+
+
+def _items(tg, call) -> list[tuple[str, Image.Image, str | None]]:
+    """(type, image, file name) of each item of a sendMediaGroup call, in order."""
+    out = []
+    for m in call.params["media"]:
+        upload = call.files[m["media"].removeprefix("attach://")]
+        out.append((m["type"], Image.open(io.BytesIO(upload.data)), upload.filename))
+    return out
+
+
+def test_album_of_ten_photos_is_one_request_and_one_album(service):
+    tg = service.telegram
+    chat = tg.private_chat(3101)
+    sizes = [(200 + 8 * i, 150 + 4 * i) for i in range(10)]  # each picture its own size: order is visible
+    sent = tg.user_sends_album(chat, [gray_photo(w, h, seed=i) for i, (w, h) in enumerate(sizes)])
+
+    (status,) = tg.wait_for("sendMessage", timeout=20)  # no worker is free: one "Queued", for the album
+    assert status.params["text"].startswith("Queued — position 1")
+    service.wait_queued(1)
+    service.run_worker()
+
+    call = _album_call(tg)
+    items = _items(tg, call)
+    assert [kind for kind, _, _ in items] == ["photo"] * 10
+    assert [img.size for _, img, _ in items] == sizes  # the original order, each at full size
+    assert call.reply_to == sent[0]["message_id"]
+    assert "Colourised" in call.params["media"][0]["caption"]
+    assert not tg.calls("sendPhoto") and len(tg.calls("sendMessage")) == 1  # nothing per photo
+    edits = [c.params["text"] for c in tg.calls("editMessageText")]
+    assert all("10" in t for t in edits), edits  # "Colourising 10 pictures…", counted as they finish
+    assert not [m for m in tg.bot_messages(chat["id"]) if "text" in m]  # the status message is tidied away
+
+
+def test_album_of_three_files_comes_back_as_files_in_order(service):
+    tg = service.telegram
+    chat = tg.private_chat(3102)
+    names = ["first.png", "second.png", "third.png"]
+    files = [(gray_photo(160 + 10 * i, 120, seed=i, fmt="PNG"), n, "image/png") for i, n in enumerate(names)]
+    tg.user_sends_album(chat, files)
+    service.wait_queued(1)
+    service.run_worker()
+
+    items = _items(tg, _album_call(tg))
+    assert [kind for kind, _, _ in items] == ["document"] * 3
+    assert [name for _, _, name in items] == ["first_colorized.png", "second_colorized.png", "third_colorized.png"]
+    assert [img.size for _, img, _ in items] == [(160, 120), (170, 120), (180, 120)]
+    assert all(img.format == "PNG" for _, img, _ in items)
+
+
+def test_reply_to_one_photo_of_an_album_applies_to_the_whole_album(service):
+    tg = service.telegram
+    group = tg.group_chat(-3103)
+    sent = tg.user_sends_album(group, [gray_photo(120 + 10 * i, 90, seed=i) for i in range(4)])
+    # In a group an album alone is no request; the bot only remembers it.
+    import time
+
+    deadline = time.monotonic() + 10
+    while not service.redis.keys("paintbot:album:-3103:*"):
+        assert time.monotonic() < deadline, "the album was not remembered"
+        time.sleep(0.05)
+    assert service.queued() == 0
+    tg.user_sends_text(group, "/colorize", user=tg.user(3104), reply_to=sent[2]["message_id"])
+    service.wait_queued(1)
+    service.run_worker()
+
+    call = _album_call(tg)
+    items = _items(tg, call)
+    assert [img.size for _, img, _ in items] == [(120, 90), (130, 90), (140, 90), (150, 90)]
+    assert call.reply_to == sent[2]["message_id"]
+
+
+def test_album_caption_command_applies_to_the_whole_album_in_a_group(service):
+    tg = service.telegram
+    group = tg.group_chat(-3105)
+    tg.user_sends_album(group, [gray_photo(100, 80, seed=i) for i in range(3)], caption="/colorize", caption_on=1)
+    service.wait_queued(1)
+    service.run_worker()
+    assert len(_items(tg, _album_call(tg))) == 3
+
+
+def test_an_unreadable_picture_is_named_and_the_rest_delivered(service):
+    tg = service.telegram
+    chat = tg.private_chat(3106)
+    files = [(gray_photo(100, 80, seed=0, fmt="PNG"), "good1.png", "image/png"),
+             (b"\x89PNG\r\n\x1a\nthis is not really a picture", "broken.png", "image/png"),
+             (gray_photo(110, 80, seed=1, fmt="PNG"), "good2.png", "image/png")]
+    tg.user_sends_album(chat, files)
+    service.wait_queued(1)
+    service.run_worker()
+
+    call = _album_call(tg)
+    assert [name for _, _, name in _items(tg, call)] == ["good1_colorized.png", "good2_colorized.png"]
+    caption = call.params["media"][0]["caption"]
+    assert "broken.png" in caption and "Could not read" in caption
+
+
+def test_an_album_counts_as_one_request_for_the_limits(telegram, redis_url):
+    """Ten photos from a user allowed 2 requests in flight: one album, queued, no refusal."""
+    from tests.harness import BotThread, settings_for
+
+    bot = BotThread(settings_for(telegram, redis_url, user_in_flight=2, user_per_minute=3)).start()
+    try:
+        chat = telegram.private_chat(3107)
+        telegram.user_sends_album(chat, [gray_photo(64, 48, seed=i) for i in range(10)])
+        (status,) = telegram.wait_for("sendMessage", timeout=20)
+        assert status.params["text"].startswith("Queued")
+        import redis
+
+        conn = redis.Redis.from_url(redis_url)
+        assert conn.llen("rq:queue:paintbot") == 1
+    finally:
+        bot.stop()

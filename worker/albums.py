@@ -1,0 +1,95 @@
+"""An album job (bot/albums.py gathered it): every picture through the one engine, one album back.
+
+Why one job and not one per picture: the user sent one thing and expects one answer, the limits
+count one request, and the pictures come back together, in their order, as they were sent:
+photos as photos, files as files (Telegram never mixes the two in an album), each at full size as
+a single photo's result would be. A picture that cannot be read (or fetched) does not sink the
+rest: it is named in the album's caption. While it runs, the job's status message counts the
+pictures done (worker/progress.py spaces the edits).
+
+Delivery keeps the single-photo guarantee: at most once per job (the same `delivered` mark).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import redis
+
+from bot.jobs import Job
+from bot.options import shown
+from bot.queue import record_result
+from bot.texts import render
+from models.errors import InputError
+from models.progress import reporting
+
+log = logging.getLogger("paintbot.worker")
+
+
+def _name(job: Job, index: int) -> str:
+    """How the caption names picture `index`: a file by its name, a photo by its place in the album."""
+    item = job.album[index]
+    return shown(Path(item.file_name).name) if item.file_name else render("album.item", job.lang, number=index + 1)
+
+
+def process(rt, job: Job, stages, status, engine) -> str:
+    from models import imageio
+    from worker import tasks
+
+    count, working = len(job.album), tasks._working(job)
+    results: list[tuple[bytes, bool, str]] = []
+    failed: list[int] = []
+    last_error: InputError | None = None
+    for i, item in enumerate(job.album):
+        try:
+            data = rt.telegram.download(item.file_id)
+            img = imageio.decode(data)
+            with reporting(lambda f, i=i: status.show(render("working.percent", job.lang, working=working,
+                                                             percent=round(100 * (i + f) / count)))):
+                out, suffix = tasks._run_engine(rt, engine, job, img, None)
+            results.append(tasks._encode(job, out, img, data, item.file_name or f"photo_{i + 1}", suffix))
+        except InputError as exc:  # this picture only: the others still come back
+            log.info("job=%s album picture %d/%d unusable: %s", job.job_id, i + 1, count, exc)
+            failed.append(i)
+            last_error = exc
+        status.show(render("album.progress", job.lang, working=working, done=i + 1, count=count))
+    stages.done("model")
+    if not results:
+        raise last_error  # nothing to send: the user is told why, as for a single photo
+    caption = tasks._caption(job, engine.label, animated=False)
+    if failed:
+        caption += "\n" + render("album.failed", job.lang, items=", ".join(_name(job, i) for i in failed))
+    job = tasks._with_status(job, status)
+    if len(results) == 1:  # an album needs two: a single result goes as a single photo would
+        encoded, as_document, filename = results[0]
+        tasks._deliver(rt, job, encoded, as_document, filename, caption=caption, engine=engine.name)
+    else:
+        _deliver_album(rt, job, results, caption, engine.name)
+    stages.done("send")
+    return "ok" if not failed else "partial"
+
+
+def _deliver_album(rt, job: Job, results: list[tuple[bytes, bool, str]], caption: str, engine: str) -> None:
+    """Send the album at most once per job (as tasks._deliver does for one result). A photo result
+    too large for a photo makes the whole album files: Telegram does not mix them."""
+    from worker.tasks import DELIVERED_TTL
+
+    key = f"paintbot:delivered:{job.job_id}"
+    if not rt.redis.set(key, 1, nx=True, ex=DELIVERED_TTL):
+        log.warning("job=%s was already delivered; not sending twice", job.job_id)
+        return
+    as_document = job.as_document or any(as_doc for _, as_doc, _ in results)
+    try:
+        message_ids = rt.telegram.send_album(job.chat_id, job.reply_to, [(data, name) for data, _, name in results],
+                                             as_document, caption=caption)
+    except Exception:
+        rt.redis.delete(key)  # not delivered: a retry may send it
+        raise
+    if job.status_message_id:
+        rt.telegram.delete(job.chat_id, job.status_message_id)
+    try:
+        for message_id in message_ids:
+            record_result(rt.redis, job.chat_id, message_id, engine)
+    except redis.RedisError as exc:
+        log.warning("job=%s: the album's engine was not recorded (%s)", job.job_id, type(exc).__name__)
