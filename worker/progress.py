@@ -10,9 +10,8 @@ worker deletes the message (`finish` says which one, if any).
 
 A model call cannot be interrupted to post a message, so a thread of its own does the posting and
 editing, with a Bot API client of its own (worker/telegram.py's client runs one event loop, owned
-by the job's thread); it also turns the bot's "Queued" into "Colourising…" as the job starts.
-`show` only records the wanted text; `finish` stops the thread first, so no edit can land after
-the result.
+by the job's thread). `show` only records the wanted text; `finish` stops the thread first, so
+no edit can land after the result.
 """
 
 from __future__ import annotations
@@ -45,14 +44,22 @@ class Progress:
     """The status message of one job. `show(text)` from the job's thread; `finish()` once at the end."""
 
     def __init__(self, rt, chat_id: int, reply_to: int, text: str, message_id: int | None = None,
-                 post_after: float | None = None):
+                 post_after: float | None = None, announce: bool = True):
+        """`message_id`: the status message the bot posted ("Queued"), if any; with `announce` it says
+        `text` from now on (edited here, before the job's work begins: the user's turn has come)."""
         self._rt, self.chat_id, self.reply_to = rt, chat_id, reply_to
         self.message_id = message_id
-        self._shown: str | None = None  # a status message the bot posted says "Queued": changed at once
+        self.posted = False  # whether this job posted its status message itself
+        self._shown: str | None = None
         self._wanted = text
         self._started = time.monotonic()
         self._post_after = POST_AFTER if post_after is None else post_after
         self._last_change: float | None = None
+        if message_id is not None and announce:
+            rt.telegram.edit_text(chat_id, message_id, text)
+            self._shown, self._last_change = text, time.monotonic()
+        elif message_id is not None:
+            self._shown, self._last_change = text, time.monotonic()  # left as it is
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"progress-{chat_id}", daemon=True)
@@ -80,6 +87,7 @@ class Progress:
         if self.message_id is None:
             if now - self._started >= self._post_after:
                 self.message_id = _client(self._rt).send_text(self.chat_id, wanted, reply_to=self.reply_to)
+                self.posted = True
                 self._shown, self._last_change = wanted, time.monotonic()
         elif wanted != self._shown and (self._last_change is None or now - self._last_change >= EDIT_EVERY):
             _client(self._rt).edit_text(self.chat_id, self.message_id, wanted)

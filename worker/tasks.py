@@ -66,8 +66,11 @@ def run_job(payload: dict) -> str:
     readiness.started(rt.redis, job.job_id)
     stages = Stages()
     outcome = "error"
-    status = Progress(rt, job.chat_id, job.reply_to, _working(job), job.status_message_id)
+    status = None
     try:
+        # A queued job's "Queued" becomes "Colourising…" now (not for /styles: its picture is ready at once).
+        status = Progress(rt, job.chat_id, job.reply_to, _starting(job), job.status_message_id,
+                          announce=job.op != "styles")
         outcome = _process(rt, job, stages, status)
         return outcome
     except ChatGone:
@@ -95,7 +98,8 @@ def run_job(payload: dict) -> str:
             outcome = "retry"
         raise
     finally:
-        status.finish()
+        if status is not None and status.finish() and status.posted and outcome == "retry":
+            rt.telegram.delete(job.chat_id, status.message_id)  # the retry shows its own if it runs long
         if outcome != "retry":
             release(rt.redis, job)
         metrics.JOBS.labels(job.op, outcome).inc()
@@ -111,9 +115,17 @@ def _working(job: Job) -> str:
     return render("working.colorize" if job.op == "colorize" else "working.style", job.lang)
 
 
-def _with_status(job: Job, status: Progress) -> Job:
-    """`job` with the status message that is now showing (the bot's, or one this worker posted)."""
-    return job.replace(status_message_id=status.finish())
+def _starting(job: Job) -> str:
+    """A job's status message as it starts (an album's counts its pictures done, unlike the bot's)."""
+    if job.album:
+        return render("album.progress", job.lang, working=_working(job), done=0, count=len(job.album))
+    return _working(job)
+
+
+def _with_status(job: Job, status: Progress | None) -> Job:
+    """`job` with the status message that is now showing (the bot's, or one this worker posted);
+    no more progress is shown after this."""
+    return job.replace(status_message_id=status.finish()) if status is not None else job
 
 
 def on_job_failure(rq_job, connection, exc_type, exc_value, tb) -> None:
@@ -157,7 +169,7 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages, status: Progress) ->
         log.error("job=%s model unavailable: %s", job.job_id, exc)
         _tell(rt, job, render("engine.unavailable", job.lang))
         return "unavailable"
-    if job.status_message_id:  # it waited in line (`status` makes "Queued" "Colourising…")
+    if job.status_message_id:  # it waited in line (`status` made "Queued" "Colourising…")
         tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
     # else the bot showed a chat action as it enqueued, and a long job gets a status message from `status`
     if job.album:

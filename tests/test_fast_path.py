@@ -1,0 +1,114 @@
+"""When the queue is empty the result is the only message: no "Queued", no status edits, no delete.
+A user who has to wait in line is still told "Queued" with the position; long work shows progress,
+changed at most once per 3 s. Real bot, real `paintbot-worker` process, real Redis, fake Bot API."""
+
+import time
+
+import pytest
+import redis
+from PIL import Image
+
+from bot.readiness import IDLE_KEY, WAITING_KEY
+from tests.harness import BotThread, Workers, gray_photo, settings_for
+
+
+def _wait(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def live(telegram, redis_url, worker_env, tmp_path):
+    """The bot and one idle worker process."""
+    conn = redis.Redis.from_url(redis_url)
+    bot = BotThread(settings_for(telegram, redis_url)).start()
+    workers = Workers(worker_env(redis_url), tmp_path)
+    try:
+        workers.start("fast-1")
+        _wait(lambda: conn.zcard(IDLE_KEY) == 1, 120, "the worker to wait for jobs")
+        yield telegram, conn
+    finally:
+        workers.stop_all()
+        bot.stop()
+
+
+def test_a_free_worker_means_no_queued_message_and_no_status_round_trips(live):
+    tg, conn = live
+    chat = tg.private_chat(4101)
+    photo = tg.user_sends_photo(chat, gray_photo(320, 240))
+    (sent,) = tg.wait_for("sendPhoto", timeout=60, chat_id=chat["id"])
+    assert sent.reply_to == photo["message_id"]
+    (action,) = tg.calls("sendChatAction", chat_id=chat["id"])  # "sending a photo…" instead of "Queued"
+    assert action.params["action"] == "upload_photo"
+    for method in ("sendMessage", "editMessageText", "deleteMessage"):
+        assert not tg.calls(method, chat_id=chat["id"]), method
+    assert conn.zcard(WAITING_KEY) == 0
+
+
+def test_a_user_who_has_to_wait_in_line_is_told_queued_with_the_position(live):
+    tg, conn = live
+    tg.delay("getFile", 1.5)  # the first job holds the only worker for a while
+    first = tg.private_chat(4102)
+    tg.user_sends_photo(first, gray_photo(seed=1))
+    _wait(lambda: conn.zcard(IDLE_KEY) == 0 and conn.zcard(WAITING_KEY) == 0, 30, "the worker to take the job")
+    second = tg.private_chat(4103)
+    photo = tg.user_sends_photo(second, gray_photo(seed=2))
+    (status,) = tg.wait_for("sendMessage", timeout=20, chat_id=second["id"])
+    assert status.params["text"].startswith("Queued — position 1")
+    assert status.reply_to == photo["message_id"]
+    tg.delay("getFile", 0)
+    tg.wait_for("sendPhoto", timeout=60, chat_id=second["id"])
+    tg.wait_for("sendPhoto", timeout=60, chat_id=first["id"])
+    # The first was taken at once: no "Queued" (a status of the worker's own if it ran past 3 s).
+    assert not [c for c in tg.calls("sendMessage", chat_id=first["id"]) if c.params["text"].startswith("Queued")]
+    _wait(lambda: not [m for m in tg.bot_messages(second["id"]) if "text" in m], 10, "the status to be tidied")
+
+
+def test_long_work_shows_progress_at_most_once_per_three_seconds(live):
+    """An album whose pictures each take a while to fetch: its status message counts them, and the
+    changes to it are at least 3 s apart (the fake server records when each call arrived)."""
+    tg, conn = live
+    chat = tg.private_chat(4104)
+    tg.delay("getFile", 1.6)
+    tg.user_sends_album(chat, [gray_photo(96, 64, seed=i) for i in range(5)])
+    call = tg.wait_for("sendMediaGroup", timeout=120, chat_id=chat["id"])[0]
+    assert len(call.params["media"]) == 5
+    (status,) = tg.calls("sendMessage", chat_id=chat["id"])
+    assert status.params["text"] == "Colourising 5 pictures…"
+    edits = tg.calls("editMessageText", chat_id=chat["id"])
+    texts = [e.params["text"] for e in edits]
+    assert len(edits) >= 2, texts
+    assert any("of 5 done" in t and not t.endswith(" 0 of 5 done.") for t in texts), texts
+    gaps = [b.at - a.at for a, b in zip(edits, edits[1:])]
+    assert all(g >= 3.0 for g in gaps), gaps
+    assert not tg.calls("editMessageText", ok_only=False) or all(
+        c.status == 200 for c in tg.calls("editMessageText", ok_only=False))  # never "message is not modified"
+    last_change = edits[-1].at
+    assert last_change <= call.at  # nothing edited after the album went out
+
+
+def test_a_job_that_turns_out_long_gets_a_status_message_from_the_worker(live):
+    tg, conn = live
+    chat = tg.private_chat(4105)
+    tg.delay("getFile", 4.0)  # longer than worker/progress.py's POST_AFTER
+    photo = tg.user_sends_photo(chat, gray_photo(seed=5))
+    tg.wait_for("sendPhoto", timeout=60, chat_id=chat["id"])
+    (status,) = tg.calls("sendMessage", chat_id=chat["id"])
+    assert status.params["text"] == "Colourising…" and status.reply_to == photo["message_id"]
+    _wait(lambda: not [m for m in tg.bot_messages(chat["id"]) if "text" in m], 10, "the status to be tidied")
+
+
+def test_gatys_reports_its_progress(worker_models):
+    """Gatys' iterations are reported (models/progress.py) from the start to the end of the work."""
+    from bot.options import StyleOptions
+    from models.progress import reporting
+
+    seen = []
+    engine = worker_models.get("gatys", "style")
+    content = Image.new("RGB", (96, 72), (120, 120, 120))
+    style_img = Image.new("RGB", (96, 96), (200, 40, 40))
+    with reporting(seen.append):
+        engine(content, style_img, StyleOptions(style=None))
+    assert seen and seen == sorted(seen) and seen[0] < 0.05 and seen[-1] > 0.9
