@@ -33,7 +33,10 @@ def _longest_values() -> dict:
             "finished": 999999, "failed": 999999, "in_flight": 99, "max": 200, "width": 99999, "height": 99999,
             "limit_mp": 40, "name": shown("x" * 200), "names": ", ".join(preset_names()),
             "choices": max(", ".join(preset_names()), every_engine, key=len),
-            "engine": max((e.label for e in engines.ENGINES), key=len), "painting": max(paintings, key=len)}
+            "engine": max((e.label for e in engines.ENGINES), key=len), "painting": max(paintings, key=len),
+            # progress and albums (worker/progress.py, worker/albums.py: a file is named in 33 characters at most)
+            "working": "x" * 60, "percent": 100, "count": 10, "done": 10, "number": 10,
+            "items": ", ".join(["x" * 40] * 10), "limit": 10}
 
 
 VALUES = _longest_values()

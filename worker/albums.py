@@ -28,9 +28,11 @@ log = logging.getLogger("paintbot.worker")
 
 
 def _name(job: Job, index: int) -> str:
-    """How the caption names picture `index`: a file by its name, a photo by its place in the album."""
+    """How the caption names picture `index`: a file by its name (cut short: ten must fit in a caption,
+    and no invisible characters are echoed), a photo by its place in the album."""
     item = job.album[index]
-    return shown(Path(item.file_name).name) if item.file_name else render("album.item", job.lang, number=index + 1)
+    name = shown(Path(item.file_name).name) if item.file_name else ""
+    return name or render("album.item", job.lang, number=index + 1)
 
 
 def process(rt, job: Job, stages, status, engine) -> str:
