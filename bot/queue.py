@@ -162,7 +162,9 @@ class JobQueue:
 
     def enqueue(self, job: Job) -> None:
         """Put an admitted job on the queue."""
-        self.queue.enqueue(TASK, job.to_dict(), job_id=job.job_id, job_timeout=self.limits.job_timeout,
+        # An album's pictures each get the time limit of one photo.
+        timeout = self.limits.job_timeout * max(1, len(job.album or ()))
+        self.queue.enqueue(TASK, job.to_dict(), job_id=job.job_id, job_timeout=timeout,
                            retry=RETRY, on_failure=Callback(ON_FAILURE), result_ttl=RESULT_TTL,
                            failure_ttl=FAILURE_TTL,
                            description=f"{job.op} chat={job.chat_id}")

@@ -163,6 +163,7 @@ class FakeTelegram:
         self._lock = threading.Condition()
         self._updates: list[dict] = []  # not yet confirmed by a getUpdates offset
         self._last_update: dict | None = None
+        self.pushed_at: dict[int, float] = {}  # update_id -> time.time() when it became available to the bot
         self._update_ids = itertools.count(1)
         self._allowed: set[str] | None = None  # allowed_updates of the last getUpdates/setWebhook; None: all
         self._poll_gen = 0
@@ -188,6 +189,9 @@ class FakeTelegram:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # An answer goes out as two writes (head, body); with Nagle's algorithm the body waits for
+            # the client's delayed ACK of the head, up to 40 ms on loopback: a stall Telegram does not have.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -435,6 +439,7 @@ class FakeTelegram:
 
     def _push(self, update: dict) -> None:
         update["update_id"] = next(self._update_ids)
+        self.pushed_at[update["update_id"]] = time.time()
         self._updates.append(update)
         self._last_update = update
         self._lock.notify_all()

@@ -124,3 +124,61 @@ def test_an_album_counts_as_one_request_for_the_limits(telegram, redis_url):
         assert conn.llen("rq:queue:paintbot") == 1
     finally:
         bot.stop()
+
+
+def test_an_album_the_queue_cannot_take_gets_one_clear_answer(telegram, redis_url):
+    """The queue is full: the album's 6 pictures get one "very busy", not one refusal each."""
+    from tests.harness import BotThread, settings_for
+
+    bot = BotThread(settings_for(telegram, redis_url, queue_cap=1)).start()
+    try:
+        telegram.user_sends_photo(telegram.private_chat(3108), gray_photo(64, 48))
+        telegram.wait_for("sendMessage", chat_id=3108, timeout=20)  # "Queued": the queue is now full
+        chat = telegram.private_chat(3109)
+        sent = telegram.user_sends_album(chat, [gray_photo(64, 48, seed=i) for i in range(6)])
+        (refusal,) = telegram.wait_for("sendMessage", chat_id=3109, timeout=20)
+        assert "very busy" in refusal.params["text"] and refusal.reply_to == sent[0]["message_id"]
+        import time
+
+        time.sleep(2)  # nothing more comes
+        assert len(telegram.calls("sendMessage", chat_id=3109)) == 1
+    finally:
+        bot.stop()
+
+
+def test_an_album_captioned_style_comes_back_painted(service):
+    tg = service.telegram
+    chat = tg.private_chat(3110)
+    tg.user_sends_album(chat, [gray_photo(96, 72, seed=i) for i in range(2)], caption="/style vangogh")
+    service.wait_queued(1)
+    service.run_worker()
+    call = _album_call(tg)
+    assert [kind for kind, _, _ in _items(tg, call)] == ["photo", "photo"]
+    assert "The Starry Night (Vincent van Gogh)" in call.params["media"][0]["caption"]
+
+
+def test_send_media_group_keeps_telegrams_rules(telegram):
+    """The fake refuses what Telegram refuses: one item, eleven, photos mixed with files."""
+    import pytest
+
+    from bot.settings import Settings
+    from worker.telegram import Rejected, Telegram
+
+    tg = Telegram(Settings(token=telegram.token, telegram_api=telegram.api_root))
+    chat = telegram.private_chat(3111)
+    photo = telegram.user_sends_photo(chat, gray_photo(64, 48))
+    item = (gray_photo(64, 48), "a.jpg")
+    for items in ([item], [item] * 11):
+        with pytest.raises(Rejected):
+            tg.send_album(chat["id"], photo["message_id"], items, as_document=False)
+    assert len(tg.send_album(chat["id"], photo["message_id"], [item] * 10, as_document=True)) == 10
+    mixed = {"chat_id": chat["id"], "media": [{"type": "photo", "media": "x"}, {"type": "document", "media": "y"}]}
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{telegram.api_root}/bot{telegram.token}/sendMediaGroup",
+                                 data=json.dumps(mixed).encode(), headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req)
+    assert "can't be mixed" in json.loads(err.value.read())["description"]
