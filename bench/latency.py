@@ -14,7 +14,11 @@ shared machine both swing by more than the path around the model costs, so the o
 taken per request, exactly: update-to-result minus that job's own decode + model + encode time,
 from the worker's log line for it.
 
-    .venv/bin/python bench/latency.py [--requests 20] [--threads 1] [--weights PATH]
+With --rtt S every Bot API call the path makes (not the long poll that brings the update) is
+answered S seconds late, as from a server that far from Telegram's: loopback hides what each
+round trip on the path costs.
+
+    .venv/bin/python bench/latency.py [--requests 20] [--threads 1] [--weights PATH] [--rtt 0.03]
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ def model_alone(weights: Path, photo: bytes, n: int, threads: int) -> list[float
     return times
 
 
+PATH_METHODS = ("sendMessage", "editMessageText", "deleteMessage", "sendChatAction", "getFile", "download",
+                "sendPhoto", "sendDocument", "getMe")
 STAGE = re.compile(r"job=pb-(-?\d+)-(\d+) .*outcome=ok (.*)$")
 
 
@@ -102,6 +108,7 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="torch threads of each worker (and of the model alone)")
     p.add_argument("--weights", type=Path, help="eccv16 weights (default: a stand-in with the official layout)")
+    p.add_argument("--rtt", type=float, default=0.0, help="seconds each Bot API call on the path takes (default 0)")
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="paintbot-latency-"))
@@ -114,6 +121,8 @@ def main() -> int:
 
     alone = model_alone(weights, photo, args.requests, args.threads)
     m50, m95 = percentiles(alone)
+    if args.rtt:
+        print(f"every Bot API call on the path answered {args.rtt * 1000:.0f} ms late")
     print(f"model alone (decode+eccv16+encode, 640x480, {args.threads} thread): "
           f"p50 {m50 * 1000:.0f} ms  p95 {m95 * 1000:.0f} ms")
 
@@ -129,6 +138,8 @@ def main() -> int:
 
             redis.Redis.from_url(redis_server.url).flushall()
             with FakeTelegram() as tg:
+                for method in PATH_METHODS if args.rtt else ():
+                    tg.delay(method, args.rtt)
                 # Style engines stay on their defaults' stand-ins: only colourisation is measured.
                 from tests.standins import write_standin
 

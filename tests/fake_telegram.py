@@ -4,17 +4,17 @@ It speaks the real HTTP API (the subset paintbot uses) so the real python-telegr
 in the bot and in the worker, talks to it exactly as to api.telegram.org:
 methods at {root}/bot<token>/METHOD, files at {root}/file/bot<token>/PATH.
 
-Tests script users (`user_sends_photo`, `user_sends_text`, `user_sends_album`, `user_presses_button`, `user_reacts`, ...;
-a user may carry their app's `language_code`; a message may be sent on behalf of a chat: `sender_chat`),
-then read what the bot did (`calls`, `wait_for`, `bot_messages`, `commands` per language) and inject
-real error responses (`fail`, `delay`, `flood_limit`) and a hostile or broken server (`answer_file_path`,
-`push_update` of updates a client cannot parse, `redeliver` after a crash, `bot_left_keyboard`).
-Telegram's own rules that a bot can trip over are enforced with Telegram's error texts: reply
-targets, text/caption lengths, photo size and dimensions, the 20 MB getFile limit, callback data of
-at most 64 bytes, one getUpdates poller at a time, albums (sendMediaGroup) of 2 to 10 items that do
-not mix documents with photos.
-Every request is recorded as a `Call`; file downloads are recorded (and can be failed or delayed)
-under the method name `DOWNLOAD`. `Call.at` gives per-chat send times for flood-limit checks.
+Tests script users (`user_sends_photo`, `user_sends_text`, `user_sends_album`, `user_presses_button`,
+`user_reacts`, ...; a user may carry their app's `language_code`; a message may be sent on behalf of a chat:
+`sender_chat`), then read what the bot did (`calls`, `wait_for`, `bot_messages`, `commands` per language)
+and inject real error responses (`fail`, `delay`, `flood_limit`) and a hostile or broken server
+(`answer_file_path`, `push_update` of updates a client cannot parse, `redeliver` after a crash,
+`bot_left_keyboard`). Telegram's own rules that a bot can trip over are enforced with Telegram's error
+texts: reply targets, text/caption lengths, photo size and dimensions, the 20 MB getFile limit, callback
+data of at most 64 bytes, one getUpdates poller at a time, albums (sendMediaGroup) of 2 to 10 items that do
+not mix documents with photos. Every request is recorded as a `Call`; file downloads are recorded (and can
+be failed or delayed) under the method name `DOWNLOAD`. `Call.at` gives per-chat send times for flood-limit
+checks.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class Stages:
         self._t = now
 
     def __str__(self) -> str:
-        return " ".join(f"{k}={v:.2f}s" for k, v in self.times.items())
+        return " ".join(f"{k}={v:.3f}s" for k, v in self.times.items())
 
 
 def _last_attempt() -> bool:
