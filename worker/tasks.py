@@ -222,7 +222,7 @@ def _caption(job: Job, engine_label: str, animated: bool) -> str:
     elif job.options.style is None:
         text = render("caption.style_custom", job.lang, engine=engine_label)
     else:
-        text = render("caption.style", job.lang, engine=engine_label, painting=_painting(job.options.style))
+        text = render("caption.style", job.lang, engine=engine_label, painting=_painting(job.options.style, job.lang))
     return f"{text}\n{render('note.animated', job.lang)}" if animated else text
 
 
@@ -264,12 +264,10 @@ def _preset_names() -> list[str]:
     return presets.names()
 
 
-def _painting(name: str) -> str:
-    """A preset as a caption names it: "The Starry Night (Vincent van Gogh)", the title alone if unattributed."""
-    from models.style import presets
-
-    entry = presets.entry(name)
-    return f"{entry['title']} ({entry['artist']})" if entry["year"] else entry["title"]
+def _painting(name: str, lang: str | None) -> str:
+    """A preset as a caption names it, in the user's language: "Die Sternennacht (Vincent van Gogh)"
+    (bot/locales holds a title per preset; tests/test_texts.py checks that every preset has one)."""
+    return render(f"painting.{name}", lang)
 
 
 @functools.cache
