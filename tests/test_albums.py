@@ -118,10 +118,17 @@ def test_an_album_counts_as_one_request_for_the_limits(telegram, redis_url):
         telegram.user_sends_album(chat, [gray_photo(64, 48, seed=i) for i in range(10)])
         (status,) = telegram.wait_for("sendMessage", timeout=20)
         assert status.params["text"].startswith("Queued")
+        import time
+
         import redis
 
         conn = redis.Redis.from_url(redis_url)
-        assert conn.llen("rq:queue:paintbot") == 1
+        deadline = time.monotonic() + 10  # "Queued" is said just before the job is enqueued
+        while conn.llen("rq:queue:paintbot") < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(1)
+        assert conn.llen("rq:queue:paintbot") == 1 and len(telegram.calls("sendMessage", chat_id=3107)) == 1
     finally:
         bot.stop()
 
