@@ -112,3 +112,22 @@ def test_gatys_reports_its_progress(worker_models):
     with reporting(seen.append):
         engine(content, style_img, StyleOptions(style=None))
     assert seen and seen == sorted(seen) and seen[0] < 0.05 and seen[-1] > 0.9
+
+
+def test_gatys_hq_shows_its_percentage_in_the_status_message(service):
+    """`/style NAME hq` (Gatys' iterations): the queued job's status message shows how far it is,
+    changed at most once per 3 s, and is gone when the result is out."""
+    tg = service.telegram
+    group = tg.group_chat(-4106)
+    photo = tg.user_sends_photo(group, gray_photo(128, 128), user=tg.user(4107))
+    tg.user_sends_text(group, "/style vangogh hq", user=tg.user(4107), reply_to=photo["message_id"])
+    tg.wait_for("sendMessage", chat_id=group["id"], timeout=20)  # "Queued": no worker is free yet
+    service.wait_queued(1)
+    service.run_worker()
+    tg.wait_for("sendPhoto", chat_id=group["id"])
+    edits = tg.calls("editMessageText", chat_id=group["id"])
+    texts = [e.params["text"] for e in edits]
+    assert texts[0] == "Painting…" and any(t.startswith("Painting… ") and "% done" in t for t in texts), texts
+    gaps = [b.at - a.at for a, b in zip(edits, edits[1:])]
+    assert all(g >= 3.0 for g in gaps), gaps
+    assert not [m for m in tg.bot_messages(group["id"]) if "text" in m]
