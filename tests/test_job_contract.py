@@ -81,3 +81,20 @@ def test_the_requesters_language_reaches_the_worker(service):
     _run(service, job.to_dict())
     (sent,) = service.telegram.calls("sendPhoto")
     assert sent.params["caption"].startswith("Von KI koloriert")
+
+
+def test_an_album_job_travels_inside_options():
+    """An album's pictures ride inside options: the previous release builds the job from the top-level
+    fields and answers its first picture; this release reads every picture back, in order."""
+    from bot.jobs import AlbumItem
+
+    album = (AlbumItem(11, "F1"), AlbumItem(12, "F2", "b.png"), AlbumItem(13, "F3"))
+    job = Job(op="colorize", chat_id=5, request_id=11, reply_to=11, file_id="F1", as_document=True, album=album)
+    d = job.to_dict()
+    assert set(d) <= PREVIOUS_RELEASE_FIELDS and d["file_id"] == "F1"
+    assert d["options"]["album"] == [{"message_id": 11, "file_id": "F1"},
+                                     {"message_id": 12, "file_id": "F2", "file_name": "b.png"},
+                                     {"message_id": 13, "file_id": "F3"}]
+    assert Job.from_dict(d) == job and Job.from_dict(d).album == album
+    single = Job(op="colorize", chat_id=5, request_id=8, reply_to=8, file_id="F", as_document=False)
+    assert "album" not in single.to_dict()["options"] and Job.from_dict(single.to_dict()).album is None
