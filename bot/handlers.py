@@ -67,8 +67,6 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
     "cached" (answered at once from the result cache, bot/instant.py), "refused", "duplicate" (the same
     request is already queued: nothing said) or "unreachable" (the chat cannot be written to: nothing
     can be said). `request_id`: the job's, when the request is no message of its own (a follow-up tap)."""
-    if await instant.answer(context, reply_to, img, op, options, reference is not None):
-        return "cached"
     for image in (img, reference):
         if image is not None and too_big(image):
             await refuse(reply_to.reply_text, request.chat_id, "too_big",
@@ -81,6 +79,8 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
               user_id=user_id if user_id is not None else sender_of(request), lang=context.lang,
               file_unique_id=img.file_unique_id if img else None)
     jobs, bursts = _jobs(context), context.application.bot_data["bursts"]
+    if await instant.answer(context, job, reply_to, img, reference is not None):
+        return "cached"
     try:
         position = await asyncio.to_thread(jobs.admit, job)
     except Duplicate:

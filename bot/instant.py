@@ -17,16 +17,17 @@ from telegram import Message
 from telegram.error import BadRequest
 
 from bot import cache, captions, followups, metrics
-from bot.options import Options
+from bot.jobs import Job
 from bot.requests import Image
 
 log = logging.getLogger("paintbot.bot")
 
 
-async def answer(context, reply_to: Message, img: Image | None, op: str, options: Options | None,
-                 has_reference: bool) -> bool:
-    """Send the cached result of this request in reply to `reply_to`; False when there is none to send."""
+async def answer(context, job: Job, reply_to: Message, img: Image | None, has_reference: bool) -> bool:
+    """Send the cached result of `job`'s request in reply to `reply_to`; False when there is none to send.
+    The request is claimed as a job's is (the same update again gets nothing more: bot/queue.py)."""
     settings, jobs = context.application.bot_data["settings"], context.application.bot_data["jobs"]
+    op, options = job.op, job.options
     if settings.result_cache_ttl <= 0 or img is None:
         return False
     vocabulary = await asyncio.to_thread(jobs.vocabulary)
@@ -39,6 +40,11 @@ async def answer(context, reply_to: Message, img: Image | None, op: str, options
         log.info("result cache unavailable (%s): the request is queued", type(exc).__name__)
         return False
     if hit is None:
+        return False
+    try:
+        if not await asyncio.to_thread(jobs.claim, job):
+            return False  # answered already, or being: `admit` says Duplicate
+    except redis.RedisError:
         return False
     info = vocabulary.info(hit.engine)
     caption = captions.result_caption(op, options, info.label if info else hit.engine, context.lang,
@@ -53,8 +59,11 @@ async def answer(context, reply_to: Message, img: Image | None, op: str, options
             sent = await reply_to.reply_photo(hit.file_id, caption=caption, reply_markup=keyboard)
     except BadRequest as exc:  # Telegram no longer knows the file: forget it, compute it again
         log.warning("cached result %s could not be sent again (%s): forgotten, the request is queued", key, exc)
-        await asyncio.to_thread(_forget, jobs.redis, key)
+        await asyncio.to_thread(_forget, jobs.redis, key, jobs.unclaim, job)
         return False
+    except BaseException:
+        await asyncio.to_thread(_forget, jobs.redis, None, jobs.unclaim, job)
+        raise
     metrics.CACHED.labels(op).inc()
     log.info("answered chat=%s op=%s from the result cache (engine %s)", reply_to.chat_id, op, hit.engine)
     media = sent.photo[-1] if sent.photo else sent.document
@@ -69,8 +78,11 @@ async def answer(context, reply_to: Message, img: Image | None, op: str, options
     return True
 
 
-def _forget(conn: redis.Redis, key: str) -> None:
+def _forget(conn: redis.Redis, key: str | None, unclaim, job: Job) -> None:
+    """Give back the request's claim (so the queue may take it) and forget a stale cache entry."""
     try:
-        conn.delete(key)
+        unclaim(job)
+        if key is not None:
+            conn.delete(key)
     except redis.RedisError:
         pass

@@ -62,9 +62,7 @@ def _results(tg, chat) -> list[dict]:
 
 
 def _image(tg, msg: dict) -> Image.Image:
-    from tests.fake_telegram import FakeTelegram  # noqa: F401  (the fake keeps the bytes of every file)
-
-    fid = msg["photo"][-1]["file_id"]
+    fid = msg["photo"][-1]["file_id"]  # the fake keeps the bytes of every file
     with tg._lock:
         return Image.open(io.BytesIO(tg._files[fid].data))
 
