@@ -84,8 +84,8 @@ class Vocabulary:
         certain: the workers published it, and (for the default) exactly one engine of the family as it.
         None when it is not certain (workers disagree, or an older worker did not say)."""
         if name is not None:
-            info = self.info(name)
-            return info if info is not None and info.family == family else None
+            canonical = self.engine(name, family)  # a name or an alias ("hq" of an older job)
+            return self.info(canonical) if canonical is not None else None
         defaults = [e for e in self.engines if e.family == family and e.default]
         return defaults[0] if len(defaults) == 1 else None
 
