@@ -272,3 +272,41 @@ def test_colourise_then_paint_a_gray_photo(svc, chat_kind):
     (result,) = _results(tg, chat)
     assert chroma(_image(tg, result)).mean() > 2.0, "keeping the colours of a colourised photo gives colour"
     assert render("caption.colorized_first") in result["caption"]
+
+
+def test_the_same_message_twice_is_answered_once_from_the_cache(svc):
+    """Telegram may deliver an update again: a cached answer claims its request as a job does."""
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private")
+    again = tg.user_forwards(chat, photo)
+    tg.wait_for("sendPhoto", count=2)
+    tg.push_update({"message": again})  # the same message once more, as a redelivered update
+    tg.user_sends_text(chat, "/help")  # the bot has read past the redelivered one when /help is answered
+    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("help"))
+    assert len(tg.calls("sendPhoto")) == 2 and svc.queued() == 0
+
+
+def test_a_cached_file_id_telegram_no_longer_knows_is_forgotten(svc):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private")
+    (key,) = list(svc.redis.scan_iter("paintbot:cache:*"))
+    entry = json.loads(svc.redis.get(key))
+    svc.redis.set(key, json.dumps({**entry, "file_id": "AgACgone-fake-file-id"}))
+    tg.user_forwards(chat, photo)
+    svc.wait_queued(1)  # refused by Telegram (400): computed again
+    assert svc.redis.get(key) is None
+    svc.run_worker()
+    assert len(tg.calls("sendPhoto")) == 2 and json.loads(svc.redis.get(key))["file_id"] != "AgACgone-fake-file-id"
+
+
+def test_no_cache_and_no_buttons_when_turned_off(svc):
+    import dataclasses
+
+    off = dataclasses.replace(svc.settings, result_cache_ttl=0)
+    svc.bot.app.bot_data["settings"] = svc.runtime.settings = off
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private")
+    assert "reply_markup" not in first
+    tg.user_forwards(chat, photo)
+    svc.wait_queued(1)
+    assert not list(svc.redis.scan_iter("paintbot:cache:*")) and not list(svc.redis.scan_iter("paintbot:followup:*"))
