@@ -106,14 +106,18 @@ def _cmd_models_list(args: argparse.Namespace) -> None:
 def _cmd_models_download(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from models import engines
+    from models import engines, weights
     from models.style import presets
 
     config = _config()
     chosen = [engines.get(n) for n in args.names] if args.names else None
+    big = [f for e in chosen or engines.ENGINES for f in e.files
+           if (f.remote.size or 0) > 500e6 and not weights.is_present(f, config)]
+    for f in big:  # said before anything starts, so nobody is surprised by a 912 MB download
+        print(f"note: {f.filename} is {f.remote.size / 1e6:.0f} MB", file=sys.stderr)
     bars = []
 
-    def progress(wf):  # the bar names the file; its total says how big (870 MB for DDColor, say)
+    def progress(wf):
         bar = tqdm(desc=wf.filename, total=wf.remote.size, unit="B", unit_scale=True, leave=False, file=sys.stderr)
         bars.append(bar)
 

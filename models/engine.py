@@ -24,7 +24,7 @@ from models.device import reduced_dtype
 class Engine:
     name: ClassVar[str]  # what users type: /colorize NAME, --model NAME
     family: ClassVar[str]  # "colorize" or "style"
-    label: ClassVar[str]  # how a caption names it: "instance-aware model"
+    label: ClassVar[str]  # how a caption names it, in every language: proper names and a citation only
     files: ClassVar[tuple[weights.WeightFile, ...]] = ()
     # Device types on which this engine may be chosen as the family's default (in registry order,
     # the first whose files are present wins); empty: only when asked for by name.

@@ -37,6 +37,17 @@ def test_a_spanish_user_is_answered_in_spanish_from_queue_to_caption(service):
     assert sent.params["caption"] == f"Coloreada por IA: los colores son una suposición. Modelo: {label}"
 
 
+def test_a_painting_is_named_in_the_users_language(service):
+    tg = service.telegram
+    chat = tg.private_chat(1103)
+    tg.user_sends_photo(chat, gray_photo(90, 60), caption="/style vangogh", user=tg.user(1103, "Ivan", language_code="ru"))
+    service.wait_queued(1)
+    service.run_worker()
+    (sent,) = tg.calls("sendPhoto")
+    assert "Звёздная ночь (Винсент ван Гог)" in sent.params["caption"]
+    assert service.runtime.engines.defaults["style"].label in sent.params["caption"]
+
+
 def test_a_chosen_language_beats_the_apps_and_is_remembered(bot_service):
     tg = bot_service.telegram
     chat = tg.private_chat(1102)

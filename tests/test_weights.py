@@ -136,14 +136,16 @@ def test_not_a_checkpoint(tmp_path):
 
 
 def test_models_download_command_names_what_is_missing(tmp_path, monkeypatch, capsys):
-    """Offline with an empty weights folder: one line naming the file, its URL and the variable."""
+    """Offline with an empty weights folder: the size of each big file first, then one line naming the
+    file, its URL and the variable."""
     from models.cli import main
 
     monkeypatch.setenv("PAINTBOT_WEIGHTS_DIR", str(tmp_path))  # the CLI reads its environment
     assert main(["models", "download"]) == 1
-    err = capsys.readouterr().err.strip()
+    *notes, err = capsys.readouterr().err.strip().split("\n")
     first = next(f for e in engines.ENGINES for f in e.files)
-    assert err.count("\n") == 0
+    big = [f for e in engines.ENGINES for f in e.files if (f.remote.size or 0) > 500e6]
+    assert notes == [f"note: {f.filename} is {f.remote.size / 1e6:.0f} MB" for f in big] and big
     assert first.filename in err and first.remote.url in err and "PAINTBOT_WEIGHTS_DIR" in err
 
 

@@ -153,7 +153,7 @@ class ExemplarEngine(ColorizeEngine):
     black-and-white one; `paintbot colorize OLD --like REF`). Nothing to download."""
 
     name = "exemplar"
-    label = "exemplar (colours from a reference photo)"
+    label = "paintbot exemplar (VGG19)"
     needs_reference = True
     default_on = frozenset()  # it needs a second photo: only when one is given
 

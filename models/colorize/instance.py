@@ -440,7 +440,7 @@ class InstanceEngine(ColorizeEngine):
     """Objects found by the detector are coloured on their own and fused into the whole picture."""
 
     name = "instance"
-    label = "instance-aware model (Su et al.)"
+    label = "InstColorization (Su et al., CVPR 2020)"
     files = (FULL_FILE, INSTANCE_FILE, FUSION_FILE, DETECTOR_FILE)
     default_on = frozenset({"cuda"})  # on a CPU, eight instances take about 20 s: chosen by name only
     Settings = InstanceSettings

@@ -133,13 +133,13 @@ class ZhangEngine(ColorizeEngine):
 
 class ECCV16Engine(ZhangEngine):
     name = "eccv16"
-    label = "ECCV 2016 model (Zhang et al.)"
+    label = "Zhang et al., ECCV 2016"
     files = (WeightFile(remote("https://colorizers.s3.us-east-2.amazonaws.com/colorization_release_v2-9b330a0b.pth",
                                "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9"), ECCV16),)
 
 
 class SIGGRAPH17Engine(ZhangEngine):
     name = "siggraph17"
-    label = "SIGGRAPH 2017 model (Zhang et al.)"
+    label = "Zhang et al., SIGGRAPH 2017"
     files = (WeightFile(remote("https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
                                "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66"), SIGGRAPH17),)

@@ -71,7 +71,7 @@ class AdaINEngine(StyleEngine):
     """`strength` blends the renormalised features with the content's own before decoding."""
 
     name = "adain"
-    label = "AdaIN (Huang & Belongie)"
+    label = "AdaIN (Huang & Belongie, ICCV 2017)"
     aliases = ("fast",)
     files = (ENCODER_FILE, DECODER_FILE)
 

@@ -170,7 +170,7 @@ class GatysEngine(StyleEngine):
     less divides it by 10 (a linear weight changes nothing visible until about 1/100), 0 keeps the photo."""
 
     name = "gatys"
-    label = "Gatys et al. (optimised, high quality)"
+    label = "Gatys et al., CVPR 2016"
     aliases = ("hq",)
     # L-BFGS iterations (half size, full size): most of the work where it costs a quarter; the
     # full-size pass restores fine detail. Same or lower loss than the plain 100 full-size iterations.
