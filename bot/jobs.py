@@ -26,11 +26,13 @@ log = logging.getLogger("paintbot")
 
 TASK = "worker.tasks.run_job"
 ON_FAILURE = "worker.tasks.on_job_failure"  # RQ calls it when a job fails, also when its worker died
-OPERATIONS = ("colorize", "style", "styles")
+# "compare": the before/after picture of a result (file_id the photo, reference_file_id the result).
+OPERATIONS = ("colorize", "style", "styles", "compare")
 # Fields newer than the previous release travel inside `options`, under these keys: the second image
 # of a request (a custom style, an exemplar's colour reference) under the key the previous release
 # already read for custom styles; the requester's language (its workers ignore it and answer in English).
-_IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang"}
+# The input's file_unique_id keys the result cache (bot/cache.py) and the result's follow-up record.
+_IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang", "file_unique_id": "file_unique_id"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Job:
     options: Options | None = None  # the operation's typed options (None for "styles")
     reference_file_id: str | None = None  # a custom style photo, or the colour reference to copy
     lang: str | None = None  # the language to answer in (bot/texts.py); None: English
+    file_unique_id: str | None = None  # the content image's, the same for the same photo sent again
 
     def __post_init__(self):
         if self.op not in OPERATIONS:

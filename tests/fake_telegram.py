@@ -4,7 +4,7 @@ It speaks the real HTTP API (the subset paintbot uses) so the real python-telegr
 in the bot and in the worker, talks to it exactly as to api.telegram.org:
 methods at {root}/bot<token>/METHOD, files at {root}/file/bot<token>/PATH.
 
-Tests script users (`user_sends_photo`, `user_sends_text`, `user_presses_button`, `user_reacts`, ...;
+Tests script users (`user_sends_photo`, `user_sends_text`, `user_forwards`, `user_presses_button`, `user_reacts`, ...;
 a user may carry their app's `language_code`; a message may be sent on behalf of a chat: `sender_chat`),
 then read what the bot did (`calls`, `wait_for`, `bot_messages`, `commands` per language) and inject
 real error responses (`fail`, `delay`, `flood_limit`) and a hostile or broken server (`answer_file_path`,
@@ -343,6 +343,16 @@ class FakeTelegram:
             doc = {**self._file_dict(fid, self._files[fid]), "file_name": file_name, "mime_type": mime_type}
         return self._user_message(chat, user, reply_to, sender_chat, document=doc, caption=caption,
                                   caption_entities=self._entities(caption))
+
+    def user_forwards(self, chat: dict, message: dict, user: dict | None = None, caption: str | None = None) -> dict:
+        """`user` forwards (or sends again from their gallery of sent files) the photo or file of `message`
+        into `chat`: a new message carrying the same file, so the same file_unique_id, as Telegram does."""
+        media = {k: message[k] for k in ("photo", "document") if k in message}
+        if not media:
+            raise ValueError(f"message {message['message_id']} carries no photo or file to forward")
+        origin = {"type": "user", "sender_user": message["from"], "date": message["date"]}
+        return self._user_message(chat, user, None, None, forward_origin=origin, caption=caption,
+                                  caption_entities=self._entities(caption), **media)
 
     def user_presses_button(self, chat: dict, message_id: int, data: str, user: dict | None = None) -> dict:
         """A callback_query for a button of an inline keyboard the bot sent; returns the CallbackQuery."""
@@ -783,7 +793,7 @@ class FakeTelegram:
         return value, stored
 
     def _m_sendPhoto(self, p, f):
-        _, photo = self._upload(p, f, "photo")
+        fid, photo = self._upload(p, f, "photo")
         if photo.size > MAX_PHOTO_BYTES:
             raise _bad("PHOTO_SAVE_FILE_INVALID")
         try:
@@ -793,6 +803,8 @@ class FakeTelegram:
         w, h = sizes[-1]["width"], sizes[-1]["height"]
         if w + h > 10000 or max(w, h) > 20 * min(w, h):
             raise _bad("PHOTO_INVALID_DIMENSIONS")
+        if fid is not None:  # sent again by its file_id: Telegram keeps the file's ids
+            sizes[-1] = {**self._file_dict(fid, photo), "width": w, "height": h}
         return self._bot_message(p, photo=sizes)
 
     def _m_sendDocument(self, p, f):

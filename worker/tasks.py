@@ -20,14 +20,15 @@ import redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
+from bot import captions
 from bot.jobs import Job
 from bot.options import shown
 from bot.queue import record_result, release
 from bot.texts import render, render_error
 from models.errors import InputError
 from models.fetch import FetchError
-from worker import metrics, runtime
-from worker.telegram import ChatGone, Rejected
+from worker import chain, metrics, results, runtime
+from worker.telegram import ChatGone, Rejected, Sent
 
 log = logging.getLogger("paintbot.worker")
 
@@ -132,6 +133,8 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
         _deliver(rt, job, _styles_sheet(rt.models.styles_dir, rt.models.cache_dir), as_document=False,
                  filename="styles.jpg", caption=render("styles.caption", job.lang, names=", ".join(_preset_names())))
         return "ok"
+    if job.op == "compare":
+        return _compare(rt, job, stages)
 
     try:
         engine = rt.engines.get(job.options.engine, job.op, reference=bool(job.reference_file_id))
@@ -149,12 +152,14 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
     second = imageio.decode(reference) if reference is not None else None
     stages.done("decode")
 
+    colorized_first = False
     if job.op == "colorize":
         out = engine(img, job.options, reference=second)
         suffix = "colorized"
     else:
         style_img = second if second is not None else _preset(rt, job.options.style)
-        out = engine(img, style_img, job.options)
+        content, colorized_first = chain.colour_first(rt.engines, img, job.options)
+        out = engine(content, style_img, job.options)
         suffix = job.options.style or "styled"
     stages.done("model")
 
@@ -163,23 +168,36 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
     encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
     stem = shown(Path(job.file_name or "").stem) or "photo"  # echoed back: no RTL overrides
     stages.done("encode")
-    _deliver(rt, job, encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}",
-             caption=_caption(job, engine.label, animated=bool(img.info.get("paintbot_animated"))),
-             engine=engine.name)
+    rid, keyboard = results.buttons(rt, job)
+    sent = _deliver(rt, job, encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}",
+                    caption=_caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")),
+                                     colorized_first=colorized_first),
+                    engine=engine.name, reply_markup=keyboard)
+    results.keep(rt, job, engine, rid, sent, colorized_first)
     stages.done("send")
     return "ok"
 
 
-def _caption(job: Job, engine_label: str, animated: bool) -> str:
+def _compare(rt: runtime.Runtime, job: Job, stages: Stages) -> str:
+    """The before/after picture of a result: the photo (file_id) and the result (reference_file_id)."""
+    from models import imageio, sheet
+
+    rt.telegram.chat_action(job.chat_id, "upload_photo")
+    before = imageio.decode(rt.telegram.download(job.file_id))
+    after = imageio.decode(rt.telegram.download(job.reference_file_id))
+    stages.done("download")
+    picture = sheet.before_after(before, after, render("compare.before", job.lang), render("compare.after", job.lang))
+    stages.done("model")
+    _deliver(rt, job, imageio.encode(picture, "JPEG", quality=90), False, "before_after.jpg",
+             caption=render("caption.compare", job.lang))
+    stages.done("send")
+    return "ok"
+
+
+def _caption(job: Job, engine_label: str, animated: bool, colorized_first: bool = False) -> str:
     """What was done, by which model, and that it is not a record of the past nor a real painting."""
-    if job.op == "colorize":
-        key = "caption.colorize_like" if job.reference_file_id else "caption.colorize"
-        text = render(key, job.lang, engine=engine_label)
-    elif job.options.style is None:
-        text = render("caption.style_custom", job.lang, engine=engine_label)
-    else:
-        text = render("caption.style", job.lang, engine=engine_label, painting=_painting(job.options.style, job.lang))
-    return f"{text}\n{render('note.animated', job.lang)}" if animated else text
+    return captions.result_caption(job.op, job.options, engine_label, job.lang, like=bool(job.reference_file_id)
+                                   and job.op == "colorize", colorized_first=colorized_first, animated=animated)
 
 
 def _fits_photo(size: tuple[int, int]) -> bool:
@@ -188,14 +206,17 @@ def _fits_photo(size: tuple[int, int]) -> bool:
 
 
 def _deliver(rt: runtime.Runtime, job: Job, data: bytes, as_document: bool, filename: str,
-             caption: str | None = None, engine: str | None = None) -> None:
-    """Send the result at most once per job, even when a retry follows a crash after sending.
-    A result `engine` made is recorded, so that reactions to it count for that engine."""
+             caption: str | None = None, engine: str | None = None, reply_markup=None) -> Sent | None:
+    """Send the result at most once per job, even when a retry follows a crash after sending; returns what
+    was sent (None: it had been already). A result `engine` made is recorded, so that reactions to it count
+    for that engine."""
     if not rt.redis.set(f"paintbot:delivered:{job.job_id}", 1, nx=True, ex=DELIVERED_TTL):
         log.warning("job=%s was already delivered; not sending twice", job.job_id)
-        return
+        return None
     try:
-        message_id = rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document, filename, caption=caption)
+        sent = rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document, filename, caption=caption,
+                                      reply_markup=reply_markup)
+        message_id = sent.message_id
     except Exception:
         rt.redis.delete(f"paintbot:delivered:{job.job_id}")  # not delivered: a retry may send it
         raise
@@ -206,6 +227,7 @@ def _deliver(rt: runtime.Runtime, job: Job, data: bytes, as_document: bool, file
             record_result(rt.redis, job.chat_id, message_id, engine)
         except redis.RedisError as exc:  # delivered all the same: only its reactions go uncounted
             log.warning("job=%s: the result's engine was not recorded (%s)", job.job_id, type(exc).__name__)
+    return sent
 
 
 def _preset(rt: runtime.Runtime, name: str):
@@ -218,12 +240,6 @@ def _preset_names() -> list[str]:
     from models.style import presets
 
     return presets.names()
-
-
-def _painting(name: str, lang: str | None) -> str:
-    """A preset as a caption names it, in the user's language: "Die Sternennacht (Vincent van Gogh)"
-    (bot/locales holds a title per preset; tests/test_texts.py checks that every preset has one)."""
-    return render(f"painting.{name}", lang)
 
 
 @functools.cache
