@@ -13,7 +13,7 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Appli
                           MessageReactionHandler, TypeHandler, filters)
 from telegram.request import HTTPXRequest
 
-from bot import feedback, handlers, language, metrics
+from bot import feedback, followup_buttons, handlers, language, metrics
 from bot.queue import JobQueue
 from bot.settings import Settings
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, render
@@ -143,6 +143,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
     app.add_handler(CommandHandler("language", language.language_command))
     app.add_handler(CallbackQueryHandler(handlers.style_button, pattern=r"^style:"))
     app.add_handler(CallbackQueryHandler(language.language_button, pattern=r"^language:"))
+    app.add_handler(CallbackQueryHandler(followup_buttons.followup_button, pattern=r"^fu:"))
     app.add_handler(CallbackQueryHandler(handlers.unknown_button))  # any other tap, junk data too, is answered
     app.add_handler(MessageReactionHandler(feedback.on_reaction))
     app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image_message))

@@ -10,7 +10,7 @@ import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 
-from bot import language, metrics
+from bot import instant, language, metrics
 from bot.jobs import AlbumItem, Job
 from bot.language import Context
 from bot.options import BadOptions, ColorizeOptions, Options, StyleOptions
@@ -62,25 +62,30 @@ async def _vocabulary(context: Context):
 
 async def submit(context: Context, request: Message, reply_to: Message, img: Image | None,
                  op: str, options: Options | None = None, user_id: int | None = None,
-                 reference: Image | None = None, album: tuple[AlbumItem, ...] | None = None,
-                 status_text: str | None = None) -> str:
+                 reference: Image | None = None, request_id: int | None = None,
+                 album: tuple[AlbumItem, ...] | None = None, status_text: str | None = None) -> str:
     """Admit and enqueue: all or nothing, so a request that does not become a job holds no slot.
     A job that has to wait in line is told "Queued" with its position (replying to the photo);
     one a worker takes at once gets a chat action instead (bot/readiness.py), unless `status_text`
     asks for a status message all the same (an album's). Every outcome gets exactly one answer;
-    returns which: "queued", "refused", "duplicate" (the same request is already queued: nothing
-    said) or "unreachable" (the chat cannot be written to: nothing can be said)."""
+    returns which: "queued", "cached" (answered at once from the result cache, bot/instant.py; never
+    for an album), "refused", "duplicate" (the same request is already queued: nothing said) or
+    "unreachable" (the chat cannot be written to: nothing can be said). `request_id`: the job's, when
+    the request is no message of its own (a follow-up tap)."""
     for image in (img, reference):
         if image is not None and too_big(image):
             await refuse(reply_to.reply_text, request.chat_id, "too_big",
                          render("too_big", context.lang, limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
             return "refused"
-    job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id, reply_to=reply_to.message_id,
-              file_id=img.file_id if img else None, as_document=bool(img and img.as_document),
-              file_name=img.file_name if img else None, options=options,
+    job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id if request_id is None else request_id,
+              reply_to=reply_to.message_id, file_id=img.file_id if img else None,
+              as_document=bool(img and img.as_document), file_name=img.file_name if img else None, options=options,
               reference_file_id=reference.file_id if reference else None,
-              user_id=user_id if user_id is not None else sender_of(request), lang=context.lang, album=album)
+              user_id=user_id if user_id is not None else sender_of(request), lang=context.lang,
+              file_unique_id=img.file_unique_id if img else None, album=album)
     jobs, bursts = _jobs(context), context.application.bot_data["bursts"]
+    if album is None and await instant.answer(context, job, reply_to, img, reference is not None):
+        return "cached"
     try:
         position, at_once = await asyncio.to_thread(_admit, context, job)
     except Duplicate:
@@ -234,7 +239,7 @@ async def style_button(update: Update, context: Context) -> None:
     finally:
         await query.answer({"queued": render("style.painting_as", context.lang, name=name),
                             "duplicate": render("request.duplicate", context.lang)}.get(outcome))
-    if outcome == "queued":
+    if outcome in ("queued", "cached"):
         await keyboard_msg.edit_text(render("style.chosen", context.lang, name=name))  # one tap per keyboard
 
 

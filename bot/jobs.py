@@ -26,13 +26,16 @@ log = logging.getLogger("paintbot")
 
 TASK = "worker.tasks.run_job"
 ON_FAILURE = "worker.tasks.on_job_failure"  # RQ calls it when a job fails, also when its worker died
-OPERATIONS = ("colorize", "style", "styles")
+# "compare": the before/after picture of a result (file_id the photo, reference_file_id the result).
+OPERATIONS = ("colorize", "style", "styles", "compare")
 # Fields newer than the previous release travel inside `options`, under these keys: the second image
 # of a request (a custom style, an exemplar's colour reference) under the key the previous release
 # already read for custom styles; the requester's language (its workers ignore it and answer in English).
 # An album's pictures (bot/albums.py) travel there too: the previous release's workers read the job as
 # its first picture alone, and answer that one.
-_IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang", "album": "album"}
+# The input's file_unique_id keys the result cache (bot/cache.py) and the result's follow-up record.
+_IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang", "file_unique_id": "file_unique_id",
+               "album": "album"}
 MAX_ALBUM = 10  # Telegram's media groups hold 2 to 10 items
 
 
@@ -65,6 +68,7 @@ class Job:
     options: Options | None = None  # the operation's typed options (None for "styles")
     reference_file_id: str | None = None  # a custom style photo, or the colour reference to copy
     lang: str | None = None  # the language to answer in (bot/texts.py); None: English
+    file_unique_id: str | None = None  # the content image's, the same for the same photo sent again
     album: tuple[AlbumItem, ...] | None = None  # a media group, in order (file_id is its first picture's)
 
     def __post_init__(self):

@@ -19,6 +19,7 @@ log = logging.getLogger("paintbot")
 # The bot's own metrics (the worker's are in worker/metrics.py).
 UPDATES = Counter("paintbot_updates", "Telegram updates received", ["kind"])
 ENQUEUED = Counter("paintbot_jobs_enqueued", "Jobs put on the queue", ["op"])
+CACHED = Counter("paintbot_results_from_cache", "Requests answered from the result cache, without a job", ["op"])
 REFUSED = Counter("paintbot_jobs_refused", "Requests answered without a job", ["reason"])
 # 👍/👎 on results by the engine that made them; "removed" counts reactions taken back, so
 # added - removed is what people think now.

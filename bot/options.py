@@ -42,15 +42,18 @@ class EngineInfo:
     label: str
     aliases: tuple[str, ...] = ()
     needs_reference: bool = False
+    default: bool = False  # the family's default on the worker that published it (a job naming no engine)
+    weights: str | None = None  # a short digest of the weight files it runs with (the result cache keys on it)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "family": self.family, "label": self.label, "aliases": list(self.aliases),
-                "needs_reference": self.needs_reference}
+                "needs_reference": self.needs_reference, "default": self.default, "weights": self.weights}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "EngineInfo":
         return cls(str(d["name"]), str(d["family"]), str(d.get("label") or d["name"]),
-                   tuple(d.get("aliases") or ()), bool(d.get("needs_reference")))
+                   tuple(d.get("aliases") or ()), bool(d.get("needs_reference")), bool(d.get("default")),
+                   str(d["weights"]) if d.get("weights") else None)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,25 @@ class Vocabulary:
 
     def info(self, name: str) -> EngineInfo | None:
         return next((e for e in self.engines if e.name == name), None)
+
+    def resolved(self, name: str | None, family: str) -> EngineInfo | None:
+        """The engine a worker runs for a job naming `name` (None: the family's default), when that is
+        certain: the workers published it, and (for the default) exactly one engine of the family as it.
+        None when it is not certain (workers disagree, or an older worker did not say)."""
+        if name is not None:
+            canonical = self.engine(name, family)  # a name or an alias ("hq" of an older job)
+            return self.info(canonical) if canonical is not None else None
+        defaults = [e for e in self.engines if e.family == family and e.default]
+        return defaults[0] if len(defaults) == 1 else None
+
+    def next_engine(self, name: str, family: str) -> str | None:
+        """The registered engine after `name` in `family` (round the list), skipping those that need a
+        reference photo: what "Another model" offers. None when there is no other."""
+        names = [e.name for e in self.engines if e.family == family and not e.needs_reference]
+        if name not in names:
+            return names[0] if names else None
+        following = names[names.index(name) + 1:] + names[:names.index(name)]
+        return following[0] if following else None
 
 
 def shown(word: str, limit: int = 32) -> str:

@@ -155,6 +155,14 @@ class JobQueue:
             raise Refused(outcome.decode(), in_flight=number)
         return number
 
+    def claim(self, job: Job) -> bool:
+        """Claim `job`'s request without a slot, for an answer that needs no job (bot/instant.py): False
+        when it is claimed already (the same update again, a second tap), as `admit` would say Duplicate."""
+        return bool(self.redis.set(_request_key(job), 1, nx=True, ex=REQUEST_TTL))
+
+    def unclaim(self, job: Job) -> None:
+        self.redis.delete(_request_key(job))
+
     def withdraw(self, job: Job) -> None:
         """An admitted request did not become a job: give back its claim and its slot."""
         release(self.redis, job)

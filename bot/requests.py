@@ -24,6 +24,7 @@ class Image:
     file_size: int | None
     as_document: bool
     file_name: str | None = None
+    file_unique_id: str | None = None  # the same for the same file, in any message (the result cache's key)
 
 
 def image_of(msg: Message | None) -> Image | None:
@@ -32,13 +33,14 @@ def image_of(msg: Message | None) -> Image | None:
         return None
     if msg.photo:
         p = msg.photo[-1]
-        return Image(p.file_id, p.file_size, as_document=False)
+        return Image(p.file_id, p.file_size, as_document=False, file_unique_id=p.file_unique_id)
     doc = msg.document
     if doc is not None:
         mime = (doc.mime_type or "").lower()
         suffix = Path(doc.file_name or "").suffix.lower()
         if mime.startswith("image/") or suffix in IMAGE_SUFFIXES:
-            return Image(doc.file_id, doc.file_size, as_document=True, file_name=doc.file_name)
+            return Image(doc.file_id, doc.file_size, as_document=True, file_name=doc.file_name,
+                         file_unique_id=doc.file_unique_id)
     return None
 
 

@@ -66,6 +66,9 @@ class Settings:
     webhook_url: str = ""  # set: receive updates by webhook instead of long polling
     webhook_secret: str = field(default="", repr=False)  # Telegram sends it back in every webhook call
     webhook_port: int = 8443
+    # Seconds a sent result is remembered for instant repeats and its follow-up buttons (bot/cache.py,
+    # bot/followups.py); 0: no cache, and results carry no buttons.
+    result_cache_ttl: int = 7 * 24 * 3600
 
     @property
     def bot_base_url(self) -> str:
@@ -112,4 +115,5 @@ class Settings:
             webhook_url=env.get("PAINTBOT_WEBHOOK_URL", "").strip(),
             webhook_secret=env.get("PAINTBOT_WEBHOOK_SECRET", "").strip(),
             webhook_port=_int(env, "PAINTBOT_WEBHOOK_PORT", 8443),
+            result_cache_ttl=max(0, _int(env, "PAINTBOT_RESULT_CACHE_TTL", 7 * 24 * 3600)),
         )

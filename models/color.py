@@ -132,3 +132,14 @@ def lab_to_rgb_uint8(lightness: torch.Tensor, ab: torch.Tensor, rows: int = 32) 
         steps = _mix(m, _lab_to_xyzn(lightness[0, rs], ab[0, rs], ab[1, rs]))
         out[:, rs] = _lookup(lut, steps.clamp_(0, _ENCODE_STEPS).add_(0.5))
     return out
+
+
+# Below this mean chroma (C*ab, CIE units) a photo counts as black and white: a scan of a gray print carries
+# a little noise and tint (about 1-3); a sepia or faded colour photo has more (8 and up) and keeps its colour.
+BLACK_AND_WHITE_CHROMA = 5.0
+
+
+def mean_chroma(rgb: torch.Tensor) -> float:
+    """Mean C*ab = sqrt(a*² + b*²) of sRGB (3, H, W), uint8 or float 0..1."""
+    lab = rgb_to_lab(rgb)
+    return float(torch.hypot(lab[1], lab[2]).mean())

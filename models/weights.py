@@ -137,3 +137,25 @@ def load_into(module, state_dict: dict, source: str | Path) -> None:
             parts.append(f"{len(wrong)} shape(s) differ, e.g. {k}: file {list(given[k])} vs model {list(expected[k])}")
         raise FetchError(f"{source} does not fit {type(module).__name__}: {'; '.join(parts)}")
     module.load_state_dict(state_dict, strict=False)  # num_batches_tracked may be absent, as in the real files
+
+
+def identity(files, config: ModelConfig) -> str | None:
+    """A short digest naming the weights an engine runs with, for the result cache (bot/cache.py): the
+    published or pinned SHA-256 of each file, or for an operator's override its path, size and time.
+    None when one of them cannot be named (a file neither published, pinned nor present)."""
+    import hashlib
+
+    parts = []
+    for wf in files:
+        override = config.weight_overrides.get(wf.filename)
+        if override is not None:
+            try:
+                st = Path(override).stat()
+            except OSError:
+                return None
+            parts.append(f"{wf.filename}:{override}:{st.st_size}:{int(st.st_mtime)}")
+        elif wf.remote.sha256:
+            parts.append(f"{wf.filename}:{wf.remote.sha256}")
+        else:
+            return None
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

@@ -4,17 +4,17 @@ It speaks the real HTTP API (the subset paintbot uses) so the real python-telegr
 in the bot and in the worker, talks to it exactly as to api.telegram.org:
 methods at {root}/bot<token>/METHOD, files at {root}/file/bot<token>/PATH.
 
-Tests script users (`user_sends_photo`, `user_sends_text`, `user_sends_album`, `user_presses_button`,
-`user_reacts`, ...; a user may carry their app's `language_code`; a message may be sent on behalf of a chat:
-`sender_chat`), then read what the bot did (`calls`, `wait_for`, `bot_messages`, `commands` per language)
-and inject real error responses (`fail`, `delay`, `flood_limit`) and a hostile or broken server
-(`answer_file_path`, `push_update` of updates a client cannot parse, `redeliver` after a crash,
-`bot_left_keyboard`). Telegram's own rules that a bot can trip over are enforced with Telegram's error
-texts: reply targets, text/caption lengths, photo size and dimensions, the 20 MB getFile limit, callback
-data of at most 64 bytes, one getUpdates poller at a time, albums (sendMediaGroup) of 2 to 10 items that do
-not mix documents with photos. Every request is recorded as a `Call`; file downloads are recorded (and can
-be failed or delayed) under the method name `DOWNLOAD`. `Call.at` gives per-chat send times for flood-limit
-checks.
+Tests script users (`user_sends_photo`, `user_sends_text`, `user_sends_album`, `user_forwards`,
+`user_presses_button`, `user_reacts`, ...; a user may carry their app's `language_code`; a message may be
+sent on behalf of a chat: `sender_chat`), then read what the bot did (`calls`, `wait_for`, `bot_messages`,
+`commands` per language) and inject real error responses (`fail`, `delay`, `flood_limit`) and a hostile or
+broken server (`answer_file_path`, `push_update` of updates a client cannot parse, `redeliver` after a
+crash, `bot_left_keyboard`). Telegram's own rules that a bot can trip over are enforced with Telegram's
+error texts: reply targets, text/caption lengths, photo size and dimensions, the 20 MB getFile limit,
+callback data of at most 64 bytes, one getUpdates poller at a time, albums (sendMediaGroup) of 2 to 10 items
+that do not mix documents with photos. Every request is recorded as a `Call`; file downloads are recorded
+(and can be failed or delayed) under the method name `DOWNLOAD`. `Call.at` gives per-chat send times for
+flood-limit checks.
 """
 
 from __future__ import annotations
@@ -372,6 +372,16 @@ class FakeTelegram:
                 sent.append(self._user_message(chat, user, None, None, photo=self._photo_sizes(item), caption=text,
                                                caption_entities=self._entities(text), media_group_id=group))
         return sent
+
+    def user_forwards(self, chat: dict, message: dict, user: dict | None = None, caption: str | None = None) -> dict:
+        """`user` forwards (or sends again from their gallery of sent files) the photo or file of `message`
+        into `chat`: a new message carrying the same file, so the same file_unique_id, as Telegram does."""
+        media = {k: message[k] for k in ("photo", "document") if k in message}
+        if not media:
+            raise ValueError(f"message {message['message_id']} carries no photo or file to forward")
+        origin = {"type": "user", "sender_user": message["from"], "date": message["date"]}
+        return self._user_message(chat, user, None, None, forward_origin=origin, caption=caption,
+                                  caption_entities=self._entities(caption), **media)
 
     def user_presses_button(self, chat: dict, message_id: int, data: str, user: dict | None = None) -> dict:
         """A callback_query for a button of an inline keyboard the bot sent; returns the CallbackQuery."""
@@ -813,7 +823,7 @@ class FakeTelegram:
         return value, stored
 
     def _m_sendPhoto(self, p, f):
-        _, photo = self._upload(p, f, "photo")
+        fid, photo = self._upload(p, f, "photo")
         if photo.size > MAX_PHOTO_BYTES:
             raise _bad("PHOTO_SAVE_FILE_INVALID")
         try:
@@ -823,6 +833,8 @@ class FakeTelegram:
         w, h = sizes[-1]["width"], sizes[-1]["height"]
         if w + h > 10000 or max(w, h) > 20 * min(w, h):
             raise _bad("PHOTO_INVALID_DIMENSIONS")
+        if fid is not None:  # sent again by its file_id: Telegram keeps the file's ids
+            sizes[-1] = {**self._file_dict(fid, photo), "width": w, "height": h}
         return self._bot_message(p, photo=sizes)
 
     def _m_sendDocument(self, p, f):

@@ -346,3 +346,27 @@ def test_hostile_shapes_senders_and_redelivery(telegram):
         assert again.update_id == first["update_id"] and again.message.message_id == photo["message_id"]
 
     _run(tg, scenario)
+
+
+def test_forwards_and_photos_sent_again_keep_the_file_ids(telegram):
+    """As Telegram does: a forwarded photo, and a photo sent again by its file_id, carry the same file
+    (file_id and file_unique_id); a file id Telegram does not know is refused with its error."""
+    tg = telegram
+    chat, group = tg.private_chat(10), tg.group_chat(-10010)
+    photo = tg.user_sends_photo(chat, gray_photo(80, 60))
+    forwarded = tg.user_forwards(group, photo, user=tg.user(11), caption="/colorize")
+    assert forwarded["photo"] == photo["photo"] and forwarded["forward_origin"]["sender_user"]["id"] == 10
+    assert forwarded["chat"]["id"] == -10010 and forwarded["from"]["id"] == 11
+    assert tg.user_forwards(chat, photo)["message_id"] == photo["message_id"] + 1, "a new message"
+    with pytest.raises(ValueError, match="no photo or file"):
+        tg.user_forwards(chat, tg.user_sends_text(chat, "hi"))
+
+    async def scenario(bot):
+        first = await bot.send_photo(10, gray_photo(80, 60))
+        again = await bot.send_photo(-10010, first.photo[-1].file_id)
+        assert (again.photo[-1].file_id, again.photo[-1].file_unique_id) == \
+            (first.photo[-1].file_id, first.photo[-1].file_unique_id)
+        with pytest.raises(BadRequest, match="(?i)wrong file identifier"):
+            await bot.send_photo(10, "AgACnosuch-fake-file-id")
+
+    _run(tg, scenario)

@@ -16,10 +16,11 @@ from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, TEXTS, language_of, render
 
 # Telegram's limits, in UTF-16 code units as Telegram counts them.
 MESSAGE, CAPTION, ALERT, COMMAND_DESCRIPTION = 4096, 1024, 200, 256
-CAPTIONS = {"styles.caption", "note.animated", "caption.colorize", "caption.style", "caption.style_custom"}
+CAPTIONS = {"styles.caption", "note.animated", "caption.colorize", "caption.style", "caption.style_custom",
+            "caption.compare", "caption.colorized_first"}
 SAME_IN_EVERY_LANGUAGE = {"painting.picabia"}  # "Udnie": a title that is a proper name everywhere but Cyrillic
 ALERTS = {"style.photo_gone", "style.painting_as", "language.chosen", "unavailable", "button.unknown",
-          "request.duplicate"}  # answerCallbackQuery texts
+          "request.duplicate", "followup.working", "followup.expired", "followup.no_other_model"}  # answerCallbackQuery
 
 
 def _longest_values() -> dict:

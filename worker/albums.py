@@ -43,13 +43,15 @@ def process(rt, job: Job, stages, status, engine) -> str:
     results: list[tuple[bytes, bool, str]] = []
     failed: list[int] = []
     last_error: InputError | None = None
+    colorized_first = False  # a black-and-white picture was colourised before it was painted
     for i, item in enumerate(job.album):
         try:
             data = rt.telegram.download(item.file_id)
             img = imageio.decode(data)
             with reporting(lambda f, i=i: status.show(render("working.percent", job.lang, working=working,
                                                              percent=round(100 * (i + f) / count)))):
-                out, suffix = tasks._run_engine(rt, engine, job, img, None)
+                out, suffix, colorized = tasks._run_engine(rt, engine, job, img, None)
+            colorized_first = colorized_first or colorized
             results.append(tasks._encode(job, out, img, data, item.file_name or f"photo_{i + 1}", suffix))
         except InputError as exc:  # this picture only: the others still come back
             log.info("job=%s album picture %d/%d unusable: %s", job.job_id, i + 1, count, exc)
@@ -59,7 +61,7 @@ def process(rt, job: Job, stages, status, engine) -> str:
     stages.done("model")
     if not results:
         raise last_error  # nothing to send: the user is told why, as for a single photo
-    caption = tasks._caption(job, engine.label, animated=False)
+    caption = tasks._caption(job, engine.label, animated=False, colorized_first=colorized_first)
     if failed:
         caption += "\n" + render("album.failed", job.lang, items=", ".join(_name(job, i) for i in failed))
     job = tasks._with_status(job, status)

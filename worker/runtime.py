@@ -20,6 +20,7 @@ from bot.options import EngineInfo
 from bot.queue import publish_engines
 from bot.settings import Settings
 from models import engines as registry
+from models import weights
 from models.config import ModelConfig
 from models.engine import Engine
 from worker import metrics
@@ -59,8 +60,14 @@ class Engines:
         """What this worker can run: engines already loaded, those whose files are here, and, when
         downloads are allowed (no offline folder), every registered engine."""
         online = self.config.weights_dir is None
-        return [EngineInfo(e.name, e.family, e.label, e.aliases, e.needs_reference) for e in registry.ENGINES
+        defaults = {e.name for e in self.defaults.values()}
+        return [EngineInfo(e.name, e.family, e.label, e.aliases, e.needs_reference, e.name in defaults,
+                           weights.identity(e.files, self.config)) for e in registry.ENGINES
                 if online or e.name in self._loaded or e.files_present(self.config)]
+
+    def weights_of(self, engine: Engine) -> str | None:
+        """What the result cache keys an engine's results on (as published in `runnable`)."""
+        return weights.identity(engine.files, self.config)
 
 
 @dataclass

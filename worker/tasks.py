@@ -20,7 +20,7 @@ import redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from bot import readiness
+from bot import captions, readiness
 from bot.jobs import Job
 from bot.options import shown
 from bot.queue import record_result, release
@@ -28,9 +28,9 @@ from bot.texts import render, render_error
 from models.errors import InputError
 from models.fetch import FetchError
 from models.progress import reporting
-from worker import albums, metrics, runtime
+from worker import albums, chain, metrics, results, runtime
 from worker.progress import Progress
-from worker.telegram import ChatGone, Rejected
+from worker.telegram import ChatGone, Rejected, Sent
 
 log = logging.getLogger("paintbot.worker")
 
@@ -68,9 +68,10 @@ def run_job(payload: dict) -> str:
     outcome = "error"
     status = None
     try:
-        # A queued job's "Queued" becomes "Colourising…" now (not for /styles: its picture is ready at once).
+        # A queued job's "Queued" becomes "Colourising…" now.
+        working = job.op in ("colorize", "style")  # /styles and before/after are ready at once
         status = Progress(rt, job.chat_id, job.reply_to, _starting(job), job.status_message_id,
-                          announce=job.op != "styles")
+                          post_after=None if working else float("inf"), announce=working)
         outcome = _process(rt, job, stages, status)
         return outcome
     except ChatGone:
@@ -159,9 +160,11 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages, status: Progress) ->
 
     tg = rt.telegram
     if job.op == "styles":
-        _deliver(rt, _with_status(job, status), _styles_sheet(rt.models.styles_dir, rt.models.cache_dir), as_document=False,
-                 filename="styles.jpg", caption=render("styles.caption", job.lang, names=", ".join(_preset_names())))
+        _deliver(rt, _with_status(job, status), _styles_sheet(rt.models.styles_dir, rt.models.cache_dir),
+                 as_document=False, filename="styles.jpg", caption=render("styles.caption", job.lang, names=", ".join(_preset_names())))
         return "ok"
+    if job.op == "compare":
+        return _compare(rt, job, stages, status)
 
     try:
         engine = rt.engines.get(job.options.engine, job.op, reference=bool(job.reference_file_id))
@@ -183,24 +186,29 @@ def _process(rt: runtime.Runtime, job: Job, stages: Stages, status: Progress) ->
 
     working = _working(job)
     with reporting(lambda f: status.show(render("working.percent", job.lang, working=working, percent=round(100 * f)))):
-        out, suffix = _run_engine(rt, engine, job, img, second)
+        out, suffix, colorized_first = _run_engine(rt, engine, job, img, second)
     stages.done("model")
 
     encoded, as_document, filename = _encode(job, out, img, data, job.file_name, suffix)
     stages.done("encode")
-    _deliver(rt, _with_status(job, status), encoded, as_document, filename,
-             caption=_caption(job, engine.label, animated=bool(img.info.get("paintbot_animated"))),
-             engine=engine.name)
+    rid, keyboard = results.buttons(rt, job)
+    sent = _deliver(rt, _with_status(job, status), encoded, as_document, filename,
+                    caption=_caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")),
+                                     colorized_first=colorized_first),
+                    engine=engine.name, reply_markup=keyboard)
+    results.keep(rt, job, engine, rid, sent, colorized_first)
     stages.done("send")
     return "ok"
 
 
 def _run_engine(rt: runtime.Runtime, engine, job: Job, img, second):
-    """The job's operation on one image: the result and the suffix its file name gets."""
+    """The job's operation on one image: the result, the suffix its file name gets, and whether a
+    black-and-white photo was colourised before it was painted (worker/chain.py)."""
     if job.op == "colorize":
-        return engine(img, job.options, reference=second), "colorized"
+        return engine(img, job.options, reference=second), "colorized", False
     style_img = second if second is not None else _preset(rt, job.options.style)
-    return engine(img, style_img, job.options), job.options.style or "styled"
+    content, colorized_first = chain.colour_first(rt.engines, img, job.options)
+    return engine(content, style_img, job.options), job.options.style or "styled", colorized_first
 
 
 def _encode(job: Job, out, img, data: bytes, file_name: str | None, suffix: str) -> tuple[bytes, bool, str]:
@@ -214,16 +222,26 @@ def _encode(job: Job, out, img, data: bytes, file_name: str | None, suffix: str)
     return encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}"
 
 
-def _caption(job: Job, engine_label: str, animated: bool) -> str:
+def _compare(rt: runtime.Runtime, job: Job, stages: Stages, status: Progress) -> str:
+    """The before/after picture of a result: the photo (file_id) and the result (reference_file_id)."""
+    from models import imageio, sheet
+
+    rt.telegram.chat_action(job.chat_id, "upload_photo")
+    before = imageio.decode(rt.telegram.download(job.file_id))
+    after = imageio.decode(rt.telegram.download(job.reference_file_id))
+    stages.done("download")
+    picture = sheet.before_after(before, after, render("compare.before", job.lang), render("compare.after", job.lang))
+    stages.done("model")
+    _deliver(rt, _with_status(job, status), imageio.encode(picture, "JPEG", quality=90), False, "before_after.jpg",
+             caption=render("caption.compare", job.lang))
+    stages.done("send")
+    return "ok"
+
+
+def _caption(job: Job, engine_label: str, animated: bool, colorized_first: bool = False) -> str:
     """What was done, by which model, and that it is not a record of the past nor a real painting."""
-    if job.op == "colorize":
-        key = "caption.colorize_like" if job.reference_file_id else "caption.colorize"
-        text = render(key, job.lang, engine=engine_label)
-    elif job.options.style is None:
-        text = render("caption.style_custom", job.lang, engine=engine_label)
-    else:
-        text = render("caption.style", job.lang, engine=engine_label, painting=_painting(job.options.style, job.lang))
-    return f"{text}\n{render('note.animated', job.lang)}" if animated else text
+    return captions.result_caption(job.op, job.options, engine_label, job.lang, like=bool(job.reference_file_id)
+                                   and job.op == "colorize", colorized_first=colorized_first, animated=animated)
 
 
 def _fits_photo(size: tuple[int, int]) -> bool:
@@ -232,14 +250,17 @@ def _fits_photo(size: tuple[int, int]) -> bool:
 
 
 def _deliver(rt: runtime.Runtime, job: Job, data: bytes, as_document: bool, filename: str,
-             caption: str | None = None, engine: str | None = None) -> None:
-    """Send the result at most once per job, even when a retry follows a crash after sending.
-    A result `engine` made is recorded, so that reactions to it count for that engine."""
+             caption: str | None = None, engine: str | None = None, reply_markup=None) -> Sent | None:
+    """Send the result at most once per job, even when a retry follows a crash after sending; returns what
+    was sent (None: it had been already). A result `engine` made is recorded, so that reactions to it count
+    for that engine."""
     if not rt.redis.set(f"paintbot:delivered:{job.job_id}", 1, nx=True, ex=DELIVERED_TTL):
         log.warning("job=%s was already delivered; not sending twice", job.job_id)
-        return
+        return None
     try:
-        message_id = rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document, filename, caption=caption)
+        sent = rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document, filename, caption=caption,
+                                      reply_markup=reply_markup)
+        message_id = sent.message_id
     except Exception:
         rt.redis.delete(f"paintbot:delivered:{job.job_id}")  # not delivered: a retry may send it
         raise
@@ -250,6 +271,7 @@ def _deliver(rt: runtime.Runtime, job: Job, data: bytes, as_document: bool, file
             record_result(rt.redis, job.chat_id, message_id, engine)
         except redis.RedisError as exc:  # delivered all the same: only its reactions go uncounted
             log.warning("job=%s: the result's engine was not recorded (%s)", job.job_id, type(exc).__name__)
+    return sent
 
 
 def _preset(rt: runtime.Runtime, name: str):
@@ -262,12 +284,6 @@ def _preset_names() -> list[str]:
     from models.style import presets
 
     return presets.names()
-
-
-def _painting(name: str, lang: str | None) -> str:
-    """A preset as a caption names it, in the user's language: "Die Sternennacht (Vincent van Gogh)"
-    (bot/locales holds a title per preset; tests/test_texts.py checks that every preset has one)."""
-    return render(f"painting.{name}", lang)
 
 
 @functools.cache

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from telegram import Bot, File, InputMediaDocument, InputMediaPhoto, ReplyParameters
@@ -58,6 +59,22 @@ class FloodGate:
                     float(self._reserve(keys=["paintbot:flood:all"], args=[now, GLOBAL_INTERVAL])))
         if delay > 0:
             time.sleep(delay)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A result as Telegram holds it now: its message, and the file ids that send it again (bot/cache.py)."""
+
+    message_id: int
+    file_id: str | None
+    file_unique_id: str | None
+    as_document: bool = False
+
+    @classmethod
+    def of(cls, message) -> "Sent":
+        media = message.photo[-1] if message.photo else message.document
+        return cls(message.message_id, media.file_id if media else None, media.file_unique_id if media else None,
+                   message.document is not None)
 
 
 class ChatGone(Exception):
@@ -162,18 +179,18 @@ class Telegram:
             self._gate.wait(chat_id)
 
     def send_image(self, chat_id: int, reply_to: int, data: bytes, as_document: bool, filename: str,
-                   caption: str | None = None) -> int:
-        """Send a result; returns its message id."""
+                   caption: str | None = None, reply_markup=None) -> "Sent":
+        """Send a result (with `reply_markup`, its follow-up buttons); returns its message and file ids."""
         self._before_send(chat_id)
         # allow_sending_without_reply: if the photo was deleted meanwhile, still deliver the result.
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         if as_document:
             sent = self._call("send_document", chat_id, document=data, filename=filename, caption=caption,
-                              reply_parameters=reply, disable_content_type_detection=True)
+                              reply_parameters=reply, disable_content_type_detection=True, reply_markup=reply_markup)
         else:
             sent = self._call("send_photo", chat_id, photo=data, filename=filename, caption=caption,
-                              reply_parameters=reply)
-        return sent.message_id
+                              reply_parameters=reply, reply_markup=reply_markup)
+        return Sent.of(sent)
 
     def send_album(self, chat_id: int, reply_to: int, items: list[tuple[bytes, str]], as_document: bool,
                    caption: str | None = None) -> list[int]:

@@ -1,0 +1,85 @@
+"""Instant repeats: a result Telegram already holds is sent again by its file_id, with no job and no queue.
+
+A result is keyed by what fully decides it: the input's `file_unique_id` (the same for a photo forwarded
+around or sent again, across chats and bots' file_ids), the operation, its canonical options with the
+engine resolved to the name the worker runs, and that engine's weights digest (bot/options.py
+EngineInfo.weights, published by the workers). After sending a result the worker stores the result's
+Telegram file_id under that key with a TTL (PAINTBOT_RESULT_CACHE_TTL, a week by default; 0 turns the cache
+off); a later identical request is answered by the bot from here. Ids and engine names only, never content.
+
+The bot uses the cache only when it knows for certain which engine the worker would run: a request naming
+no engine while the workers disagree on the default (or did not say) goes to the queue as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+import redis
+
+from bot.options import Options, Vocabulary
+
+log = logging.getLogger("paintbot")
+
+FAMILY = {"colorize": "colorize", "style": "style"}  # the operations the cache serves, and their engine family
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A stored result: what to send again, and what the caption names."""
+
+    file_id: str
+    as_document: bool
+    engine: str  # the engine that made it (its label goes in the caption)
+    colorized_first: bool = False  # a black-and-white photo was colourised before it was painted
+
+    def to_json(self) -> str:
+        return json.dumps({"file_id": self.file_id, "document": self.as_document, "engine": self.engine,
+                           "colorized_first": self.colorized_first})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "Cached | None":
+        try:
+            d = json.loads(raw)
+            return cls(str(d["file_id"]), bool(d.get("document")), str(d["engine"]), bool(d.get("colorized_first")))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def key(unique_id: str, op: str, options: Options, engine: str, weights: str | None) -> str:
+    """The Redis key of a result: a digest, so that no user-chosen text ends up in a key name."""
+    canonical = "|".join((unique_id, op, options.replace(engine=engine).cache_key(), engine, weights or "-"))
+    return "paintbot:cache:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def serves(unique_id: str | None, op: str, options: Options | None, has_reference: bool) -> bool:
+    """Whether the cache keeps results of such a request: not without a unique id, nor for an operation or
+    a second image (a custom style, a colour reference) whose result the key does not decide."""
+    if unique_id is None or op not in FAMILY or options is None or has_reference:
+        return False
+    return op != "style" or options.style is not None
+
+
+def key_for_request(vocabulary: Vocabulary, unique_id: str | None, op: str, options: Options | None,
+                    has_reference: bool) -> str | None:
+    """The key the bot looks a request up by; None when the cache cannot answer it (`serves`), or the bot
+    cannot resolve its engine to the one the worker would run."""
+    if not serves(unique_id, op, options, has_reference):
+        return None
+    info = vocabulary.resolved(options.engine, FAMILY[op])
+    if info is None:
+        return None
+    return key(unique_id, op, options, info.name, info.weights)
+
+
+def lookup(conn: redis.Redis, cache_key: str) -> Cached | None:
+    raw = conn.get(cache_key)
+    return Cached.from_json(raw) if raw else None
+
+
+def store(conn: redis.Redis, cache_key: str, result: Cached, ttl: int) -> None:
+    if ttl > 0:
+        conn.set(cache_key, result.to_json(), ex=ttl)

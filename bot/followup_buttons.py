@@ -1,0 +1,86 @@
+"""The taps on a result's follow-up buttons (bot/followups.py): each becomes a request of whoever tapped,
+through the same `submit` as a command (limits, the result cache, "Queued", the job), in private chats and
+groups alike. A tap is answered once: what happens next, or why nothing does."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis
+from telegram import Message, Update
+
+from bot import followups
+from bot.handlers import submit, unknown_button
+from bot.language import Context
+from bot.options import ColorizeOptions, StyleOptions
+from bot.requests import Image, preset_names
+from bot.texts import render
+
+log = logging.getLogger("paintbot.bot")
+
+
+async def followup_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    parsed = followups.parse(query.data)
+    tapped = query.message if isinstance(query.message, Message) else None
+    if parsed is None or tapped is None:
+        await unknown_button(update, context)
+        return
+    rid, action = parsed
+    jobs = context.application.bot_data["jobs"]
+    try:
+        record = await asyncio.to_thread(followups.recall, jobs.redis, rid)
+    except redis.RedisError as exc:
+        log.warning("follow-up %s unanswerable while Redis is away (%s)", rid, type(exc).__name__)
+        await query.answer(render("unavailable", context.lang), show_alert=True)
+        return
+    if record is None:  # lapsed with the cache (or never kept): the photo is needed again
+        await query.answer(render("followup.expired", context.lang), show_alert=True)
+        return
+    if action == "paint":
+        await query.answer()
+        await tapped.reply_text(render("style.pick", context.lang),
+                                reply_markup=followups.presets_keyboard(rid, preset_names()))
+        return
+    request = _request(record, action, await asyncio.to_thread(jobs.vocabulary))
+    if request is None:
+        key = "followup.no_other_model" if action == "model" else "button.unknown"
+        await query.answer(render(key, context.lang), show_alert=True)
+        return
+    op, img, options, reference = request
+    # The result answers the result tapped; a style chosen under "Paint it…" answers the result it was for.
+    result_msg = tapped.reply_to_message if action.startswith("s:") and tapped.reply_to_message else tapped
+    outcome = None
+    try:
+        outcome = await submit(context, tapped, result_msg, img, op, options, user_id=query.from_user.id,
+                               reference=reference,
+                               request_id=followups.request_id(tapped.message_id, action, preset_names()))
+    finally:
+        await query.answer({"queued": render("followup.working", context.lang),
+                            "duplicate": render("request.duplicate", context.lang)}.get(outcome))
+    if outcome in ("queued", "cached") and action.startswith("s:"):
+        await tapped.edit_text(render("style.chosen", context.lang, name=action[2:]))  # one style per keyboard
+
+
+def _request(record: followups.Followup, action: str, vocabulary):
+    """(op, image, options, reference image) a tap asks for; None when it asks for nothing possible."""
+    source = Image(record.source_file_id, None, record.as_document, record.file_name, record.source_unique_id)
+    result = Image(record.result_file_id, None, record.as_document, record.file_name, record.result_unique_id)
+    if action.startswith("s:"):
+        name = action[2:]
+        if name not in preset_names():
+            return None
+        canvas = result if record.op == "colorize" else source  # paint the colourised result
+        return "style", canvas, StyleOptions(style=name), None
+    if action == "ba":
+        return "compare", source, None, result
+    if record.op != "colorize":
+        return None
+    options = ColorizeOptions.from_dict(record.options).replace(engine=record.engine)
+    if action in ("more", "less"):
+        return "colorize", source, options.replace(intensity=followups.stepped(options.intensity, action)), None
+    if action == "model":
+        following = vocabulary.next_engine(record.engine, "colorize")
+        return None if following is None else ("colorize", source, options.replace(engine=following), None)
+    return None

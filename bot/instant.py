@@ -1,0 +1,88 @@
+"""Answering a request from the result cache (bot/cache.py), in the bot: no job, no queue, no "Queued".
+
+`answer` is asked first for every request that would become a job. When the result is cached it sends
+it again by its Telegram file_id (sendPhoto/sendDocument with the id string: nothing is uploaded) with
+the same caption and follow-up buttons as a fresh result, and says so (True); the caller then stops.
+Anything in the way (no key, nothing stored, Redis away, Telegram no longer knows the file id) makes it
+say False, and the request goes to the queue as before: the cache can only make an answer faster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis
+from telegram import Message
+from telegram.error import BadRequest
+
+from bot import cache, captions, followups, metrics
+from bot.jobs import Job
+from bot.requests import Image
+
+log = logging.getLogger("paintbot.bot")
+
+
+async def answer(context, job: Job, reply_to: Message, img: Image | None, has_reference: bool) -> bool:
+    """Send the cached result of `job`'s request in reply to `reply_to`; False when there is none to send.
+    The request is claimed as a job's is (the same update again gets nothing more: bot/queue.py)."""
+    settings, jobs = context.application.bot_data["settings"], context.application.bot_data["jobs"]
+    op, options = job.op, job.options
+    if settings.result_cache_ttl <= 0 or img is None:
+        return False
+    vocabulary = await asyncio.to_thread(jobs.vocabulary)
+    key = cache.key_for_request(vocabulary, img.file_unique_id, op, options, has_reference)
+    if key is None:
+        return False
+    try:
+        hit = await asyncio.to_thread(cache.lookup, jobs.redis, key)
+    except redis.RedisError as exc:
+        log.info("result cache unavailable (%s): the request is queued", type(exc).__name__)
+        return False
+    if hit is None:
+        return False
+    try:
+        if not await asyncio.to_thread(jobs.claim, job):
+            return False  # answered already, or being: `admit` says Duplicate
+    except redis.RedisError:
+        return False
+    info = vocabulary.info(hit.engine)
+    caption = captions.result_caption(op, options, info.label if info else hit.engine, context.lang,
+                                      colorized_first=hit.colorized_first)
+    rid = followups.new_id()
+    colourisers = [e for e in vocabulary.engines if e.family == "colorize" and not e.needs_reference]
+    keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, another_model=len(colourisers) > 1)
+    try:
+        if hit.as_document:
+            sent = await reply_to.reply_document(hit.file_id, caption=caption, reply_markup=keyboard)
+        else:
+            sent = await reply_to.reply_photo(hit.file_id, caption=caption, reply_markup=keyboard)
+    except BadRequest as exc:  # Telegram no longer knows the file: forget it, compute it again
+        log.warning("cached result %s could not be sent again (%s): forgotten, the request is queued", key, exc)
+        await asyncio.to_thread(_forget, jobs.redis, key, jobs.unclaim, job)
+        return False
+    except BaseException:
+        await asyncio.to_thread(_forget, jobs.redis, None, jobs.unclaim, job)
+        raise
+    metrics.CACHED.labels(op).inc()
+    log.info("answered chat=%s op=%s from the result cache (engine %s)", reply_to.chat_id, op, hit.engine)
+    media = sent.photo[-1] if sent.photo else sent.document
+    record = followups.Followup(img.file_id, img.file_unique_id, img.as_document, img.file_name, hit.file_id,
+                                media.file_unique_id if media else None, op,
+                                options.replace(engine=hit.engine).to_dict(), hit.engine)
+    try:
+        await asyncio.to_thread(followups.remember, jobs.redis, rid, record, settings.result_cache_ttl)
+    except redis.RedisError as exc:
+        log.warning("follow-up record of a cached answer not kept (%s): its buttons will ask for the photo again",
+                    type(exc).__name__)
+    return True
+
+
+def _forget(conn: redis.Redis, key: str | None, unclaim, job: Job) -> None:
+    """Give back the request's claim (so the queue may take it) and forget a stale cache entry."""
+    try:
+        unclaim(job)
+        if key is not None:
+            conn.delete(key)
+    except redis.RedisError:
+        pass

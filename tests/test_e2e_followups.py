@@ -1,0 +1,312 @@
+"""Instant repeats, the follow-up buttons under results, before/after and colourise-then-paint, end to end:
+the real bot and worker, real Redis, the fake Bot API. Every button is tapped in a private chat and in a
+group (where someone other than the requester taps it, and the limits count the tapper)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from bot import followups
+from bot.queue import ENGINES_KEY
+from bot.texts import render
+from tests.harness import chroma, gray_photo, lightness
+
+REQUESTER, TAPPER = 8101, 8102
+
+
+@pytest.fixture(params=["private", "group"])
+def chat_kind(request):
+    return request.param
+
+
+@pytest.fixture
+def svc(engines_with, standin_weights):
+    """The service whose workers publish two colourisers (eccv16, the default, and siggraph17), so that
+    "Another model" has somewhere to go and the worker can load it."""
+    svc = engines_with({"siggraph17-df00044c.pth": standin_weights["siggraph17"]})
+    published = svc.redis.hgetall(ENGINES_KEY)
+    for name, raw in published.items():
+        info = json.loads(raw)
+        if info["family"] == "colorize" and info["name"] not in ("eccv16", "siggraph17"):
+            svc.redis.hdel(ENGINES_KEY, name)
+    return svc
+
+
+def _photo_request(tg, kind: str, data: bytes, caption_args: str = ""):
+    """A colourisation request: a photo in private (a caption for options), /colorize in reply in a group."""
+    if kind == "private":
+        chat = tg.private_chat(REQUESTER)
+        photo = tg.user_sends_photo(chat, data, caption=f"/colorize {caption_args}" if caption_args else None)
+    else:
+        chat = tg.group_chat(-1008100)
+        photo = tg.user_sends_photo(chat, data, user=tg.user(REQUESTER))
+        tg.user_sends_text(chat, f"/colorize {caption_args}".strip(), user=tg.user(REQUESTER),
+                           reply_to=photo["message_id"])
+    return chat, photo
+
+
+def _tapper(tg, kind: str):
+    return tg.user(REQUESTER if kind == "private" else TAPPER)
+
+
+def _results(tg, chat) -> list[dict]:
+    """The bot's results in a chat (photos), oldest first."""
+    return [m for m in tg.bot_messages(chat["id"]) if "photo" in m or "document" in m]
+
+
+def _image(tg, msg: dict) -> Image.Image:
+    fid = msg["photo"][-1]["file_id"]  # the fake keeps the bytes of every file
+    with tg._lock:
+        return Image.open(io.BytesIO(tg._files[fid].data))
+
+
+def _buttons(msg: dict) -> dict[str, str]:
+    """Button data by action: {"more": "fu:XXXXXXXX:more", ...}."""
+    rows = (msg.get("reply_markup") or {}).get("inline_keyboard", [])
+    actions = {b["callback_data"]: b["callback_data"].split(":", 2)[2] for row in rows for b in row}
+    return {a.removeprefix("s:"): data for data, a in actions.items()}
+
+
+def _queued_jobs(svc) -> list[dict]:
+    q = Queue(svc.settings.queue_name, connection=svc.redis, serializer=JSONSerializer)
+    return [j.args[0] for j in q.jobs]
+
+
+def _first_result(svc, kind, data=None, caption_args=""):
+    tg = svc.telegram
+    chat, photo = _photo_request(tg, kind, data or gray_photo(160, 120), caption_args)
+    svc.wait_queued(1)
+    svc.run_worker()
+    (result,) = _results(tg, chat)
+    return chat, photo, result
+
+
+def _tap(svc, kind, chat, msg, action, expect_job=True):
+    tg = svc.telegram
+    answers = len(tg.calls("answerCallbackQuery"))
+    tg.user_presses_button(chat, msg["message_id"], _buttons(msg)[action], user=_tapper(tg, kind))
+    tg.wait_for("answerCallbackQuery", count=answers + 1)
+    if expect_job:
+        svc.wait_queued(1)
+
+
+def test_same_photo_twice_is_computed_once(svc, chat_kind):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    computed = len(tg.calls("getFile"))
+    # The same photo again, in a new message (forwarded): the same file_unique_id.
+    if chat_kind == "private":
+        again = tg.user_forwards(chat, photo)
+    else:
+        again = tg.user_forwards(chat, photo, user=tg.user(TAPPER))
+        tg.user_sends_text(chat, "/colorize", user=tg.user(TAPPER), reply_to=again["message_id"])
+    (second_call,) = tg.wait_for("sendPhoto", count=2)[1:]
+    assert second_call.params["photo"] == first["photo"][-1]["file_id"], "sent again by the cached file id"
+    assert not second_call.files, "nothing uploaded"
+    assert second_call.reply_to == again["message_id"]
+    assert second_call.params["caption"] == first["caption"]
+    assert svc.queued() == 0 and len(tg.calls("getFile")) == computed, "no job, nothing downloaded"
+    assert not [c for c in tg.calls("sendMessage") if c.params["text"].startswith("Queued")][1:], "no Queued"
+    assert _buttons(_results(tg, chat)[-1]).keys() == _buttons(first).keys(), "the same buttons"
+
+
+def test_cache_off_when_the_workers_disagree_on_the_default(svc):
+    tg = svc.telegram
+    info = json.loads(svc.redis.hget(ENGINES_KEY, "siggraph17"))
+    svc.redis.hset(ENGINES_KEY, "siggraph17", json.dumps({**info, "default": True}))  # two defaults now
+    chat, photo, first = _first_result(svc, "private")
+    tg.user_forwards(chat, photo)
+    svc.wait_queued(1)  # queued: the bot cannot tell which engine the worker would run
+    svc.run_worker()
+    assert len(_results(tg, chat)) == 2 and len(tg.calls("sendPhoto")[1].files) == 1
+
+
+def test_intensity_through_telegram(svc):
+    tg = svc.telegram
+    chat = tg.private_chat(8110)
+    data = gray_photo(120, 90)
+    tg.user_sends_photo(chat, data, caption="/colorize 0")
+    tg.user_sends_photo(chat, data, caption="/colorize 200")
+    tg.user_sends_photo(chat, data)
+    svc.wait_queued(3)
+    svc.run_worker()
+    zero, double, full = (_image(tg, m) for m in _results(tg, chat))
+    assert chroma(zero).max() < 1.5
+    assert np.abs(lightness(zero) - lightness(Image.open(io.BytesIO(data)))).mean() < 1.0
+    assert chroma(double).mean() > chroma(full).mean()
+
+
+def test_more_and_less_colour(svc, chat_kind):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    assert set(_buttons(first)) == {"more", "less", "model", "paint", "ba"}
+    _tap(svc, chat_kind, chat, first, "more")
+    (job,) = _queued_jobs(svc)
+    assert job["options"]["intensity"] == 150 and job["options"]["engine"] == "eccv16"
+    assert job["user_id"] == _tapper(tg, chat_kind)["id"], "the limits count whoever tapped"
+    svc.run_worker()
+    more = _results(tg, chat)[-1]
+    assert more["reply_to_message"]["message_id"] == first["message_id"]
+    assert chroma(_image(tg, more)).mean() > chroma(_image(tg, first)).mean()
+    # Less colour on the 150 % result is 100 % again: already made, so sent again from the cache at once.
+    _tap(svc, chat_kind, chat, more, "less", expect_job=False)
+    again = tg.wait_for("sendPhoto", count=3)[2]
+    assert again.params["photo"] == first["photo"][-1]["file_id"] and svc.queued() == 0
+
+
+def test_less_colour_stops_at_zero(svc, chat_kind):
+    chat, photo, result = _first_result(svc, chat_kind, caption_args="50")
+    _tap(svc, chat_kind, chat, result, "less")
+    svc.run_worker()
+    zero = _results(svc.telegram, chat)[-1]
+    assert chroma(_image(svc.telegram, zero)).max() < 1.5
+    assert "less" not in _buttons(zero) and "more" in _buttons(zero), "nothing less than no colour"
+
+
+def test_another_model(svc, chat_kind):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    _tap(svc, chat_kind, chat, first, "model")
+    (job,) = _queued_jobs(svc)
+    assert job["options"]["engine"] == "siggraph17" and job["file_id"] == photo["photo"][-1]["file_id"]
+    svc.run_worker()
+    other = _results(tg, chat)[-1]
+    assert "SIGGRAPH" in other["caption"] or "siggraph" in other["caption"].lower()
+
+
+def test_paint_it(svc, chat_kind):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    _tap(svc, chat_kind, chat, first, "paint", expect_job=False)
+    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("style.pick"))
+    (pick,) = [m for m in tg.bot_messages(chat["id"]) if m.get("text") == render("style.pick")]
+    assert pick["reply_to_message"]["message_id"] == first["message_id"]
+    assert all(len(d.encode()) <= 64 for d in _buttons(pick).values())
+    _tap(svc, chat_kind, chat, pick, "vangogh")
+    (job,) = _queued_jobs(svc)
+    assert job["op"] == "style" and job["options"]["style"] == "vangogh"
+    assert job["file_id"] == first["photo"][-1]["file_id"], "the colourised result is what is painted"
+    assert job["user_id"] == _tapper(tg, chat_kind)["id"]
+    svc.run_worker()
+    painted = _results(tg, chat)[-1]
+    assert painted["reply_to_message"]["message_id"] == first["message_id"]
+    assert "Starry Night" in painted["caption"]
+    assert tg.message(chat["id"], pick["message_id"])["text"] == "Style: vangogh"
+
+
+def test_before_after(svc, chat_kind):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind, data=gray_photo(200, 150))
+    _tap(svc, chat_kind, chat, first, "ba")
+    (job,) = _queued_jobs(svc)
+    assert job["op"] == "compare"
+    svc.run_worker()
+    picture = _results(tg, chat)[-1]
+    assert picture["caption"] == render("caption.compare")
+    img = _image(tg, picture)
+    assert img.width == 200 and img.height > 300, "a wide photo: before above after"
+    top, bottom = np.asarray(img.convert("RGB"), dtype=float)[:img.height // 2], \
+        np.asarray(img.convert("RGB"), dtype=float)[img.height // 2:]
+    assert chroma(Image.fromarray(bottom.astype(np.uint8))).mean() > chroma(Image.fromarray(top.astype(np.uint8))).mean()
+
+
+def test_before_after_side_by_side_for_a_tall_photo(svc):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private", data=gray_photo(90, 160))
+    _tap(svc, "private", chat, first, "ba")
+    svc.run_worker()
+    img = _image(tg, _results(tg, chat)[-1])
+    assert img.width > 2 * 90 and img.height > 160
+
+
+def test_expired_buttons_ask_for_the_photo_again(svc, chat_kind):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    for key in svc.redis.scan_iter("paintbot:followup:*"):
+        svc.redis.delete(key)
+    for action in ("more", "ba"):
+        _tap(svc, chat_kind, chat, first, action, expect_job=False)
+    answers = tg.calls("answerCallbackQuery")[-2:]
+    assert all(a.params["text"] == render("followup.expired") and a.params["show_alert"] for a in answers)
+    assert svc.queued() == 0
+
+
+def test_junk_follow_up_data_is_answered(svc):
+    tg = svc.telegram
+    chat = tg.private_chat(8120)
+    kb = tg.bot_left_keyboard(chat, ["fu:short:more", "fu:AAAAAAAA:explode"])
+    for data in ("fu:short:more", "fu:AAAAAAAA:explode"):
+        tg.user_presses_button(chat, kb["message_id"], data)
+    answers = tg.wait_for("answerCallbackQuery", count=2)
+    assert all(a.params["text"] == render("button.unknown") for a in answers)
+
+
+def test_callback_data_parses_and_fits():
+    rid = followups.new_id()
+    for action in (*followups.ACTIONS, "s:vangogh"):
+        data = followups.data(rid, action)
+        assert len(data.encode()) <= 64 and followups.parse(data) == (rid, action)
+    assert followups.parse("fu:../../x:more") is None and followups.parse("style:vangogh") is None
+    assert followups.request_id(7, "more", ("a",)) != followups.request_id(7, "less", ("a",)) < 0
+
+
+def test_colourise_then_paint_a_gray_photo(svc, chat_kind):
+    tg = svc.telegram
+    data = gray_photo(160, 120)
+    if chat_kind == "private":
+        chat = tg.private_chat(8130)
+        tg.user_sends_photo(chat, data, caption="/style vangogh keep-colors")
+    else:
+        chat = tg.group_chat(-1008130)
+        photo = tg.user_sends_photo(chat, data, user=tg.user(8131))
+        tg.user_sends_text(chat, "/style vangogh keep-colors", user=tg.user(8131), reply_to=photo["message_id"])
+    svc.wait_queued(1)
+    svc.run_worker()
+    (result,) = _results(tg, chat)
+    assert chroma(_image(tg, result)).mean() > 2.0, "keeping the colours of a colourised photo gives colour"
+    assert render("caption.colorized_first") in result["caption"]
+
+
+def test_the_same_message_twice_is_answered_once_from_the_cache(svc):
+    """Telegram may deliver an update again: a cached answer claims its request as a job does."""
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private")
+    again = tg.user_forwards(chat, photo)
+    tg.wait_for("sendPhoto", count=2)
+    tg.push_update({"message": again})  # the same message once more, as a redelivered update
+    tg.user_sends_text(chat, "/help")  # the bot has read past the redelivered one when /help is answered
+    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("help"))
+    assert len(tg.calls("sendPhoto")) == 2 and svc.queued() == 0
+
+
+def test_a_cached_file_id_telegram_no_longer_knows_is_forgotten(svc):
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private")
+    (key,) = list(svc.redis.scan_iter("paintbot:cache:*"))
+    entry = json.loads(svc.redis.get(key))
+    svc.redis.set(key, json.dumps({**entry, "file_id": "AgACgone-fake-file-id"}))
+    tg.user_forwards(chat, photo)
+    svc.wait_queued(1)  # refused by Telegram (400): computed again
+    assert svc.redis.get(key) is None
+    svc.run_worker()
+    assert len(tg.calls("sendPhoto")) == 2 and json.loads(svc.redis.get(key))["file_id"] != "AgACgone-fake-file-id"
+
+
+def test_no_cache_and_no_buttons_when_turned_off(svc):
+    import dataclasses
+
+    off = dataclasses.replace(svc.settings, result_cache_ttl=0)
+    svc.bot.app.bot_data["settings"] = svc.runtime.settings = off
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private")
+    assert "reply_markup" not in first
+    tg.user_forwards(chat, photo)
+    svc.wait_queued(1)
+    assert not list(svc.redis.scan_iter("paintbot:cache:*")) and not list(svc.redis.scan_iter("paintbot:followup:*"))
