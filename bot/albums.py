@@ -134,8 +134,9 @@ async def recalled(context: Context, photo_msg: Message | None) -> list[tuple[in
 
 
 async def request_album(context: Context, request: Message, reply_to: Message, pictures: list[tuple[int, Image]],
-                        op: str, args: list[str]) -> None:
-    """One request for all `pictures` (message id, image), answered in reply to `reply_to`."""
+                        op: str, args: list[str], reference: Image | None = None) -> None:
+    """One request for all `pictures` (message id, image), answered in reply to `reply_to`; with a colour
+    `reference` photo, every picture is coloured like it (so the album's pictures come out alike)."""
     if not pictures:
         await handlers.refuse(request.reply_text, request.chat_id, "not_image", render("not_an_image", context.lang))
         return
@@ -149,7 +150,7 @@ async def request_album(context: Context, request: Message, reply_to: Message, p
     except BadOptions as exc:
         await handlers.refuse(request.reply_text, request.chat_id, "bad_options", render_error(exc, context.lang))
         return
-    if op == "colorize" and opts.engine and vocabulary.info(opts.engine) is not None \
+    if op == "colorize" and reference is None and opts.engine and vocabulary.info(opts.engine) is not None \
             and vocabulary.info(opts.engine).needs_reference:
         await handlers.refuse(request.reply_text, request.chat_id, "bad_options",
                               render("reference.missing", context.lang))
@@ -158,9 +159,9 @@ async def request_album(context: Context, request: Message, reply_to: Message, p
         await handlers._style_request(context, request, reply_to, style_img=None, args=args)
         return
     if len(pictures) == 1:
-        await handlers.submit(context, request, reply_to, pictures[0][1], op, opts)
+        await handlers.submit(context, request, reply_to, pictures[0][1], op, opts, reference=reference)
         return
     album = tuple(AlbumItem(mid, img.file_id, img.file_name) for mid, img in pictures)
     first = pictures[0][1]
-    await handlers.submit(context, request, reply_to, first, op, opts, album=album,
+    await handlers.submit(context, request, reply_to, first, op, opts, album=album, reference=reference,
                           status_text=render(f"album.{op}", context.lang, count=len(album)))

@@ -292,8 +292,15 @@ async def image_message(update: Update, context: Context) -> None:
             await refuse(msg.reply_text, msg.chat_id, "not_image", render("not_an_image", context.lang))
             return
         if cmd is not None and image_of(msg.reply_to_message) is not None:
-            # A photo captioned /colorize in reply to a photo: colour that one like this one.
-            await _colorize_request(context, msg, msg.reply_to_message, args, reference=image_of(msg))
+            # A photo captioned /colorize in reply to a photo: colour that one (its whole album) like this one.
+            from bot import albums
+
+            pictures = await albums.recalled(context, msg.reply_to_message)
+            if pictures is not None:
+                await albums.request_album(context, msg, msg.reply_to_message, pictures, "colorize", args,
+                                           reference=image_of(msg))
+            else:
+                await _colorize_request(context, msg, msg.reply_to_message, args, reference=image_of(msg))
         else:
             await _colorize_request(context, msg, msg, args)
         return

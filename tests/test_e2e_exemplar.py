@@ -80,3 +80,31 @@ def test_cli_like(tmp_path):
     assert main(["colorize", str(old), "--like", str(ref), "-o", str(out)]) == 0
     rgb = np.asarray(Image.open(out), dtype=float)
     assert Image.open(out).size == (160, 120) and rgb[:, :60, 0].mean() > rgb[:, :60, 2].mean() + 30
+
+
+def test_an_album_with_one_reference_is_coloured_alike(service):
+    """A colour photo captioned /colorize, replying to one photo of an album, colours the whole album
+    like itself: one job, one album back, every picture red where the reference is red."""
+    import time
+
+    tg = service.telegram
+    group = tg.group_chat(-100705)
+    sizes = [(160, 120), (176, 120), (192, 120)]
+    sent = tg.user_sends_album(group, [_png(scene(w, h).convert("L")) for w, h in sizes], user=tg.user(71))
+    deadline = time.monotonic() + 10
+    while not service.redis.keys("paintbot:album:-100705:*"):  # a group's album alone is no request
+        assert time.monotonic() < deadline, "the album was not remembered"
+        time.sleep(0.05)
+    tg.user_sends_photo(group, _png(scene()), caption=f"/colorize@{tg.bot_username}", user=tg.user(72),
+                        reply_to=sent[1]["message_id"])
+    service.wait_queued(1)
+    service.run_worker()
+    (album,) = tg.wait_for("sendMediaGroup", timeout=60)
+    assert album.reply_to == sent[1]["message_id"] and not tg.calls("sendPhoto")
+    assert "captioned /colorize" in album.params["media"][0]["caption"]
+    for m, (w, h) in zip(album.params["media"], sizes):
+        out = np.asarray(Image.open(io.BytesIO(album.files[m["media"].removeprefix("attach://")].data)).convert("RGB"),
+                         dtype=float)
+        assert out.shape[:2] == (h, w)
+        assert out[:, :60, 0].mean() > out[:, :60, 2].mean() + 30  # red where the reference is red
+        assert out[:, -60:, 2].mean() > out[:, -60:, 0].mean() + 30  # blue where it is blue

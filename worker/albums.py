@@ -43,6 +43,8 @@ def process(rt, job: Job, stages, status, engine) -> str:
     results: list[tuple[bytes, bool, str]] = []
     failed: list[int] = []
     last_error: InputError | None = None
+    # One reference photo for the whole album (exemplar): fetched and read once, used for every picture.
+    reference = imageio.decode(rt.telegram.download(job.reference_file_id)) if job.reference_file_id else None
     colorized_first = False  # a black-and-white picture was colourised before it was painted
     for i, item in enumerate(job.album):
         try:
@@ -50,7 +52,7 @@ def process(rt, job: Job, stages, status, engine) -> str:
             img = imageio.decode(data)
             with reporting(lambda f, i=i: status.show(render("working.percent", job.lang, working=working,
                                                              percent=round(100 * (i + f) / count)))):
-                out, suffix, colorized = tasks._run_engine(rt, engine, job, img, None)
+                out, suffix, colorized = tasks._run_engine(rt, engine, job, img, reference)
             colorized_first = colorized_first or colorized
             results.append(tasks._encode(job, out, img, data, item.file_name or f"photo_{i + 1}", suffix))
         except InputError as exc:  # this picture only: the others still come back
