@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(SHARED / "weights"))
 
 from models import color, colorize  # noqa: E402
-from models.colorize import ddcolor  # noqa: E402
+from models.colorize import ddcolor, zhang  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
 from models.device import reduced_dtype  # noqa: E402
 from standin import layout, make_standin  # noqa: E402
 from tests.standins import write_standin  # noqa: E402
@@ -109,15 +110,16 @@ class DDColorRun:
 
 class Siggraph17Run:
     def __init__(self, weights: Path, device: torch.device, dtype: torch.dtype | None):
-        self.c = colorize.load("siggraph17", weights=weights, device=device, reduced_precision=dtype is not None)
+        config = ModelConfig(device=str(device), reduced_precision=dtype is not None)
+        self.c = colorize.load("siggraph17", weights=weights, device=device, config=config)
         self.net, self.device = self.c.net, device
 
     @torch.inference_mode()
     def __call__(self, img: Image.Image, times: dict) -> Image.Image:
         def preprocess():
-            small = img.resize((colorize.NETWORK_SIZE, colorize.NETWORK_SIZE), Image.BICUBIC)
-            x = ((self.c._lightness(small) - 50) / 100).unsqueeze(0)
-            return x.to(self.c.dtype or torch.float32).contiguous(memory_format=torch.channels_last)
+            small = img.resize((zhang.NETWORK_SIZE, zhang.NETWORK_SIZE), Image.BICUBIC)
+            x = ((self.c.lightness(small) - 50) / 100).unsqueeze(0)
+            return x.to(self.c.dtype).contiguous(memory_format=torch.channels_last)
 
         x = _timed(times, "preprocess", self.device, preprocess)
         ab = _timed(times, "network", self.device, lambda: self.net(x).float())
