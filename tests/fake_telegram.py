@@ -823,19 +823,7 @@ class FakeTelegram:
         return value, stored
 
     def _m_sendPhoto(self, p, f):
-        fid, photo = self._upload(p, f, "photo")
-        if photo.size > MAX_PHOTO_BYTES:
-            raise _bad("PHOTO_SAVE_FILE_INVALID")
-        try:
-            sizes = self._photo_sizes(photo.data)
-        except Exception:
-            raise _bad("IMAGE_PROCESS_FAILED") from None
-        w, h = sizes[-1]["width"], sizes[-1]["height"]
-        if w + h > 10000 or max(w, h) > 20 * min(w, h):
-            raise _bad("PHOTO_INVALID_DIMENSIONS")
-        if fid is not None:  # sent again by its file_id: Telegram keeps the file's ids
-            sizes[-1] = {**self._file_dict(fid, photo), "width": w, "height": h}
-        return self._bot_message(p, photo=sizes)
+        return self._bot_message(p, photo=self._sent_photo_sizes(p, f))
 
     def _m_sendDocument(self, p, f):
         fid, doc = self._upload(p, f, "document")
@@ -867,7 +855,7 @@ class FakeTelegram:
                 raise _bad("message caption is too long")
             item = {"photo": m["media"]} if m["type"] == "photo" else {"document": m["media"]}
             if m["type"] == "photo":
-                contents.append((caption, {"photo": self._m_sendPhoto_sizes(item, f)}))
+                contents.append((caption, {"photo": self._sent_photo_sizes(item, f)}))
             else:
                 fid, doc = self._upload(item, f, "document")
                 if fid is None:
@@ -879,9 +867,10 @@ class FakeTelegram:
         return [self._bot_message({**p, "caption": caption}, media_group_id=group, **content)
                 for caption, content in contents]
 
-    def _m_sendPhoto_sizes(self, p, f) -> list[dict]:
-        """The PhotoSizes of a photo a send names, checked as sendPhoto checks it."""
-        _, photo = self._upload(p, f, "photo")
+    def _sent_photo_sizes(self, p, f) -> list[dict]:
+        """The PhotoSizes of a photo a send (sendPhoto, an item of sendMediaGroup) names, checked as
+        Telegram checks it; a photo sent again by its file_id keeps the file's ids, as on Telegram."""
+        fid, photo = self._upload(p, f, "photo")
         if photo.size > MAX_PHOTO_BYTES:
             raise _bad("PHOTO_SAVE_FILE_INVALID")
         try:
@@ -891,6 +880,8 @@ class FakeTelegram:
         w, h = sizes[-1]["width"], sizes[-1]["height"]
         if w + h > 10000 or max(w, h) > 20 * min(w, h):
             raise _bad("PHOTO_INVALID_DIMENSIONS")
+        if fid is not None:
+            sizes[-1] = {**self._file_dict(fid, photo), "width": w, "height": h}
         return sizes
 
     def _m_sendChatAction(self, p, f):
