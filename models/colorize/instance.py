@@ -442,7 +442,7 @@ class InstanceEngine(ColorizeEngine):
     name = "instance"
     label = "InstColorization (Su et al., CVPR 2020)"
     files = (FULL_FILE, INSTANCE_FILE, FUSION_FILE, DETECTOR_FILE)
-    default_on = frozenset({"cuda"})  # on a CPU, eight instances take about 20 s: chosen by name only
+    default_on = frozenset({"cuda"})  # on a CPU DDColor is better and faster
     Settings = InstanceSettings
 
     def __init__(self, device, config):
