@@ -128,8 +128,11 @@ def test_chunked_similarity_equals_unchunked(colorizer):
     cells = (exemplar.WORK_SIZE // exemplar.CELL) ** 2
     whole = exemplar.ExemplarColorizer(colorizer.vgg, colorizer.device, chunk=cells)
     blocks = exemplar.ExemplarColorizer(colorizer.vgg, colorizer.device, chunk=37)  # many blocks, a ragged last one
+    # Equal up to float32 rounding: the matrix product's kernel (and so its order of summation) depends on the
+    # block's shape on some CPUs (AVX512), and the softmax's low temperature and the local model magnify the
+    # last bits: measured up to 3e-3 there (0 on an AVX2 CPU). In CIE ab units, 1e-2 is far below an 8-bit level.
     torch.testing.assert_close(blocks.predict_ab(target, reference), whole.predict_ab(target, reference),
-                               rtol=0, atol=1e-4)
+                               rtol=0, atol=1e-2)
 
 
 def test_guided_filter_matches_the_definition():
