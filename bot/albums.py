@@ -7,6 +7,11 @@ So the bot gathers the updates of a group until none has come for GATHER_QUIET s
 request of them (one admission, one job, one status message "Colourising 10 pictures…"); the
 worker (worker/albums.py) answers with one album.
 
+Telegram forgets an update once the bot has confirmed it, which it does at the next poll, long
+before an album is complete. So each arriving picture's update is also kept in Redis until its album
+has been handled: a bot stopped or killed while gathering hands those updates to its handlers again
+when it starts (`recover`), and the album is answered, late but not lost.
+
 A gathered album is remembered for ALBUM_TTL s (its pictures' ids, in Redis), so that /colorize or
 /style NAME sent later as a reply to any one of its photos applies to the whole album. In a group
 the bot only sees an album it may read: with privacy mode on, Telegram sends it just the captioned
@@ -21,7 +26,8 @@ import logging
 from dataclasses import dataclass, field
 
 import redis
-from telegram import Message
+from telegram import Message, Update
+from telegram.ext import Application
 
 from bot import handlers
 from bot.jobs import MAX_ALBUM, AlbumItem
@@ -34,11 +40,17 @@ log = logging.getLogger("paintbot.bot")
 
 GATHER_QUIET = 1.0  # seconds without another picture of the group that end an album
 ALBUM_TTL = 2 * 24 * 3600  # how long a reply to an album's photo still finds the whole album
+GATHERING = "paintbot:albums:gathering"  # the albums being gathered: their keys (`_gathering_key`)
+GATHERING_TTL = 24 * 3600  # a bot down for longer than this forgets the albums it was gathering
 OPERATIONS = {"colorize": "colorize", "colorise": "colorize", "style": "style"}
 
 
 def _key(chat_id: int, group: str) -> str:
     return f"paintbot:album:{chat_id}:{group}"
+
+
+def _gathering_key(chat_id: int, group: str) -> str:
+    return f"paintbot:albums:gathering:{chat_id}:{group}"
 
 
 @dataclass
@@ -53,9 +65,11 @@ class Gatherer:
     def __init__(self):
         self._arriving: dict[tuple[int, str], _Arriving] = {}
 
-    def add(self, msg: Message, context: Context) -> None:
+    async def add(self, update: Update, context: Context) -> None:
         """One picture of a media group: the album is handled GATHER_QUIET s after its last picture."""
+        msg = update.effective_message
         key = (msg.chat_id, msg.media_group_id)
+        await _keep(context, key, update)
         album = self._arriving.setdefault(key, _Arriving())
         album.messages[msg.message_id] = msg
         if album.timer is not None:
@@ -72,6 +86,67 @@ class Gatherer:
             await _gathered(context, messages)
         except Exception:
             log.exception("album %s in chat %s could not be handled", key[1], key[0])
+        finally:
+            await _forget(context, key)
+
+
+async def _keep(context: Context, key: tuple[int, str], update: Update) -> None:
+    """The picture's update, kept until its album is handled (if Redis is down, in memory only)."""
+    conn = handlers._jobs(context).redis
+    name = _gathering_key(*key)
+
+    def store():
+        with conn.pipeline() as pipe:
+            pipe.hset(name, str(update.effective_message.message_id), json.dumps(update.to_dict()))
+            pipe.expire(name, GATHERING_TTL)
+            pipe.sadd(GATHERING, name)
+            pipe.execute()
+
+    try:
+        await asyncio.to_thread(store)
+    except redis.RedisError as exc:
+        log.warning("album %s in chat %s: picture not kept (%s)", key[1], key[0], type(exc).__name__)
+
+
+async def _forget(context: Context, key: tuple[int, str]) -> None:
+    conn = handlers._jobs(context).redis
+    name = _gathering_key(*key)
+
+    def drop():
+        with conn.pipeline() as pipe:
+            pipe.delete(name)
+            pipe.srem(GATHERING, name)
+            pipe.execute()
+
+    try:
+        await asyncio.to_thread(drop)
+    except redis.RedisError as exc:  # handled again at the next start: the job's id makes that a no-op
+        log.warning("album %s in chat %s: not forgotten (%s)", key[1], key[0], type(exc).__name__)
+
+
+async def recover(app: Application) -> None:
+    """At start-up: the pictures of albums a previous run was still gathering go through the handlers
+    again, as if just received (Telegram will not send them again: they were confirmed)."""
+    conn = app.bot_data["jobs"].redis
+
+    def stored() -> list[dict]:
+        updates = []
+        for name in conn.smembers(GATHERING):
+            values = conn.hvals(name)
+            if not values:  # expired
+                conn.srem(GATHERING, name)
+            updates += [json.loads(v) for v in values]
+        return sorted(updates, key=lambda u: u["update_id"])
+
+    try:
+        updates = await asyncio.to_thread(stored)
+    except redis.RedisError as exc:
+        log.warning("albums being gathered when the bot stopped not looked for (%s)", type(exc).__name__)
+        return
+    for data in updates:
+        await app.update_queue.put(Update.de_json(data, app.bot))
+    if updates:
+        log.info("%d pictures of albums left gathering by the last run: handled now", len(updates))
 
 
 def gatherer(context: Context) -> Gatherer:

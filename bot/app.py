@@ -13,7 +13,7 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Appli
                           MessageReactionHandler, TypeHandler, filters)
 from telegram.request import HTTPXRequest
 
-from bot import feedback, followup_buttons, handlers, language, metrics
+from bot import albums, feedback, followup_buttons, handlers, language, metrics
 from bot.queue import JobQueue
 from bot.settings import Settings
 from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, render
@@ -77,10 +77,11 @@ def _readable(payload: bytes) -> bytes:
 
 async def _post_init(app: Application) -> None:
     """The command menu in every language: Telegram shows each user the one of their app's language
-    (English for the languages we do not have)."""
+    (English for the languages we do not have). Then the albums a previous run was still gathering."""
     for lang in LANGUAGES:
         await app.bot.set_my_commands([BotCommand(c, render(f"command.{c}", lang)) for c in COMMANDS],
                                       language_code=None if lang == DEFAULT_LANGUAGE else lang)
+    await albums.recover(app)
 
 
 async def _count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -273,7 +273,7 @@ async def image_message(update: Update, context: Context) -> None:
     if msg.media_group_id:
         from bot import albums
 
-        albums.gatherer(context).add(msg, context)
+        await albums.gatherer(context).add(update, context)
         return
     parsed = parse_command(msg.caption, context.bot.username)
     private = msg.chat.type == "private"

@@ -440,6 +440,11 @@ class FakeTelegram:
             self._updates = sorted([*self._updates, dict(update)], key=lambda u: u["update_id"])
             self._lock.notify_all()
 
+    def unconfirmed(self) -> int:
+        """How many updates the bot has not confirmed yet (Telegram would serve them again)."""
+        with self._lock:
+            return len(self._updates)
+
     def last_update(self) -> dict:
         """The most recent scripted update (to post it to a webhook instead of serving it by getUpdates)."""
         with self._lock:

@@ -47,6 +47,8 @@ class BotThread:
         await self.app.shutdown()
 
     def stop(self) -> None:
+        if not self.thread.is_alive():  # stopped already (a test stopped it to start another)
+            return
         try:
             self._run(self._stop())
         finally:

@@ -2,10 +2,12 @@
 through the fake Bot API, real Redis and a real worker."""
 
 import io
+import time
 
 from PIL import Image
 
-from tests.harness import gray_photo
+from bot import albums
+from tests.harness import BotThread, gray_photo
 
 
 def _album_call(tg):
@@ -189,3 +191,34 @@ def test_send_media_group_keeps_telegrams_rules(telegram):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req)
     assert "can't be mixed" in json.loads(err.value.read())["description"]
+
+
+def test_an_album_being_gathered_when_the_bot_stops_is_answered_after_it_starts(service, monkeypatch):
+    """Telegram forgets an update once the bot has confirmed it (at its next poll, long before an album is
+    complete): the pictures are kept in Redis while gathering, so a bot stopped then is not the album's end."""
+    tg = service.telegram
+    chat = tg.private_chat(3111)
+    monkeypatch.setattr(albums, "GATHER_QUIET", 60.0)  # the album cannot complete before the bot stops
+    sizes = [(200, 150), (240, 160), (280, 170)]
+    sent = tg.user_sends_album(chat, [gray_photo(w, h, seed=i) for i, (w, h) in enumerate(sizes)])
+    deadline = time.monotonic() + 10
+    while service.redis.hlen(albums._gathering_key(chat["id"], sent[0]["media_group_id"])) < 3:
+        assert time.monotonic() < deadline, "the album's pictures were not kept"
+        time.sleep(0.02)
+    service.bot.stop()
+    assert not tg.calls("sendMessage") and service.queued() == 0
+    assert tg.unconfirmed() == 0  # Telegram will not send these updates again
+
+    monkeypatch.setattr(albums, "GATHER_QUIET", 1.0)
+    service.bot = BotThread(service.settings).start()
+    try:
+        (status,) = tg.wait_for("sendMessage", timeout=20)
+        assert status.params["text"].startswith("Queued")
+        service.wait_queued(1)
+        service.run_worker()
+        call = _album_call(tg)
+        assert [img.size for _, img, _ in _items(tg, call)] == sizes
+        assert call.reply_to == sent[0]["message_id"]
+        assert not service.redis.keys("paintbot:albums:gathering*")  # handled: nothing left to recover
+    finally:
+        service.bot.stop()
