@@ -12,6 +12,7 @@ from telegram import Message, Update
 
 from bot import followups
 from bot.handlers import submit, unknown_button
+from bot.jobs import AlbumItem
 from bot.language import Context
 from bot.options import ColorizeOptions, StyleOptions
 from bot.requests import Image, preset_names
@@ -48,14 +49,16 @@ async def followup_button(update: Update, context: Context) -> None:
         key = "followup.no_other_model" if action == "model" else "button.unknown"
         await query.answer(render(key, context.lang), show_alert=True)
         return
-    op, img, options, reference = request
+    op, img, options, reference, album = request
+    status_text = render(f"album.{op}", context.lang, count=len(album)) if album else None
     # The result answers the result tapped; a style chosen under "Paint it…" answers the result it was for.
     result_msg = tapped.reply_to_message if action.startswith("s:") and tapped.reply_to_message else tapped
     outcome = None
     try:
         outcome = await submit(context, tapped, result_msg, img, op, options, user_id=query.from_user.id,
                                reference=reference,
-                               request_id=followups.request_id(tapped.message_id, action, preset_names()))
+                               request_id=followups.request_id(tapped.message_id, action, preset_names()),
+                               album=album, status_text=status_text)
     finally:
         await query.answer({"queued": render("followup.working", context.lang),
                             "duplicate": render("request.duplicate", context.lang)}.get(outcome))
@@ -64,23 +67,28 @@ async def followup_button(update: Update, context: Context) -> None:
 
 
 def _request(record: followups.Followup, action: str, vocabulary):
-    """(op, image, options, reference image) a tap asks for; None when it asks for nothing possible."""
+    """(op, image, options, reference image, album) a tap asks for; None when it asks for nothing possible.
+    Under an album the image is its first picture and `album` all of them, as for the album itself."""
     source = Image(record.source_file_id, None, record.as_document, record.file_name, record.source_unique_id)
     result = Image(record.result_file_id, None, record.as_document, record.file_name, record.result_unique_id)
+    sources, results = (None if items is None else tuple(AlbumItem.from_dict(d) for d in items)
+                        for items in (record.album, record.album_results))
     if action.startswith("s:"):
         name = action[2:]
         if name not in preset_names():
             return None
-        canvas = result if record.op == "colorize" else source  # paint the colourised result
-        return "style", canvas, StyleOptions(style=name), None
+        if record.op == "colorize":  # paint the colourised result
+            return "style", result, StyleOptions(style=name), None, results
+        return "style", source, StyleOptions(style=name), None, sources
     if action == "ba":
-        return "compare", source, None, result
+        return None if sources else ("compare", source, None, result, None)
     if record.op != "colorize":
         return None
     options = ColorizeOptions.from_dict(record.options).replace(engine=record.engine)
     if action in ("more", "less"):
-        return "colorize", source, options.replace(intensity=followups.stepped(options.intensity, action)), None
+        return ("colorize", source, options.replace(intensity=followups.stepped(options.intensity, action)), None,
+                sources)
     if action == "model":
         following = vocabulary.next_engine(record.engine, "colorize")
-        return None if following is None else ("colorize", source, options.replace(engine=following), None)
+        return None if following is None else ("colorize", source, options.replace(engine=following), None, sources)
     return None

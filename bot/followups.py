@@ -8,6 +8,10 @@ result cache, PAINTBOT_RESULT_CACHE_TTL) holding the file ids of the source and 
 its options and the engine that made it: ids and names only. Data that does not parse is junk; a record
 that has lapsed gets a polite "send the photo again".
 
+An album's results cannot carry buttons (Telegram's albums take no keyboard): the worker sends them in a
+short message under the album, and a tap there asks the same of every picture (no Before/after: one
+picture of the album). The record then also holds the album's pictures and results, in order.
+
 A tap is a request of whoever tapped (groups: anyone may, and the limits count the tapper). Its job id must
 differ per result and action yet stay the same for a second tap on the same button (one job, as for a
 redelivered update): `request_id` gives a number no real message id takes (negative) for that pair.
@@ -50,6 +54,10 @@ class Followup:
     op: str  # "colorize" or "style"
     options: dict  # the operation's options as the queue carries them
     engine: str  # the engine that made it
+    # An album's: its pictures and their results, in order ({"message_id", "file_id", "file_name"} each,
+    # as bot.jobs.AlbumItem.to_dict gives them); None for a single result.
+    album: list | None = None
+    album_results: list | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -86,8 +94,9 @@ def request_id(message_id: int, action: str, presets: tuple[str, ...]) -> int:
     return -(message_id * _ACTION_SLOTS + number)
 
 
-def keyboard(rid: str, op: str, options: dict, lang: str | None, another_model: bool) -> InlineKeyboardMarkup:
-    """The buttons under a result of `op`."""
+def keyboard(rid: str, op: str, options: dict, lang: str | None, another_model: bool,
+             album: bool = False) -> InlineKeyboardMarkup:
+    """The buttons under a result of `op` (`album`: under an album's results, so no Before/after)."""
     def button(key: str, action: str) -> InlineKeyboardButton:
         return InlineKeyboardButton(render(key, lang), callback_data=data(rid, action))
 
@@ -102,7 +111,8 @@ def keyboard(rid: str, op: str, options: dict, lang: str | None, another_model: 
                     [button("followup.paint", "paint")])
     else:
         rows.append([button("followup.paint", "paint")])
-    rows.append([button("followup.compare", "ba")])
+    if not album:
+        rows.append([button("followup.compare", "ba")])
     return InlineKeyboardMarkup(rows)
 
 

@@ -41,10 +41,13 @@ def test_album_of_ten_photos_is_one_request_and_one_album(service):
     assert [img.size for _, img, _ in items] == sizes  # the original order, each at full size
     assert call.reply_to == sent[0]["message_id"]
     assert "Colourised" in call.params["media"][0]["caption"]
-    assert not tg.calls("sendPhoto") and len(tg.calls("sendMessage")) == 1  # nothing per photo
+    assert not tg.calls("sendPhoto") and len(tg.calls("sendMessage")) == 2  # nothing per photo: status, buttons
     edits = [c.params["text"] for c in tg.calls("editMessageText")]
     assert all("10" in t for t in edits), edits  # "Colourising 10 pictures…", counted as they finish
-    assert not [m for m in tg.bot_messages(chat["id"]) if "text" in m]  # the status message is tidied away
+    # The status message is tidied away; what is left is the album's buttons, under it.
+    (buttons,) = [m for m in tg.bot_messages(chat["id"]) if "text" in m]
+    assert buttons["text"] == "For all 10 pictures:" and buttons["reply_to_message"]["message_id"] == \
+        tg.bot_messages(chat["id"])[0]["message_id"]
 
 
 def test_album_of_three_files_comes_back_as_files_in_order(service):

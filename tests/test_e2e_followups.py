@@ -310,3 +310,79 @@ def test_no_cache_and_no_buttons_when_turned_off(svc):
     tg.user_forwards(chat, photo)
     svc.wait_queued(1)
     assert not list(svc.redis.scan_iter("paintbot:cache:*")) and not list(svc.redis.scan_iter("paintbot:followup:*"))
+
+
+# --- an album's buttons: in a message under it (albums take no keyboard), for all its pictures -------------
+
+ALBUM_SIZES = [(160, 120), (140, 100), (120, 90)]
+
+
+def _album_result(svc, kind):
+    """An album of three gray photos, colourised: (chat, the album's messages, the message with its buttons)."""
+    tg = svc.telegram
+    photos = [gray_photo(w, h, seed=i) for i, (w, h) in enumerate(ALBUM_SIZES)]
+    if kind == "private":
+        chat = tg.private_chat(REQUESTER)
+        tg.user_sends_album(chat, photos)
+    else:
+        chat = tg.group_chat(-1008100)
+        tg.user_sends_album(chat, photos, caption="/colorize", user=tg.user(REQUESTER))
+    svc.wait_queued(1)
+    svc.run_worker()
+    album = _results(tg, chat)
+    (buttons,) = [m for m in tg.bot_messages(chat["id"]) if m.get("reply_markup")]
+    return chat, album, buttons
+
+
+def _album_sizes(tg, album: list[dict]) -> list[tuple[int, int]]:
+    return [_image(tg, m).size for m in album]
+
+
+def test_album_buttons_colour_the_whole_album_again(svc, chat_kind):
+    tg = svc.telegram
+    chat, first, buttons = _album_result(svc, chat_kind)
+    assert len(first) == 3 and _album_sizes(tg, first) == ALBUM_SIZES
+    assert buttons["text"] == render("album.followup", count=3)
+    assert buttons["reply_to_message"]["message_id"] == first[0]["message_id"]
+    assert set(_buttons(buttons)) == {"more", "less", "model", "paint"}, "no Before/after for an album"
+    _tap(svc, chat_kind, chat, buttons, "more")
+    (job,) = _queued_jobs(svc)
+    assert job["op"] == "colorize" and job["options"]["intensity"] == 150
+    assert len(job["options"]["album"]) == 3, "the whole album"
+    assert job["user_id"] == _tapper(tg, chat_kind)["id"], "the limits count whoever tapped"
+    svc.run_worker()
+    more = _results(tg, chat)[3:]
+    assert _album_sizes(tg, more) == ALBUM_SIZES, "one album back, in the album's order"
+    assert more[0]["reply_to_message"]["message_id"] == buttons["message_id"]
+    for before, after in zip(first, more):
+        assert chroma(_image(tg, after)).mean() > chroma(_image(tg, before)).mean()
+
+
+def test_album_buttons_paint_the_colourised_album(svc, chat_kind):
+    tg = svc.telegram
+    chat, first, buttons = _album_result(svc, chat_kind)
+    _tap(svc, chat_kind, chat, buttons, "paint", expect_job=False)
+    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("style.pick"))
+    (pick,) = [m for m in tg.bot_messages(chat["id"]) if m.get("text") == render("style.pick")]
+    _tap(svc, chat_kind, chat, pick, "vangogh")
+    (job,) = _queued_jobs(svc)
+    assert job["op"] == "style" and job["options"]["style"] == "vangogh"
+    assert [item["file_id"] for item in job["options"]["album"]] == [m["photo"][-1]["file_id"] for m in first], \
+        "the colourised results are what is painted"
+    svc.run_worker()
+    painted = _results(tg, chat)[3:]  # in the album's order (painted at most at the style size: compare shapes)
+    assert [round(w / h, 1) for w, h in _album_sizes(tg, painted)] == [round(w / h, 1) for w, h in ALBUM_SIZES]
+    assert "Starry Night" in painted[0]["caption"]
+
+
+def test_before_after_cannot_be_asked_of_an_album(svc):
+    """A forged "ba" under an album's buttons is answered, and asks for nothing."""
+    tg = svc.telegram
+    chat, first, buttons = _album_result(svc, "private")
+    rid = next(iter(_buttons(buttons).values())).split(":")[1]
+    with tg._lock:  # as if the keyboard had offered it
+        tg._chats[chat["id"]].messages[buttons["message_id"]]["reply_markup"]["inline_keyboard"].append(
+            [{"text": "ba", "callback_data": followups.data(rid, "ba")}])
+    tg.user_presses_button(chat, buttons["message_id"], followups.data(rid, "ba"))
+    (answer,) = tg.wait_for("answerCallbackQuery")
+    assert answer.params.get("text") == render("button.unknown") and svc.queued() == 0

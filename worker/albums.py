@@ -7,7 +7,8 @@ a single photo's result would be. A picture that cannot be read (or fetched) doe
 rest: it is named in the album's caption. While it runs, the job's status message counts the
 pictures done (worker/progress.py spaces the edits).
 
-Delivery keeps the single-photo guarantee: at most once per job (the same `delivered` mark).
+Delivery keeps the single-photo guarantee: at most once per job (the same `delivered` mark). An album
+cannot carry buttons, so its follow-up buttons (bot/followups.py) come in a short message under it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import Path
 
 import redis
 
-from bot.jobs import Job
+from bot.jobs import AlbumItem, Job
 from bot.options import shown
 from bot.queue import record_result
 from bot.texts import render
 from models.errors import InputError
 from models.progress import reporting
+from worker import results as reuse
 
 log = logging.getLogger("paintbot.worker")
 
@@ -41,6 +43,7 @@ def process(rt, job: Job, stages, status, engine) -> str:
 
     count, working = len(job.album), tasks._working(job)
     results: list[tuple[bytes, bool, str]] = []
+    pictures: list[AlbumItem] = []  # the album's items whose results are in `results`
     failed: list[int] = []
     last_error: InputError | None = None
     # One reference photo for the whole album (exemplar): fetched and read once, used for every picture.
@@ -55,6 +58,7 @@ def process(rt, job: Job, stages, status, engine) -> str:
                 out, suffix, colorized = tasks._run_engine(rt, engine, job, img, reference)
             colorized_first = colorized_first or colorized
             results.append(tasks._encode(job, out, img, data, item.file_name or f"photo_{i + 1}", suffix))
+            pictures.append(item)
         except InputError as exc:  # this picture only: the others still come back
             log.info("job=%s album picture %d/%d unusable: %s", job.job_id, i + 1, count, exc)
             failed.append(i)
@@ -71,14 +75,15 @@ def process(rt, job: Job, stages, status, engine) -> str:
         encoded, as_document, filename = results[0]
         tasks._deliver(rt, job, encoded, as_document, filename, caption=caption, engine=engine.name)
     else:
-        _deliver_album(rt, job, results, caption, engine.name)
+        _deliver_album(rt, job, results, pictures, caption, engine)
     stages.done("send")
     return "ok" if not failed else "partial"
 
 
-def _deliver_album(rt, job: Job, results: list[tuple[bytes, bool, str]], caption: str, engine: str) -> None:
-    """Send the album at most once per job (as tasks._deliver does for one result). A photo result
-    too large for a photo makes the whole album files: Telegram does not mix them."""
+def _deliver_album(rt, job: Job, results: list[tuple[bytes, bool, str]], pictures: list[AlbumItem], caption: str,
+                   engine) -> None:
+    """Send the album at most once per job (as tasks._deliver does for one result), then its buttons. A
+    photo result too large for a photo makes the whole album files: Telegram does not mix them."""
     from worker.tasks import DELIVERED_TTL
 
     key = f"paintbot:delivered:{job.job_id}"
@@ -87,15 +92,24 @@ def _deliver_album(rt, job: Job, results: list[tuple[bytes, bool, str]], caption
         return
     as_document = job.as_document or any(as_doc for _, as_doc, _ in results)
     try:
-        message_ids = rt.telegram.send_album(job.chat_id, job.reply_to, [(data, name) for data, _, name in results],
-                                             as_document, caption=caption)
+        sent = rt.telegram.send_album(job.chat_id, job.reply_to, [(data, name) for data, _, name in results],
+                                      as_document, caption=caption)
     except Exception:
         rt.redis.delete(key)  # not delivered: a retry may send it
         raise
     if job.status_message_id:
         rt.telegram.delete(job.chat_id, job.status_message_id)
     try:
-        for message_id in message_ids:
-            record_result(rt.redis, job.chat_id, message_id, engine)
+        for result in sent:
+            record_result(rt.redis, job.chat_id, result.message_id, engine.name)
     except redis.RedisError as exc:
         log.warning("job=%s: the album's engine was not recorded (%s)", job.job_id, type(exc).__name__)
+    rid, keyboard = reuse.buttons(rt, job)
+    if rid is None:
+        return
+    reuse.keep_album(rt, job, engine, rid, pictures, sent)  # before the buttons: a quick tap finds it
+    try:
+        rt.telegram.send_text(job.chat_id, render("album.followup", job.lang, count=len(sent)),
+                              reply_to=sent[0].message_id, reply_markup=keyboard)
+    except Exception as exc:  # the album is out; its buttons are a nicety
+        log.warning("job=%s: the album's buttons were not sent (%s)", job.job_id, type(exc).__name__)

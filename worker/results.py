@@ -9,7 +9,7 @@ import logging
 import redis
 
 from bot import cache, followups
-from bot.jobs import Job
+from bot.jobs import AlbumItem, Job
 from worker import runtime
 from worker.telegram import Sent
 
@@ -17,7 +17,8 @@ log = logging.getLogger("paintbot.worker")
 
 
 def buttons(rt: runtime.Runtime, job: Job):
-    """(record id, keyboard) for a result of `job`; (None, None) when results carry no buttons."""
+    """(record id, keyboard) for a result of `job` (an album's: for all its results at once); (None, None)
+    when results carry no buttons."""
     ttl = rt.settings.result_cache_ttl
     if ttl <= 0 or job.op not in cache.FAMILY:
         return None, None
@@ -25,7 +26,7 @@ def buttons(rt: runtime.Runtime, job: Job):
     adjustable = job.op == "colorize" and not job.reference_file_id
     colourisers = [e for e in rt.engines.runnable() if e.family == "colorize" and not e.needs_reference]
     return rid, followups.keyboard(rid, job.op if adjustable else "style", job.options.to_dict(), job.lang,
-                                   another_model=len(colourisers) > 1)
+                                   another_model=len(colourisers) > 1, album=job.album is not None)
 
 
 def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | None,
@@ -46,3 +47,19 @@ def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | No
             followups.remember(rt.redis, rid, record, ttl)
     except redis.RedisError as exc:
         log.warning("job=%s: the result was not kept for reuse (%s)", job.job_id, type(exc).__name__)
+
+
+def keep_album(rt: runtime.Runtime, job: Job, engine, rid: str, pictures: list[AlbumItem], sent: list[Sent]) -> None:
+    """After sending an album: the record its buttons are answered from (albums are not cached)."""
+    if not all(s.file_id for s in sent):
+        return
+    first, made = pictures[0], sent[0]
+    record = followups.Followup(
+        first.file_id, None, job.as_document, first.file_name, made.file_id, made.file_unique_id, job.op,
+        job.options.replace(engine=engine.name).to_dict(), engine.name,
+        album=[p.to_dict() for p in pictures],
+        album_results=[AlbumItem(s.message_id, s.file_id, p.file_name).to_dict() for p, s in zip(pictures, sent)])
+    try:
+        followups.remember(rt.redis, rid, record, rt.settings.result_cache_ttl)
+    except redis.RedisError as exc:
+        log.warning("job=%s: the album's buttons were not kept (%s)", job.job_id, type(exc).__name__)

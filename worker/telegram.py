@@ -193,9 +193,9 @@ class Telegram:
         return Sent.of(sent)
 
     def send_album(self, chat_id: int, reply_to: int, items: list[tuple[bytes, str]], as_document: bool,
-                   caption: str | None = None) -> list[int]:
+                   caption: str | None = None) -> list["Sent"]:
         """Send 2 to 10 results as one album (photos, or files: Telegram does not mix them), the caption
-        on the first; returns their message ids, in order."""
+        on the first; returns each as Telegram holds it, in order."""
         self._before_send(chat_id)
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         media = [InputMediaDocument(data, filename=name, caption=caption if i == 0 else None,
@@ -203,13 +203,13 @@ class Telegram:
                  InputMediaPhoto(data, filename=name, caption=caption if i == 0 else None)
                  for i, (data, name) in enumerate(items)]
         sent = self._call("send_media_group", chat_id, media, reply_parameters=reply)
-        return [m.message_id for m in sent]
+        return [Sent.of(m) for m in sent]
 
-    def send_text(self, chat_id: int, text: str, reply_to: int | None = None) -> int:
-        """Send a text; returns its message id."""
+    def send_text(self, chat_id: int, text: str, reply_to: int | None = None, reply_markup=None) -> int:
+        """Send a text (with `reply_markup`, buttons under it); returns its message id."""
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         self._before_send(chat_id)
-        return self._call("send_message", chat_id, text, reply_parameters=reply).message_id
+        return self._call("send_message", chat_id, text, reply_parameters=reply, reply_markup=reply_markup).message_id
 
     def edit_text(self, chat_id: int, message_id: int, text: str) -> bool:
         """Edit a status message; False if it is gone (deleted by the user), which is fine."""
