@@ -6,7 +6,7 @@ import time
 
 from PIL import Image
 
-from bot import albums
+from bot import albums, followups
 from tests.harness import BotThread, gray_photo
 
 
@@ -111,6 +111,27 @@ def test_an_unreadable_picture_is_named_and_the_rest_delivered(service):
     assert [name for _, _, name in _items(tg, call)] == ["good1_colorized.png", "good2_colorized.png"]
     caption = call.params["media"][0]["caption"]
     assert "broken.png" in caption and "Could not read" in caption
+
+
+def test_an_album_with_one_readable_picture_comes_back_as_that_picture_with_its_buttons(service):
+    tg = service.telegram
+    chat = tg.private_chat(3107)
+    files = [(b"\x89PNG\r\n\x1a\nthis is not really a picture", "broken.png", "image/png"),
+             (gray_photo(110, 80, seed=1, fmt="PNG"), "good.png", "image/png")]
+    sent = tg.user_sends_album(chat, files)
+    service.wait_queued(1)
+    service.run_worker()
+
+    (call,) = tg.wait_for("sendDocument", timeout=60)  # an album needs two: one file, as for one file
+    assert call.files["document"].filename == "good_colorized.png" and "broken.png" in call.params["caption"]
+    rows = call.params["reply_markup"]["inline_keyboard"]
+    actions = {b["callback_data"].rsplit(":", 1)[1] for row in rows for b in row}
+    assert {"more", "less", "ba"} <= actions, "its buttons, as under any result"
+    (result,) = [m for m in tg.bot_messages(chat["id"]) if "document" in m]
+    rid = rows[0][0]["callback_data"].split(":")[1]
+    record = followups.recall(service.redis, rid)
+    assert record.source_file_id == sent[1]["document"]["file_id"], "the buttons act on the picture that was read"
+    assert record.result_file_id == result["document"]["file_id"] and record.album is None
 
 
 def test_an_album_counts_as_one_request_for_the_limits(telegram, redis_url):

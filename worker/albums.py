@@ -71,9 +71,14 @@ def process(rt, job: Job, stages, status, engine) -> str:
     if failed:
         caption += "\n" + render("album.failed", job.lang, items=", ".join(_name(job, i) for i in failed))
     job = tasks._with_status(job, status)
-    if len(results) == 1:  # an album needs two: a single result goes as a single photo would
+    if len(results) == 1:  # an album needs two: a single result goes as a single photo's would, buttons too
         encoded, as_document, filename = results[0]
-        tasks._deliver(rt, job, encoded, as_document, filename, caption=caption, engine=engine.name)
+        single = job.replace(album=None, file_id=pictures[0].file_id, file_name=pictures[0].file_name,
+                             file_unique_id=None)
+        rid, keyboard = reuse.buttons(rt, single)
+        sent = tasks._deliver(rt, single, encoded, as_document, filename, caption=caption, engine=engine.name,
+                              reply_markup=keyboard)
+        reuse.keep(rt, single, engine, rid, sent)
     else:
         _deliver_album(rt, job, results, pictures, caption, engine)
     stages.done("send")
