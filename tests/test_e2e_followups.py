@@ -97,6 +97,15 @@ def _tap(svc, kind, chat, msg, action, expect_job=True):
         svc.wait_queued(1)
 
 
+def _open_paint_it(svc, kind, chat, msg) -> dict:
+    """Tap "Paint it…" under `msg`: the message with the preset buttons the bot answers with."""
+    tg = svc.telegram
+    _tap(svc, kind, chat, msg, "paint", expect_job=False)
+    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("style.pick"))
+    (pick,) = [m for m in tg.bot_messages(chat["id"]) if m.get("text") == render("style.pick")]
+    return pick
+
+
 def test_same_photo_twice_is_computed_once(svc, chat_kind):
     tg = svc.telegram
     chat, photo, first = _first_result(svc, chat_kind)
@@ -184,9 +193,7 @@ def test_another_model(svc, chat_kind):
 def test_paint_it(svc, chat_kind):
     tg = svc.telegram
     chat, photo, first = _first_result(svc, chat_kind)
-    _tap(svc, chat_kind, chat, first, "paint", expect_job=False)
-    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("style.pick"))
-    (pick,) = [m for m in tg.bot_messages(chat["id"]) if m.get("text") == render("style.pick")]
+    pick = _open_paint_it(svc, chat_kind, chat, first)
     assert pick["reply_to_message"]["message_id"] == first["message_id"]
     assert all(len(d.encode()) <= 64 for d in _buttons(pick).values())
     _tap(svc, chat_kind, chat, pick, "vangogh")
@@ -361,9 +368,7 @@ def test_album_buttons_colour_the_whole_album_again(svc, chat_kind):
 def test_album_buttons_paint_the_colourised_album(svc, chat_kind):
     tg = svc.telegram
     chat, first, buttons = _album_result(svc, chat_kind)
-    _tap(svc, chat_kind, chat, buttons, "paint", expect_job=False)
-    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("style.pick"))
-    (pick,) = [m for m in tg.bot_messages(chat["id"]) if m.get("text") == render("style.pick")]
+    pick = _open_paint_it(svc, chat_kind, chat, buttons)
     _tap(svc, chat_kind, chat, pick, "vangogh")
     (job,) = _queued_jobs(svc)
     assert job["op"] == "style" and job["options"]["style"] == "vangogh"
