@@ -1,4 +1,4 @@
-"""Everything paintbot says in a chat, by key: one file per language in bot/locales/.
+"""Everything paintbot says in a chat, by key: one file per language in bot/contract/locales/.
 
 The bot and the worker both speak, and errors raised deeper down (models/, the options parser)
 carry a code and parameters rather than English sentences; `render` turns either into words.
@@ -31,5 +31,5 @@ def render(key: str, lang: str | None = None, **params) -> str:
 
 
 def render_error(exc: Exception, lang: str | None = None) -> str:
-    """An error carrying `code` and `params` (models.errors.InputError, bot.options.BadOptions), in words."""
+    """An error carrying `code` and `params` (models.errors.InputError, bot.contract.options.BadOptions), in words."""
     return render(exc.code, lang, **exc.params)

@@ -1,24 +1,25 @@
 """The caption of a result: what was done, by which model, and that it is neither a record of the past nor
 a real painting, in the reader's language. One function for the worker (a fresh result) and the bot (a
-result sent again from the cache, bot/cache.py), so that both say the same."""
+result sent again from the cache, bot/contract/cache.py), so that both say the same."""
 
 from __future__ import annotations
 
-from bot.options import Options
-from bot.texts import render
+from bot.contract.job import Op
+from bot.contract.options import Options
+from bot.contract.texts import render
 
 
 def painting(name: str, lang: str | None) -> str:
     """A preset as a caption names it, in the user's language: "Die Sternennacht (Vincent van Gogh)"
-    (bot/locales holds a title per preset; tests/test_texts.py checks that every preset has one)."""
+    (bot/contract/locales holds a title per preset; tests/test_texts.py checks that every preset has one)."""
     return render(f"painting.{name}", lang)
 
 
-def result_caption(op: str, options: Options, engine_label: str, lang: str | None, like: bool = False,
+def result_caption(op: Op, options: Options, engine_label: str, lang: str | None, like: bool = False,
                    colorized_first: bool = False, animated: bool = False) -> str:
     """`like`: coloured after the user's colour photo; `colorized_first`: a black-and-white photo was
     colourised by the default colouriser before it was painted keeping those colours."""
-    if op == "colorize":
+    if op == Op.COLORIZE:
         text = render("caption.colorize_like" if like else "caption.colorize", lang, engine=engine_label)
     elif options.style is None:
         text = render("caption.style_custom", lang, engine=engine_label)

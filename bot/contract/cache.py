@@ -2,8 +2,8 @@
 
 A result is keyed by what fully decides it: the input's `file_unique_id` (the same for a photo forwarded
 around or sent again, across chats and bots' file_ids), the operation, its canonical options with the
-engine resolved to the name the worker runs, and that engine's weights digest (bot/options.py
-EngineInfo.weights, published by the workers). After sending a result the worker stores the result's
+engine resolved to the name the worker runs, and that engine's weights digest
+(bot/contract/options.py EngineInfo.weights, published by the workers). After sending a result the worker stores the result's
 Telegram file_id under that key with a TTL (PAINTBOT_RESULT_CACHE_TTL, a week by default; 0 turns the cache
 off); a later identical request is answered by the bot from here. Ids and engine names only, never content.
 
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import redis
 
-from bot.options import Options, Vocabulary
+from bot.contract import keys
+from bot.contract.job import Op
+from bot.contract.options import Options, Vocabulary
 
 log = logging.getLogger("paintbot")
-
-FAMILY = {"colorize": "colorize", "style": "style"}  # the operations the cache serves, and their engine family
 
 
 @dataclass(frozen=True)
@@ -42,34 +42,36 @@ class Cached:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Cached | None":
+        """The record, whichever release wrote it: unknown fields are ignored, missing optional ones take
+        their defaults; None when it lacks what a result cannot do without (its file id, its engine)."""
         try:
             d = json.loads(raw)
             return cls(str(d["file_id"]), bool(d.get("document")), str(d["engine"]), bool(d.get("colorized_first")))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
 
-def key(unique_id: str, op: str, options: Options, engine: str, weights: str | None) -> str:
+def key(unique_id: str, op: Op, options: Options, engine: str, weights: str | None) -> str:
     """The Redis key of a result: a digest, so that no user-chosen text ends up in a key name."""
     canonical = "|".join((unique_id, op, options.replace(engine=engine).cache_key(), engine, weights or "-"))
-    return "paintbot:cache:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return keys.cached_result(hashlib.sha256(canonical.encode()).hexdigest()[:32])
 
 
-def serves(unique_id: str | None, op: str, options: Options | None, has_reference: bool) -> bool:
+def serves(unique_id: str | None, op: Op, options: Options | None, has_reference: bool) -> bool:
     """Whether the cache keeps results of such a request: not without a unique id, nor for an operation or
     a second image (a custom style, a colour reference) whose result the key does not decide."""
-    if unique_id is None or op not in FAMILY or options is None or has_reference:
+    if unique_id is None or Op(op).family is None or options is None or has_reference:
         return False
-    return op != "style" or options.style is not None
+    return op != Op.STYLE or options.style is not None
 
 
-def key_for_request(vocabulary: Vocabulary, unique_id: str | None, op: str, options: Options | None,
+def key_for_request(vocabulary: Vocabulary, unique_id: str | None, op: Op, options: Options | None,
                     has_reference: bool) -> str | None:
     """The key the bot looks a request up by; None when the cache cannot answer it (`serves`), or the bot
     cannot resolve its engine to the one the worker would run."""
     if not serves(unique_id, op, options, has_reference):
         return None
-    info = vocabulary.resolved(options.engine, FAMILY[op])
+    info = vocabulary.resolved(options.engine, Op(op).family)
     if info is None:
         return None
     return key(unique_id, op, options, info.name, info.weights)

@@ -1,7 +1,9 @@
 """Service configuration, read from the environment (see README "Configuration").
 
 Shared by the bot and the worker: both talk to the same Telegram Bot API server and the
-same Redis. Image-science settings (weights, device, styles) are read by `models/` itself.
+same Redis. Each process reads them once at start (`Settings.from_env`), as it reads the image
+science's settings once (`models.engines.config_from_env`, the workers and the CLI), and passes
+them inward.
 Secrets live only in this object and are never logged: `repr()` hides them.
 """
 
@@ -66,8 +68,8 @@ class Settings:
     webhook_url: str = ""  # set: receive updates by webhook instead of long polling
     webhook_secret: str = field(default="", repr=False)  # Telegram sends it back in every webhook call
     webhook_port: int = 8443
-    # Seconds a sent result is remembered for instant repeats and its follow-up buttons (bot/cache.py,
-    # bot/followups.py); 0: no cache, and results carry no buttons.
+    # Seconds a sent result is remembered for instant repeats and its follow-up buttons (bot/contract/cache.py,
+    # bot/contract/followups.py); 0: no cache, and results carry no buttons.
     result_cache_ttl: int = 7 * 24 * 3600
 
     @property

@@ -3,7 +3,7 @@
 Each result (sent by the worker, or again from the cache by the bot) carries buttons: More colour / Less
 colour (±50 % intensity, 0..200), Another model (the next colouriser the workers registered), Paint it…
 (the style presets, applied to the colourised result) and Before/after. Their callback_data is
-`fu:<rid>:<action>`: `rid` is the short id of a Redis record (`paintbot:followup:<rid>`, kept as long as the
+`fu:<rid>:<action>`: `rid` is the short id of a Redis record (`Followup.key_for(rid)`, kept as long as the
 result cache, PAINTBOT_RESULT_CACHE_TTL) holding the file ids of the source and the result, the operation,
 its options and the engine that made it: ids and names only. Data that does not parse is junk; a record
 that has lapsed gets a polite "send the photo again".
@@ -19,16 +19,20 @@ redelivered update): `request_id` gives a number no real message id takes (negat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.options import INTENSITY_MAX
-from bot.texts import render
+from bot.contract import keys
+from bot.contract.job import AlbumItem, Job, Op
+from bot.contract.options import INTENSITY_MAX, EngineInfo, Options
+from bot.contract.texts import render
 
 PREFIX = "fu"
 STEP = 50  # percent of colour a More/Less tap adds or takes
@@ -37,36 +41,52 @@ _DATA = re.compile(r"^fu:([A-Za-z0-9_-]{8}):(more|less|model|paint|ba|s:[a-z0-9_
 _ACTION_SLOTS = 64  # request ids: message id * this + the action's number
 
 
-def _record_key(rid: str) -> str:
-    return f"paintbot:followup:{rid}"
-
-
 @dataclass(frozen=True)
 class Followup:
     """What a result's buttons need: where it came from and how it was made."""
 
     source_file_id: str  # the photo the user sent (what More/Less/Another model colour again)
-    source_unique_id: str | None
-    as_document: bool
-    file_name: str | None
     result_file_id: str  # the result as Telegram holds it (what Paint it… paints, the "after")
-    result_unique_id: str | None
-    op: str  # "colorize" or "style"
-    options: dict  # the operation's options as the queue carries them
+    op: str  # "colorize" or "style" (an Op's value)
     engine: str  # the engine that made it
+    options: dict = dataclasses.field(default_factory=dict)  # the operation's options as the queue carries them
+    source_unique_id: str | None = None
+    result_unique_id: str | None = None
+    as_document: bool = False
+    file_name: str | None = None
     # An album's: its pictures and their results, in order ({"message_id", "file_id", "file_name"} each,
-    # as bot.jobs.AlbumItem.to_dict gives them); None for a single result.
+    # as AlbumItem.to_dict gives them); None for a single result.
     album: list | None = None
     album_results: list | None = None
+
+    @staticmethod
+    def key_for(rid: str) -> str:
+        return keys.followup(rid)
+
+    @classmethod
+    def of(cls, job: Job, engine: str, result_file_id: str, result_unique_id: str | None,
+           pictures: Sequence[AlbumItem] | None = None, results: Sequence[AlbumItem] | None = None) -> "Followup":
+        """The record of a result of `job` made by `engine` (of an album: its `pictures` that came back, and
+        their `results`, in order)."""
+        options: Options = job.options
+        return cls(job.file_id, result_file_id, str(job.op), engine, options.replace(engine=engine).to_dict(),
+                   job.file_unique_id, result_unique_id, job.as_document, job.file_name,
+                   None if pictures is None else [p.to_dict() for p in pictures],
+                   None if results is None else [r.to_dict() for r in results])
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Followup | None":
+        """The record, whichever release wrote it: fields this version does not know are ignored (a newer
+        release added them), missing ones take their defaults (an older one lacked them); None when it lacks
+        what no tap can do without (the photo, the result, the operation, the engine)."""
         try:
-            return cls(**json.loads(raw))
-        except (ValueError, TypeError):
+            d = json.loads(raw)
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except (ValueError, TypeError, AttributeError):
             return None
 
 
@@ -94,20 +114,26 @@ def request_id(message_id: int, action: str, presets: tuple[str, ...]) -> int:
     return -(message_id * _ACTION_SLOTS + number)
 
 
-def keyboard(rid: str, op: str, options: dict, lang: str | None, another_model: bool,
+def another_model(engines: Sequence[EngineInfo]) -> bool:
+    """Whether "Another model" has one to offer: a second colouriser that needs no reference photo."""
+    return len([e for e in engines if e.family == "colorize" and not e.needs_reference]) > 1
+
+
+def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequence[EngineInfo],
              album: bool = False) -> InlineKeyboardMarkup:
-    """The buttons under a result of `op` (`album`: under an album's results, so no Before/after)."""
+    """The buttons under a result of `op` (`album`: under an album's results, so no Before/after), with
+    "Another model" when `engines` (those the workers run) offer one."""
     def button(key: str, action: str) -> InlineKeyboardButton:
         return InlineKeyboardButton(render(key, lang), callback_data=data(rid, action))
 
     rows = []
-    if op == "colorize":
+    if op == Op.COLORIZE:
         intensity = 100 if options.get("intensity") is None else int(options["intensity"])
         colour = [b for b, show in ((button("followup.more", "more"), intensity < INTENSITY_MAX),
                                     (button("followup.less", "less"), intensity > 0)) if show]
         if colour:
             rows.append(colour)
-        rows.append(([button("followup.model", "model")] if another_model else []) +
+        rows.append(([button("followup.model", "model")] if another_model(engines) else []) +
                     [button("followup.paint", "paint")])
     else:
         rows.append([button("followup.paint", "paint")])
@@ -123,11 +149,11 @@ def presets_keyboard(rid: str, presets: tuple[str, ...]) -> InlineKeyboardMarkup
 
 def remember(conn: redis.Redis, rid: str, record: Followup, ttl: int) -> None:
     if ttl > 0:
-        conn.set(_record_key(rid), record.to_json(), ex=ttl)
+        conn.set(Followup.key_for(rid), record.to_json(), ex=ttl)
 
 
 def recall(conn: redis.Redis, rid: str) -> Followup | None:
-    raw = conn.get(_record_key(rid))
+    raw = conn.get(Followup.key_for(rid))
     return Followup.from_json(raw) if raw else None
 
 

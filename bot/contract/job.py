@@ -1,8 +1,9 @@
-"""The job contract between the bot (producer) and the workers (consumers).
+"""The job: what the bot (producer) hands the workers (consumers) through the queue.
 
 A job is a small JSON object of ids and options — never image bytes, never a token —
 enqueued with RQ's JSON serializer (no pickle anywhere on the queue path). The worker
 runs `worker.tasks.run_job(job)`; the bot only names that function, it never imports it.
+What a job asks for is an `Op`, never a bare string.
 
 The contract survives rolling upgrades. The bot (one replica) is replaced at once while the
 workers are rolled gradually, so for minutes jobs cross versions both ways:
@@ -19,21 +20,36 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
-from bot.options import Options, options_for
+from bot.contract.options import Options, options_for
 
 log = logging.getLogger("paintbot")
 
 TASK = "worker.tasks.run_job"
 ON_FAILURE = "worker.tasks.on_job_failure"  # RQ calls it when a job fails, also when its worker died
-# "compare": the before/after picture of a result (file_id the photo, reference_file_id the result).
-OPERATIONS = ("colorize", "style", "styles", "compare")
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit: larger files are refused before a job
+
+
+class Op(StrEnum):
+    """What a job asks for. The value is what the queue carries (a string every release reads)."""
+
+    COLORIZE = "colorize"
+    STYLE = "style"
+    STYLES = "styles"  # the picture of every preset
+    COMPARE = "compare"  # the before/after picture of a result (file_id the photo, reference_file_id the result)
+
+    @property
+    def family(self) -> str | None:
+        """The engine family that makes its results (None: no engine runs, nothing to cache or adjust)."""
+        return {Op.COLORIZE: "colorize", Op.STYLE: "style"}.get(self)
+
 # Fields newer than the previous release travel inside `options`, under these keys: the second image
 # of a request (a custom style, an exemplar's colour reference) under the key the previous release
 # already read for custom styles; the requester's language (its workers ignore it and answer in English).
 # An album's pictures (bot/albums.py) travel there too: the previous release's workers read the job as
 # its first picture alone, and answer that one.
-# The input's file_unique_id keys the result cache (bot/cache.py) and the result's follow-up record.
+# The input's file_unique_id keys the result cache (bot/contract/cache.py) and the result's follow-up record.
 _IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang", "file_unique_id": "file_unique_id",
                "album": "album"}
 MAX_ALBUM = 10  # Telegram's media groups hold 2 to 10 items
@@ -56,24 +72,26 @@ class AlbumItem:
 
 @dataclass(frozen=True)
 class Job:
-    op: str  # one of OPERATIONS
+    op: Op
     chat_id: int
     request_id: int  # message id of the request (the photo, the command or the keyboard tapped)
     reply_to: int  # message id of the photo the result answers
-    file_id: str | None  # the content image (None for "styles", the preset sheet)
-    as_document: bool  # a file in gives a file out
+    file_id: str | None = None  # the content image (None for "styles", the preset sheet)
+    as_document: bool = False  # a file in gives a file out
     user_id: int | None = None  # whom the limits count against: the user, or the chat sent on behalf of
     status_message_id: int | None = None
     file_name: str | None = None
     options: Options | None = None  # the operation's typed options (None for "styles")
     reference_file_id: str | None = None  # a custom style photo, or the colour reference to copy
-    lang: str | None = None  # the language to answer in (bot/texts.py); None: English
+    lang: str | None = None  # the language to answer in (bot/contract/texts.py); None: English
     file_unique_id: str | None = None  # the content image's, the same for the same photo sent again
     album: tuple[AlbumItem, ...] | None = None  # a media group, in order (file_id is its first picture's)
 
     def __post_init__(self):
-        if self.op not in OPERATIONS:
-            raise ValueError(f"unknown operation {self.op!r}")
+        try:
+            object.__setattr__(self, "op", Op(self.op))
+        except ValueError:
+            raise ValueError(f"unknown operation {self.op!r}") from None
         if self.options is None or isinstance(self.options, Mapping):
             object.__setattr__(self, "options", options_for(self.op, self.options))
         if self.album is not None:

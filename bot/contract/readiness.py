@@ -4,10 +4,10 @@ Why: when the queue is empty, a "Queued — position 1" message (and the worker'
 its deletion) is three Bot API round trips on the path to the result, telling the user nothing.
 The bot says it only when the user really has to wait in line; otherwise it shows a chat action.
 
-How: each worker keeps a mark in the sorted set IDLE_KEY while it waits for a job (its name,
+How: each worker keeps a mark in the sorted set keys.IDLE_WORKERS while it waits for a job (its name,
 scored with the time the mark lapses, so a worker that died while idle stops counting within
 IDLE_TTL s); it drops the mark when it takes a job. The bot puts every job it admits into
-WAITING_KEY, and the worker takes it out when the job starts. One script, run as the job is
+keys.WAITING_JOBS, and the worker takes it out when the job starts. One script, run as the job is
 admitted, adds the job and compares: the job is taken at once when there are at least as many
 idle workers as jobs waiting (this one included). A job a worker has dequeued but not yet started
 still counts as waiting while its worker is still marked idle: the error is always towards saying
@@ -20,8 +20,8 @@ import time
 
 import redis
 
-IDLE_KEY = "paintbot:workers:idle"
-WAITING_KEY = "paintbot:jobs:waiting"
+from bot.contract.keys import IDLE_WORKERS, WAITING_JOBS
+
 IDLE_TTL = 45  # seconds an idle mark lasts unless renewed (a worker renews it each dequeue round)
 WAITING_TTL = 3600  # a waiting entry older than this belongs to a job that was lost: forgotten
 
@@ -49,24 +49,24 @@ class Readiness:
     def arrive(self, job_id: str) -> bool:
         """`job_id` is about to be enqueued: True when an idle worker will take it at once."""
         now = time.time()
-        at_once, _ = self._arrive(keys=[IDLE_KEY, WAITING_KEY, self.queue_key], args=[job_id, now, now - WAITING_TTL])
+        at_once, _ = self._arrive(keys=[IDLE_WORKERS, WAITING_JOBS, self.queue_key], args=[job_id, now, now - WAITING_TTL])
         return bool(at_once)
 
     def forget(self, job_id: str) -> None:
         """The job was not enqueued after all (withdrawn)."""
-        self.redis.zrem(WAITING_KEY, job_id)
+        self.redis.zrem(WAITING_JOBS, job_id)
 
 
 def started(conn: redis.Redis, job_id: str) -> None:
     """A worker started `job_id`: it no longer waits."""
-    conn.zrem(WAITING_KEY, job_id)
+    conn.zrem(WAITING_JOBS, job_id)
 
 
 def idle(conn: redis.Redis, worker: str) -> None:
     """Worker `worker` waits for a job (renewed each time it asks the queue again)."""
-    conn.zadd(IDLE_KEY, {worker: time.time() + IDLE_TTL})
+    conn.zadd(IDLE_WORKERS, {worker: time.time() + IDLE_TTL})
 
 
 def busy(conn: redis.Redis, worker: str) -> None:
     """Worker `worker` took a job, or stopped."""
-    conn.zrem(IDLE_KEY, worker)
+    conn.zrem(IDLE_WORKERS, worker)

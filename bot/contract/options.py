@@ -1,10 +1,9 @@
 """The options of each operation: one typed, frozen definition, with its defaults and units.
 
-Shared by everything that speaks of an operation: the bot parses them from a command's words,
-the queue carries them (`to_dict`/`from_dict`, tolerant of fields another version added or
-dropped), the result cache keys on them (`cache_key`), and the worker, the engines in models/ and
-the CLI read them. Plain Python, no Telegram and no torch, so every one of those can import it;
-it lives beside the job contract (bot/jobs.py) because the bot must not import models/.
+Shared by the bot and the workers: the bot parses them from a command's words, the queue carries
+them (`to_dict`/`from_dict`, tolerant of fields another version added or dropped), the result cache
+keys on them (`cache_key`), and the worker maps them to the plain keywords the engines of models/
+take (worker/stages.py), so the image science never sees them. Plain Python, no Telegram, no torch.
 
 Which engines and styles exist is not known here: parsing takes a `Vocabulary` (the engines the
 workers registered, the preset catalogue), so a new engine needs no line in this file.
@@ -25,7 +24,7 @@ _KEEP_COLORS = {"keep-colors", "keep-colours", "keepcolors", "keepcolours"}
 
 
 class BadOptions(ValueError):
-    """The words do not make options; `code` and `params` say why (rendered by bot/texts.py)."""
+    """The words do not make options; `code` and `params` say why (rendered by bot/contract/texts.py)."""
 
     def __init__(self, code: str, **params):
         super().__init__(code)
@@ -73,6 +72,15 @@ class Vocabulary:
             if e.family == family and (word == e.name or word in e.aliases):
                 return e.name
         if guess and not self.engines and _ENGINE_WORD.match(word):
+            return word
+        return None
+
+    def style(self, word: str) -> str | None:
+        """The preset `word` names. While no worker has published its presets yet, a name-like word that
+        names no engine is taken as one (the worker checks it, and says so if there is none)."""
+        if word in self.styles:
+            return word
+        if not self.styles and _ENGINE_WORD.match(word) and self.engine(word, "style") is None:
             return word
         return None
 
@@ -176,7 +184,7 @@ class StyleOptions:
                 strength = number
             elif word.replace("_", "-") in _KEEP_COLORS:
                 keep = True
-            elif style is None and word in vocabulary.styles:
+            elif style is None and vocabulary.style(word):
                 style = word
             elif engine is None and (name := vocabulary.engine(word, "style", guess=style is not None)):
                 engine = name
