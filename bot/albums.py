@@ -24,33 +24,24 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from telegram import Message, Update
 from telegram.ext import Application
 
-from bot import handlers
-from bot.jobs import MAX_ALBUM, AlbumItem
-from bot.language import Context
-from bot.options import BadOptions, ColorizeOptions, StyleOptions
-from bot.requests import Image, image_of, parse_command
-from bot.texts import render, render_error
+from bot.context import BotData, Context
+from bot.contract import keys
+from bot.contract.job import MAX_ALBUM, AlbumItem, Op
+from bot.contract.texts import render
+from bot.requests import OPERATION_COMMANDS, Image, image_of, parse_command
+from bot.submit import offer_presets, options_from_words, refuse, submit
 
 log = logging.getLogger("paintbot.bot")
 
 GATHER_QUIET = 1.0  # seconds without another picture of the group that end an album
 ALBUM_TTL = 2 * 24 * 3600  # how long a reply to an album's photo still finds the whole album
-GATHERING = "paintbot:albums:gathering"  # the albums being gathered: their keys (`_gathering_key`)
 GATHERING_TTL = 24 * 3600  # a bot down for longer than this forgets the albums it was gathering
-OPERATIONS = {"colorize": "colorize", "colorise": "colorize", "style": "style"}
-
-
-def _key(chat_id: int, group: str) -> str:
-    return f"paintbot:album:{chat_id}:{group}"
-
-
-def _gathering_key(chat_id: int, group: str) -> str:
-    return f"paintbot:albums:gathering:{chat_id}:{group}"
 
 
 @dataclass
@@ -59,47 +50,43 @@ class _Arriving:
     timer: asyncio.TimerHandle | None = None
 
 
-class Gatherer:
-    """The albums arriving now, by (chat, media_group_id)."""
+async def gather(update: Update, context: Context) -> None:
+    """One picture of a media group: the album is handled GATHER_QUIET s after its last picture (the albums
+    arriving now are `context.albums`, by chat and media group)."""
+    msg = update.effective_message
+    key = (msg.chat_id, msg.media_group_id)
+    await _keep(context, key, update)
+    album = context.albums.setdefault(key, _Arriving())
+    album.messages[msg.message_id] = msg
+    if album.timer is not None:
+        album.timer.cancel()
+    album.timer = asyncio.get_running_loop().call_later(
+        GATHER_QUIET, lambda: context.application.create_task(_complete(key, context)))
 
-    def __init__(self):
-        self._arriving: dict[tuple[int, str], _Arriving] = {}
 
-    async def add(self, update: Update, context: Context) -> None:
-        """One picture of a media group: the album is handled GATHER_QUIET s after its last picture."""
-        msg = update.effective_message
-        key = (msg.chat_id, msg.media_group_id)
-        await _keep(context, key, update)
-        album = self._arriving.setdefault(key, _Arriving())
-        album.messages[msg.message_id] = msg
-        if album.timer is not None:
-            album.timer.cancel()
-        album.timer = asyncio.get_running_loop().call_later(
-            GATHER_QUIET, lambda: context.application.create_task(self._complete(key, context)))
-
-    async def _complete(self, key: tuple[int, str], context: Context) -> None:
-        album = self._arriving.pop(key, None)
-        if album is None:
-            return
-        messages = [album.messages[i] for i in sorted(album.messages)]  # the album's own order
-        try:
-            await _gathered(context, messages)
-        except Exception:
-            log.exception("album %s in chat %s could not be handled", key[1], key[0])
-        finally:
-            await _forget(context, key)
+async def _complete(key: tuple[int, str], context: Context) -> None:
+    album = context.albums.pop(key, None)
+    if album is None:
+        return
+    messages = [album.messages[i] for i in sorted(album.messages)]  # the album's own order
+    try:
+        await _gathered(context, messages)
+    except Exception:
+        log.exception("album %s in chat %s could not be handled", key[1], key[0])
+    finally:
+        await _forget(context, key)
 
 
 async def _keep(context: Context, key: tuple[int, str], update: Update) -> None:
     """The picture's update, kept until its album is handled (if Redis is down, in memory only)."""
-    conn = handlers._jobs(context).redis
-    name = _gathering_key(*key)
+    conn = context.jobs.redis
+    name = keys.album_gathering(*key)
 
     def store():
         with conn.pipeline() as pipe:
             pipe.hset(name, str(update.effective_message.message_id), json.dumps(update.to_dict()))
             pipe.expire(name, GATHERING_TTL)
-            pipe.sadd(GATHERING, name)
+            pipe.sadd(keys.ALBUMS_GATHERING, name)
             pipe.execute()
 
     try:
@@ -109,13 +96,13 @@ async def _keep(context: Context, key: tuple[int, str], update: Update) -> None:
 
 
 async def _forget(context: Context, key: tuple[int, str]) -> None:
-    conn = handlers._jobs(context).redis
-    name = _gathering_key(*key)
+    conn = context.jobs.redis
+    name = keys.album_gathering(*key)
 
     def drop():
         with conn.pipeline() as pipe:
             pipe.delete(name)
-            pipe.srem(GATHERING, name)
+            pipe.srem(keys.ALBUMS_GATHERING, name)
             pipe.execute()
 
     try:
@@ -124,17 +111,17 @@ async def _forget(context: Context, key: tuple[int, str]) -> None:
         log.warning("album %s in chat %s: not forgotten (%s)", key[1], key[0], type(exc).__name__)
 
 
-async def recover(app: Application) -> None:
+async def recover(app: Application[Any, Context, dict, dict, BotData, Any]) -> None:
     """At start-up: the pictures of albums a previous run was still gathering go through the handlers
     again, as if just received (Telegram will not send them again: they were confirmed)."""
-    conn = app.bot_data["jobs"].redis
+    conn = app.bot_data.jobs.redis
 
     def stored() -> list[dict]:
         updates = []
-        for name in conn.smembers(GATHERING):
+        for name in conn.smembers(keys.ALBUMS_GATHERING):
             values = conn.hvals(name)
             if not values:  # expired
-                conn.srem(GATHERING, name)
+                conn.srem(keys.ALBUMS_GATHERING, name)
             updates += [json.loads(v) for v in values]
         return sorted(updates, key=lambda u: u["update_id"])
 
@@ -147,10 +134,6 @@ async def recover(app: Application) -> None:
         await app.update_queue.put(Update.de_json(data, app.bot))
     if updates:
         log.info("%d pictures of albums left gathering by the last run: handled now", len(updates))
-
-
-def gatherer(context: Context) -> Gatherer:
-    return context.application.bot_data.setdefault("albums", Gatherer())
 
 
 async def _gathered(context: Context, messages: list[Message]) -> None:
@@ -169,21 +152,21 @@ async def _gathered(context: Context, messages: list[Message]) -> None:
     private = first.chat.type == "private"
     if command is None:
         if private:
-            await request_album(context, request, first, pictures, "colorize", [])
+            await request_album(context, request, first, pictures, Op.COLORIZE, [])
         return
     cmd, args = command
-    if cmd in OPERATIONS:
-        await request_album(context, request, first, pictures, OPERATIONS[cmd], args)
+    if cmd in OPERATION_COMMANDS:
+        await request_album(context, request, first, pictures, OPERATION_COMMANDS[cmd], args)
     elif private:
         await request.reply_text(render("help", context.lang))
 
 
 async def _remember(context: Context, chat_id: int, group: str, pictures: list[tuple[int, Image]]) -> None:
-    conn = handlers._jobs(context).redis
+    conn = context.jobs.redis
 
     def store():
-        key = _key(chat_id, group)
-        conn.hset(key, mapping={str(mid): json.dumps(img.__dict__) for mid, img in pictures})
+        key = keys.album(chat_id, group)
+        conn.hset(key, mapping={str(mid): json.dumps(img.to_dict()) for mid, img in pictures})
         conn.expire(key, ALBUM_TTL)
 
     if not pictures:
@@ -199,44 +182,42 @@ async def recalled(context: Context, photo_msg: Message | None) -> list[tuple[in
     (then the photo alone is meant)."""
     if photo_msg is None or not photo_msg.media_group_id or image_of(photo_msg) is None:
         return None
-    conn = handlers._jobs(context).redis
     try:
-        stored = await asyncio.to_thread(conn.hgetall, _key(photo_msg.chat_id, photo_msg.media_group_id))
+        stored = await asyncio.to_thread(context.jobs.redis.hgetall,
+                                         keys.album(photo_msg.chat_id, photo_msg.media_group_id))
     except redis.RedisError:
         return None
-    pictures = sorted((int(mid), Image(**json.loads(v))) for mid, v in stored.items())
+    pictures = []
+    for mid, raw in stored.items():
+        try:
+            pictures.append((int(mid), Image.from_dict(json.loads(raw))))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # written by a release we cannot read
+            log.warning("a remembered album picture could not be read (%s): left out", type(exc).__name__)
+    pictures.sort(key=lambda p: p[0])
     return pictures if len(pictures) > 1 else None
 
 
 async def request_album(context: Context, request: Message, reply_to: Message, pictures: list[tuple[int, Image]],
-                        op: str, args: list[str], reference: Image | None = None) -> None:
+                        op: Op, args: list[str], reference: Image | None = None) -> None:
     """One request for all `pictures` (message id, image), answered in reply to `reply_to`; with a colour
     `reference` photo, every picture is coloured like it (so the album's pictures come out alike)."""
     if not pictures:
-        await handlers.refuse(request.reply_text, request.chat_id, "not_image", render("not_an_image", context.lang))
+        await refuse(request.reply_text, request.chat_id, "not_image", render("not_an_image", context.lang))
         return
     if len(pictures) > MAX_ALBUM:
-        await handlers.refuse(request.reply_text, request.chat_id, "album_too_big",
-                              render("album.too_big", context.lang, count=len(pictures), limit=MAX_ALBUM))
+        await refuse(request.reply_text, request.chat_id, "album_too_big",
+                     render("album.too_big", context.lang, count=len(pictures), limit=MAX_ALBUM))
         return
-    vocabulary = await handlers._vocabulary(context)
-    try:
-        opts = (ColorizeOptions if op == "colorize" else StyleOptions).parse(args, vocabulary)
-    except BadOptions as exc:
-        await handlers.refuse(request.reply_text, request.chat_id, "bad_options", render_error(exc, context.lang))
+    options = await options_from_words(context, request, op, args, reference)
+    if options is None:
         return
-    if op == "colorize" and reference is None and opts.engine and vocabulary.info(opts.engine) is not None \
-            and vocabulary.info(opts.engine).needs_reference:
-        await handlers.refuse(request.reply_text, request.chat_id, "bad_options",
-                              render("reference.missing", context.lang))
-        return
-    if op == "style" and opts.style is None:  # no name: the preset keyboard, as for one photo
-        await handlers._style_request(context, request, reply_to, style_img=None, args=args)
+    if op is Op.STYLE and options.style is None:  # no name: the preset keyboard, as for one photo
+        await offer_presets(context, reply_to)
         return
     if len(pictures) == 1:
-        await handlers.submit(context, request, reply_to, pictures[0][1], op, opts, reference=reference)
+        await submit(context, request, reply_to, pictures[0][1], op, options, reference=reference)
         return
     album = tuple(AlbumItem(mid, img.file_id, img.file_name) for mid, img in pictures)
     first = pictures[0][1]
-    await handlers.submit(context, request, reply_to, first, op, opts, album=album, reference=reference,
-                          status_text=render(f"album.{op}", context.lang, count=len(album)))
+    await submit(context, request, reply_to, first, op, options, album=album, reference=reference,
+                 status_text=render(f"album.{op}", context.lang, count=len(album)))

@@ -1,4 +1,4 @@
-"""The python-telegram-bot Application: which update goes to which handler."""
+"""The python-telegram-bot Application: which update goes to which handler (the one visible list of them)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Appli
 from telegram.request import HTTPXRequest
 
 from bot import albums, feedback, followup_buttons, handlers, language, metrics
+from bot.context import BotData, Context
+from bot.contract.job import Op
+from bot.contract.readiness import Readiness
+from bot.contract.settings import Settings
+from bot.contract.texts import DEFAULT_LANGUAGE, LANGUAGES, render
 from bot.queue import JobQueue
-from bot.settings import Settings
-from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, render
+from bot.requests import commands_of
 
 log = logging.getLogger("paintbot.bot")
 
@@ -84,7 +88,7 @@ async def _post_init(app: Application) -> None:
     await albums.recover(app)
 
 
-async def _count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _count_update(update: Update, context: Context) -> None:
     kind = "callback_query" if update.callback_query else "reaction" if update.message_reaction else (
         "photo" if update.effective_message and (update.effective_message.photo or update.effective_message.document)
         else "message")
@@ -92,7 +96,7 @@ async def _count_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 def _allowed_only(allowed: frozenset[int]):
-    async def gate(update: Update, context: language.Context) -> None:
+    async def gate(update: Update, context: Context) -> None:
         chat = update.effective_chat
         if chat is not None and chat.id not in allowed:
             log.info("ignored update from chat %s: not in PAINTBOT_ALLOWED_CHATS", chat.id)
@@ -102,16 +106,14 @@ def _allowed_only(allowed: frozenset[int]):
     return gate
 
 
-async def stats_command(update: Update, context: language.Context) -> None:
+async def stats_command(update: Update, context: Context) -> None:
     """/stats for admins: queue depth, workers, jobs finished and failed in the last hour."""
-    settings: Settings = context.application.bot_data["settings"]
     user = update.effective_user
-    if user is None or user.id not in settings.admins:
+    if user is None or user.id not in context.settings.admins:
         await update.effective_message.reply_text(render("stats.admins_only", context.lang))
         return
-    jobs: JobQueue = context.application.bot_data["jobs"]
     await update.effective_message.reply_text(render("stats.report", context.lang,
-                                                     **await asyncio.to_thread(jobs.stats)))
+                                                     **await asyncio.to_thread(context.jobs.stats)))
 
 
 def build_application(settings: Settings, jobs: JobQueue | None = None) -> Application:
@@ -120,16 +122,16 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
            .base_url(settings.bot_base_url)
            .base_file_url(settings.file_base_url)
            .post_init(_post_init)
-           .context_types(ContextTypes(context=language.Context))
+           .context_types(ContextTypes(context=Context, bot_data=BotData))
            .defaults(Defaults(do_quote=True))  # every answer replies to the message it answers
            .concurrent_updates(True)
            # Telegram's flood limits (30 messages/s overall, 20/min per group); 429s are waited out.
            .rate_limiter(RetryingRateLimiter(max_retries=2))
            .get_updates_request(ReadableUpdates(connection_pool_size=1))
            .build())
-    app.bot_data["settings"] = settings
-    app.bot_data["jobs"] = jobs or JobQueue(settings.redis_url, settings.queue_name, settings.limits)
-    app.bot_data["bursts"] = handlers.Bursts()
+    app.bot_data.settings = settings
+    app.bot_data.jobs = jobs = jobs or JobQueue(settings.redis_url, settings.queue_name, settings.limits)
+    app.bot_data.readiness = Readiness(jobs.redis, jobs.queue.key)
 
     app.add_handler(TypeHandler(Update, language.resolve), group=-3)
     app.add_handler(TypeHandler(Update, _count_update), group=-2)
@@ -137,7 +139,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
         app.add_handler(TypeHandler(Update, _allowed_only(settings.allowed_chats)), group=-1)
     private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler(["start", "help"], handlers.help_command))
-    app.add_handler(CommandHandler(["colorize", "colorise"], handlers.colorize_command))
+    app.add_handler(CommandHandler(commands_of(Op.COLORIZE), handlers.colorize_command))
     app.add_handler(CommandHandler("style", handlers.style_command))
     app.add_handler(CommandHandler("styles", handlers.styles_command))
     app.add_handler(CommandHandler("stats", stats_command))

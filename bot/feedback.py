@@ -1,6 +1,6 @@
 """Which model people like: 👍 and 👎 on results, counted per engine in the bot's metrics.
 
-The worker records which engine made each result message (bot/queue.py `record_result`: chat id,
+The worker records which engine made each result message (bot/contract/records.py `record_result`: chat id,
 message id and engine name, kept a week). Telegram sends a `message_reaction` update when someone
 changes their reaction to a message, in private chats and in groups where the bot is an admin; the
 bot then counts the 👍/👎 added or taken back for that engine (bot/metrics.py REACTIONS).
@@ -13,10 +13,9 @@ import logging
 
 import redis
 from telegram import ReactionTypeEmoji, Update
-from telegram.ext import ContextTypes
 
 from bot import metrics
-from bot.queue import JobQueue
+from bot.context import Context
 
 log = logging.getLogger("paintbot.bot")
 
@@ -27,11 +26,10 @@ def _emojis(reactions) -> set[str]:
     return {r.emoji for r in reactions if isinstance(r, ReactionTypeEmoji)}
 
 
-async def on_reaction(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_reaction(update: Update, context: Context) -> None:
     reaction = update.message_reaction
-    jobs: JobQueue = context.application.bot_data["jobs"]
     try:
-        engine = await asyncio.to_thread(jobs.result_engine, reaction.chat.id, reaction.message_id)
+        engine = await asyncio.to_thread(context.jobs.result_engine, reaction.chat.id, reaction.message_id)
     except redis.RedisError as exc:
         log.warning("a reaction went uncounted while Redis is away (%s)", type(exc).__name__)
         return

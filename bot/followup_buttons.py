@@ -1,4 +1,4 @@
-"""The taps on a result's follow-up buttons (bot/followups.py): each becomes a request of whoever tapped,
+"""The taps on a result's follow-up buttons (bot/contract/followups.py): each becomes a request of whoever tapped,
 through the same `submit` as a command (limits, the result cache, "Queued", the job), in private chats and
 groups alike. A tap is answered once: what happens next, or why nothing does."""
 
@@ -10,13 +10,14 @@ import logging
 import redis
 from telegram import Message, Update
 
-from bot import followups
-from bot.handlers import submit, unknown_button
-from bot.jobs import AlbumItem
-from bot.language import Context
-from bot.options import ColorizeOptions, StyleOptions
-from bot.requests import Image, preset_names
-from bot.texts import render
+from bot.context import Context
+from bot.contract import followups
+from bot.contract.job import AlbumItem, Op
+from bot.contract.options import ColorizeOptions, StyleOptions, Vocabulary
+from bot.contract.texts import render
+from bot.handlers import unknown_button
+from bot.requests import Image
+from bot.submit import submit
 
 log = logging.getLogger("paintbot.bot")
 
@@ -29,9 +30,8 @@ async def followup_button(update: Update, context: Context) -> None:
         await unknown_button(update, context)
         return
     rid, action = parsed
-    jobs = context.application.bot_data["jobs"]
     try:
-        record = await asyncio.to_thread(followups.recall, jobs.redis, rid)
+        record = await asyncio.to_thread(followups.recall, context.jobs.redis, rid)
     except redis.RedisError as exc:
         log.warning("follow-up %s unanswerable while Redis is away (%s)", rid, type(exc).__name__)
         await query.answer(render("unavailable", context.lang), show_alert=True)
@@ -39,12 +39,13 @@ async def followup_button(update: Update, context: Context) -> None:
     if record is None:  # lapsed with the cache (or never kept): the photo is needed again
         await query.answer(render("followup.expired", context.lang), show_alert=True)
         return
+    vocabulary = await context.vocabulary()
     if action == "paint":
         await query.answer()
         await tapped.reply_text(render("style.pick", context.lang),
-                                reply_markup=followups.presets_keyboard(rid, preset_names()))
+                                reply_markup=followups.presets_keyboard(rid, vocabulary.styles))
         return
-    request = _request(record, action, await asyncio.to_thread(jobs.vocabulary))
+    request = _request(record, action, vocabulary)
     if request is None:
         key = "followup.no_other_model" if action == "model" else "button.unknown"
         await query.answer(render(key, context.lang), show_alert=True)
@@ -57,7 +58,7 @@ async def followup_button(update: Update, context: Context) -> None:
     try:
         outcome = await submit(context, tapped, result_msg, img, op, options, user_id=query.from_user.id,
                                reference=reference,
-                               request_id=followups.request_id(tapped.message_id, action, preset_names()),
+                               request_id=followups.request_id(tapped.message_id, action, vocabulary.styles),
                                album=album, status_text=status_text)
     finally:
         await query.answer({"queued": render("followup.working", context.lang),
@@ -66,7 +67,7 @@ async def followup_button(update: Update, context: Context) -> None:
         await tapped.edit_text(render("style.chosen", context.lang, name=action[2:]))  # one style per keyboard
 
 
-def _request(record: followups.Followup, action: str, vocabulary):
+def _request(record: followups.Followup, action: str, vocabulary: Vocabulary):
     """(op, image, options, reference image, album) a tap asks for; None when it asks for nothing possible.
     Under an album the image is its first picture and `album` all of them, as for the album itself."""
     source = Image(record.source_file_id, None, record.as_document, record.file_name, record.source_unique_id)
@@ -75,20 +76,20 @@ def _request(record: followups.Followup, action: str, vocabulary):
                         for items in (record.album, record.album_results))
     if action.startswith("s:"):
         name = action[2:]
-        if name not in preset_names():
+        if name not in vocabulary.styles:
             return None
-        if record.op == "colorize":  # paint the colourised result
-            return "style", result, StyleOptions(style=name), None, results
-        return "style", source, StyleOptions(style=name), None, sources
+        if record.op == Op.COLORIZE:  # paint the colourised result
+            return Op.STYLE, result, StyleOptions(style=name), None, results
+        return Op.STYLE, source, StyleOptions(style=name), None, sources
     if action == "ba":
-        return None if sources else ("compare", source, None, result, None)
-    if record.op != "colorize":
+        return None if sources else (Op.COMPARE, source, None, result, None)
+    if record.op != Op.COLORIZE:
         return None
     options = ColorizeOptions.from_dict(record.options).replace(engine=record.engine)
     if action in ("more", "less"):
-        return ("colorize", source, options.replace(intensity=followups.stepped(options.intensity, action)), None,
+        return (Op.COLORIZE, source, options.replace(intensity=followups.stepped(options.intensity, action)), None,
                 sources)
     if action == "model":
         following = vocabulary.next_engine(record.engine, "colorize")
-        return None if following is None else ("colorize", source, options.replace(engine=following), None, sources)
+        return None if following is None else (Op.COLORIZE, source, options.replace(engine=following), None, sources)
     return None

@@ -1,4 +1,4 @@
-"""Answering a request from the result cache (bot/cache.py), in the bot: no job, no queue, no "Queued".
+"""Answering a request from the result cache (bot/contract/cache.py), in the bot: no job, no queue, no "Queued".
 
 `answer` is asked first for every request that would become a job. When the result is cached it sends
 it again by its Telegram file_id (sendPhoto/sendDocument with the id string: nothing is uploaded) with
@@ -16,21 +16,23 @@ import redis
 from telegram import Message
 from telegram.error import BadRequest
 
-from bot import cache, captions, followups, metrics
-from bot.jobs import Job
+from bot import metrics
+from bot.context import Context
+from bot.contract import cache, captions, followups
+from bot.contract.job import Job
 from bot.requests import Image
 
 log = logging.getLogger("paintbot.bot")
 
 
-async def answer(context, job: Job, reply_to: Message, img: Image | None, has_reference: bool) -> bool:
+async def answer(context: Context, job: Job, reply_to: Message, img: Image | None, has_reference: bool) -> bool:
     """Send the cached result of `job`'s request in reply to `reply_to`; False when there is none to send.
     The request is claimed as a job's is (the same update again gets nothing more: bot/queue.py)."""
-    settings, jobs = context.application.bot_data["settings"], context.application.bot_data["jobs"]
+    jobs, ttl = context.jobs, context.settings.result_cache_ttl
     op, options = job.op, job.options
-    if settings.result_cache_ttl <= 0 or img is None:
+    if ttl <= 0 or img is None:
         return False
-    vocabulary = await asyncio.to_thread(jobs.vocabulary)
+    vocabulary = await context.vocabulary()
     key = cache.key_for_request(vocabulary, img.file_unique_id, op, options, has_reference)
     if key is None:
         return False
@@ -50,8 +52,7 @@ async def answer(context, job: Job, reply_to: Message, img: Image | None, has_re
     caption = captions.result_caption(op, options, info.label if info else hit.engine, context.lang,
                                       colorized_first=hit.colorized_first)
     rid = followups.new_id()
-    colourisers = [e for e in vocabulary.engines if e.family == "colorize" and not e.needs_reference]
-    keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, another_model=len(colourisers) > 1)
+    keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, vocabulary.engines)
     try:
         if hit.as_document:
             sent = await reply_to.reply_document(hit.file_id, caption=caption, reply_markup=keyboard)
@@ -67,11 +68,9 @@ async def answer(context, job: Job, reply_to: Message, img: Image | None, has_re
     metrics.CACHED.labels(op).inc()
     log.info("answered chat=%s op=%s from the result cache (engine %s)", reply_to.chat_id, op, hit.engine)
     media = sent.photo[-1] if sent.photo else sent.document
-    record = followups.Followup(img.file_id, img.file_unique_id, img.as_document, img.file_name, hit.file_id,
-                                media.file_unique_id if media else None, op,
-                                options.replace(engine=hit.engine).to_dict(), hit.engine)
+    record = followups.Followup.of(job, hit.engine, hit.file_id, media.file_unique_id if media else None)
     try:
-        await asyncio.to_thread(followups.remember, jobs.redis, rid, record, settings.result_cache_ttl)
+        await asyncio.to_thread(followups.remember, jobs.redis, rid, record, ttl)
     except redis.RedisError as exc:
         log.warning("follow-up record of a cached answer not kept (%s): its buttons will ask for the photo again",
                     type(exc).__name__)

@@ -13,28 +13,13 @@ import logging
 
 import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.queue import JobQueue
-from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, language_of, render
+from bot.context import Context
+from bot.contract.texts import LANGUAGES, language_of, render
 
 log = logging.getLogger("paintbot.bot")
 
 BUTTONS_PER_ROW = 3
-
-
-class Context(CallbackContext[ExtBot, dict, dict, dict]):
-    """python-telegram-bot's context, plus the language this update is answered in."""
-
-    __slots__ = ("lang",)
-
-    def __init__(self, application: Application, chat_id: int | None = None, user_id: int | None = None):
-        super().__init__(application, chat_id, user_id)
-        self.lang = DEFAULT_LANGUAGE
-
-
-def _jobs(context: Context) -> JobQueue:
-    return context.application.bot_data["jobs"]
 
 
 async def resolve(update: Update, context: Context) -> None:
@@ -42,7 +27,7 @@ async def resolve(update: Update, context: Context) -> None:
     user = update.effective_user
     if user is None or not (update.message or update.callback_query):
         return
-    chosen = await asyncio.to_thread(_jobs(context).language, user.id)
+    chosen = await asyncio.to_thread(context.jobs.language, user.id)
     context.lang = chosen or language_of(user.language_code)
 
 
@@ -64,7 +49,7 @@ async def language_button(update: Update, context: Context) -> None:
         await query.answer()
         return
     try:
-        await asyncio.to_thread(_jobs(context).set_language, query.from_user.id, lang)
+        await asyncio.to_thread(context.jobs.set_language, query.from_user.id, lang)
     except redis.RedisError as exc:
         log.warning("could not remember a language choice (%s)", type(exc).__name__)
         await query.answer(render("unavailable", context.lang), show_alert=True)

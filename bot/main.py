@@ -6,9 +6,9 @@ import logging
 import sys
 from urllib.parse import urlsplit
 
-from bot import logs, metrics
 from bot.app import ALLOWED_UPDATES, build_application
-from bot.settings import ConfigError, Settings
+from bot.contract import health, logs
+from bot.contract.settings import ConfigError, Settings
 
 log = logging.getLogger("paintbot.bot")
 
@@ -21,7 +21,7 @@ def main() -> int:
         return 2
     logs.setup(settings.secrets)
     app = build_application(settings)
-    metrics.serve(healthy=lambda: app.running)
+    health.serve(healthy=lambda: app.running)
     log.info("bot starting: Bot API %s, queue %r, %s", settings.telegram_api, settings.queue_name,
              "webhook" if settings.webhook_url else "long polling")
     # Both run until SIGINT/SIGTERM, then stop taking updates and shut down cleanly.

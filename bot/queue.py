@@ -5,35 +5,30 @@ came from, so the same update delivered twice, or a button tapped twice, is one 
 takes one of its sender's in-flight slots; the request then ends in `enqueue`, or in `withdraw`,
 which gives both back: a request that never became a job holds nothing.
 
-Also the one place that knows the Redis keys shared with the workers: the in-flight sets (the
-worker releases a job through `release()` here rather than re-deriving key names), the
-engines the workers can run (`publish_engines` by each worker at start, read by the bot's parser),
-which engine made each result (`record_result` by the worker, read when someone reacts to it) and
-the language each user chose with /language. Ids and short names only, never content.
+The bot's side of the records the workers write (bot/contract/records.py) goes through here too: the
+vocabulary they published (kept VOCABULARY_TTL s), which engine made a result (read when someone reacts
+to it), and the language each user chose with /language. Every key is named in bot/contract/keys.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 import redis
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue, Retry, Worker
 from rq.serializers import JSONSerializer
 
-from bot.jobs import ON_FAILURE, TASK, Job
-from bot.options import EngineInfo, Vocabulary
-from bot.requests import preset_names
-from bot.settings import Limits
+from bot.contract import keys, records
+from bot.contract.job import ON_FAILURE, TASK, Job
+from bot.contract.options import Vocabulary
+from bot.contract.settings import Limits
 
 # Retries for transient faults (network, a worker that died): 2 more attempts, backing off.
 RETRY = Retry(max=2, interval=[10, 30])
 RESULT_TTL = 3600  # finished jobs are kept an hour (ids only: /stats counts them)
 FAILURE_TTL = 24 * 3600
-ENGINES_KEY = "paintbot:engines"  # hash: engine name -> EngineInfo JSON, written by the workers
 VOCABULARY_TTL = 30.0  # seconds the bot trusts its copy of the engines the workers published
-RESULT_ENGINE_TTL = 7 * 24 * 3600  # how long a result's reactions are counted for its engine
 LANGUAGE_TTL = 365 * 24 * 3600  # a /language choice is forgotten after a year without a new one
 REQUEST_TTL = 3600  # seconds a queued request is remembered (Telegram redelivers within minutes)
 
@@ -52,22 +47,6 @@ class Refused(Exception):
 
 class Duplicate(Exception):
     """The same request is already queued: an update delivered twice, a button tapped twice."""
-
-
-def _inflight_key(user_id: int) -> str:
-    return f"paintbot:inflight:{user_id}"
-
-
-def _language_key(user_id: int) -> str:
-    return f"paintbot:language:{user_id}"
-
-
-def _result_key(chat_id: int, message_id: int) -> str:
-    return f"paintbot:result:{chat_id}:{message_id}"
-
-
-def _request_key(job: Job) -> str:
-    return f"paintbot:request:{job.job_id}"
 
 
 # Admission in one step, so that requests arriving together (an album) cannot all pass one check:
@@ -104,16 +83,15 @@ class JobQueue:
         self._vocabulary: tuple[float, Vocabulary] | None = None
 
     def vocabulary(self) -> Vocabulary:
-        """The preset styles and the engines the workers registered (re-read every VOCABULARY_TTL s;
+        """The preset styles and the engines the workers published (re-read every VOCABULARY_TTL s;
         while Redis is away, the last copy, so that the request itself meets the outage and is told so)."""
         now = time.monotonic()
         if self._vocabulary is None or now - self._vocabulary[0] > VOCABULARY_TTL:
             try:
-                infos = [EngineInfo.from_dict(json.loads(v)) for v in self.redis.hvals(ENGINES_KEY)]
+                vocabulary = records.published(self.redis)
             except redis.RedisError:
-                return self._vocabulary[1] if self._vocabulary else Vocabulary(preset_names())
-            vocabulary = Vocabulary(preset_names(), tuple(sorted(infos, key=lambda e: e.name)))
-            if not infos:  # no worker has registered yet: ask again next time
+                return self._vocabulary[1] if self._vocabulary else Vocabulary()
+            if not vocabulary.engines:  # no worker has registered yet: ask again next time
                 return vocabulary
             self._vocabulary = now, vocabulary
         return self._vocabulary[1]
@@ -122,19 +100,18 @@ class JobQueue:
         """The language `user_id` chose with /language; None when they did not, or Redis is away
         (then their Telegram app's language will do)."""
         try:
-            chosen = self.redis.get(_language_key(user_id))
+            chosen = self.redis.get(keys.language(user_id))
         except redis.RedisError as exc:
             log.info("language of user %s unknown while Redis is away (%s)", user_id, type(exc).__name__)
             return None
         return chosen.decode() if chosen else None
 
     def set_language(self, user_id: int, lang: str) -> None:
-        self.redis.set(_language_key(user_id), lang, ex=LANGUAGE_TTL)
+        self.redis.set(keys.language(user_id), lang, ex=LANGUAGE_TTL)
 
     def result_engine(self, chat_id: int, message_id: int) -> str | None:
         """The engine that made result `message_id` in `chat_id` (None: not a result, or over a week old)."""
-        name = self.redis.get(_result_key(chat_id, message_id))
-        return name.decode() if name else None
+        return records.result_engine(self.redis, chat_id, message_id)
 
     def admit(self, job: Job) -> int:
         """Claim `job`'s request and take one of its sender's slots; return its expected queue position.
@@ -145,8 +122,8 @@ class JobQueue:
         redis.RedisError (the service is unavailable).
         """
         lim, now, sender = self.limits, time.time(), job.user_id
-        keys = [_request_key(job), self.queue.key, _inflight_key(sender), f"paintbot:rate:{sender}:{int(now // 60)}"]
-        outcome, number = self._admit(keys=keys, args=[
+        outcome, number = self._admit(keys=[
+            keys.request(job.job_id), self.queue.key, keys.inflight(sender), keys.rate(sender, int(now // 60))], args=[
             job.job_id, now, now - lim.job_timeout * 4, REQUEST_TTL, lim.queue_cap, lim.user_per_minute,
             lim.user_in_flight, int(sender is not None)])
         if outcome == b"duplicate":
@@ -158,15 +135,15 @@ class JobQueue:
     def claim(self, job: Job) -> bool:
         """Claim `job`'s request without a slot, for an answer that needs no job (bot/instant.py): False
         when it is claimed already (the same update again, a second tap), as `admit` would say Duplicate."""
-        return bool(self.redis.set(_request_key(job), 1, nx=True, ex=REQUEST_TTL))
+        return bool(self.redis.set(keys.request(job.job_id), 1, nx=True, ex=REQUEST_TTL))
 
     def unclaim(self, job: Job) -> None:
-        self.redis.delete(_request_key(job))
+        self.redis.delete(keys.request(job.job_id))
 
     def withdraw(self, job: Job) -> None:
         """An admitted request did not become a job: give back its claim and its slot."""
-        release(self.redis, job)
-        self.redis.delete(_request_key(job))
+        records.release(self.redis, job)
+        self.redis.delete(keys.request(job.job_id))
 
     def enqueue(self, job: Job) -> None:
         """Put an admitted job on the queue."""
@@ -179,8 +156,6 @@ class JobQueue:
 
     def stats(self) -> dict:
         """Queue depth, workers, and jobs finished/failed in the last hour (for /stats)."""
-        from rq import Worker
-
         now = time.time()
         q = self.queue
         # Registry scores are expiry times: a job finished/failed at t expires at t + its ttl.
@@ -191,19 +166,3 @@ class JobQueue:
         return {"queued": q.count, "started": q.started_job_registry.get_job_count(cleanup=False),
                 "workers": Worker.count(queue=q), "finished": finished, "failed": failed}
 
-
-def publish_engines(conn: redis.Redis, infos: list[EngineInfo]) -> None:
-    """A worker tells the bot which engines it can run (merged with what other workers said)."""
-    if infos:
-        conn.hset(ENGINES_KEY, mapping={e.name: json.dumps(e.to_dict()) for e in infos})
-
-
-def record_result(conn: redis.Redis, chat_id: int, message_id: int, engine: str) -> None:
-    """Called by the worker for each result it sends: reactions to that message count for `engine`."""
-    conn.set(_result_key(chat_id, message_id), engine, ex=RESULT_ENGINE_TTL)
-
-
-def release(conn: redis.Redis, job: Job) -> None:
-    """Called by the worker once a job is over (delivered or given up): it no longer counts as in flight."""
-    if job.user_id is not None:
-        conn.zrem(_inflight_key(job.user_id), job.job_id)

@@ -5,17 +5,24 @@ Pure functions over python-telegram-bot objects; no I/O, so every rule here is e
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from telegram import Message
 
-MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API's getFile limit
+from bot.contract.job import MAX_DOWNLOAD_BYTES, Op
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-CATALOG = Path(__file__).resolve().parent.parent / "models" / "style" / "catalog.json"
+# The commands that ask for an operation on a photo, in every spelling the bot takes.
+OPERATION_COMMANDS: Mapping[str, Op] = {"colorize": Op.COLORIZE, "colorise": Op.COLORIZE, "style": Op.STYLE}
+
+
+def commands_of(op: Op) -> list[str]:
+    """The command words that ask for `op` ("colorize", "colorise")."""
+    return [word for word, named in OPERATION_COMMANDS.items() if named is op]
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,16 @@ class Image:
     as_document: bool
     file_name: str | None = None
     file_unique_id: str | None = None  # the same for the same file, in any message (the result cache's key)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Image":
+        """An image as a record stored it (bot/albums.py), whichever release wrote it: unknown fields ignored,
+        missing ones their defaults (a file id it cannot do without: KeyError)."""
+        return cls(str(d["file_id"]), d.get("file_size"), bool(d.get("as_document")), d.get("file_name"),
+                   d.get("file_unique_id"))
 
 
 def image_of(msg: Message | None) -> Image | None:
@@ -76,8 +93,3 @@ def parse_command(text: str | None, bot_username: str) -> tuple[str, list[str]] 
         return None
     return cmd.lower(), (rest or "").split()[:8]
 
-
-@lru_cache(maxsize=1)
-def preset_names() -> tuple[str, ...]:
-    """The preset style names, read from the catalogue data (the bot never imports the models)."""
-    return tuple(entry["name"] for entry in json.loads(CATALOG.read_text()))
