@@ -7,8 +7,9 @@ a single photo's result would be. A picture that cannot be read (or fetched) doe
 rest: it is named in the album's caption. While it runs, the job's status message counts the
 pictures done (worker/progress.py spaces the edits).
 
-Delivery keeps the single-photo guarantee: at most once per job (the same `delivered` mark). An album
-cannot carry buttons, so its follow-up buttons (bot/followups.py) come in a short message under it.
+Delivery keeps the single-photo guarantee: at most once per job (the one `deliver` of worker/stages.py).
+An album cannot carry buttons, so its follow-up buttons (bot/contract/followups.py) come in a short
+message under it.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import redis
-
-from bot.jobs import AlbumItem, Job
-from bot.options import shown
-from bot.queue import record_result
-from bot.texts import render
+from bot.contract.job import AlbumItem, Job
+from bot.contract.options import shown
+from bot.contract.texts import render
 from models.errors import InputError
 from models.progress import reporting
-from worker import results as reuse
+from worker import results
+from worker.progress import Progress
+from worker.runtime import Runtime
+from worker.stages import Timings, caption, deliver, encode, finish_status, run_engine, working
 
 log = logging.getLogger("paintbot.worker")
 
@@ -37,13 +38,12 @@ def _name(job: Job, index: int) -> str:
     return name or render("album.item", job.lang, number=index + 1)
 
 
-def process(rt, job: Job, stages, status, engine) -> str:
+def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -> str:
     from models import imageio
-    from worker import tasks
 
-    count, working = len(job.album), tasks._working(job)
-    results: list[tuple[bytes, bool, str]] = []
-    pictures: list[AlbumItem] = []  # the album's items whose results are in `results`
+    count, text = len(job.album), working(job)
+    encoded: list[tuple[bytes, bool, str]] = []
+    pictures: list[AlbumItem] = []  # the album's items whose results are in `encoded`
     failed: list[int] = []
     last_error: InputError | None = None
     # One reference photo for the whole album (exemplar): fetched and read once, used for every picture.
@@ -53,66 +53,53 @@ def process(rt, job: Job, stages, status, engine) -> str:
         try:
             data = rt.telegram.download(item.file_id)
             img = imageio.decode(data)
-            with reporting(lambda f, i=i: status.show(render("working.percent", job.lang, working=working,
+            with reporting(lambda f, i=i: status.show(render("working.percent", job.lang, working=text,
                                                              percent=round(100 * (i + f) / count)))):
-                out, suffix, colorized = tasks._run_engine(rt, engine, job, img, reference)
+                out, suffix, colorized = run_engine(rt, engine, job, img, reference)
             colorized_first = colorized_first or colorized
-            results.append(tasks._encode(job, out, img, data, item.file_name or f"photo_{i + 1}", suffix))
+            encoded.append(encode(job, out, img, data, item.file_name or f"photo_{i + 1}", suffix))
             pictures.append(item)
         except InputError as exc:  # this picture only: the others still come back
             log.info("job=%s album picture %d/%d unusable: %s", job.job_id, i + 1, count, exc)
             failed.append(i)
             last_error = exc
-        status.show(render("album.progress", job.lang, working=working, done=i + 1, count=count))
-    stages.done("model")
-    if not results:
+        status.show(render("album.progress", job.lang, working=text, done=i + 1, count=count))
+    timings.done("model")
+    if not encoded:
         raise last_error  # nothing to send: the user is told why, as for a single photo
-    caption = tasks._caption(job, engine.label, animated=False, colorized_first=colorized_first)
+    said = caption(job, engine.label, animated=False, colorized_first=colorized_first)
     if failed:
-        caption += "\n" + render("album.failed", job.lang, items=", ".join(_name(job, i) for i in failed))
-    job = tasks._with_status(job, status)
-    if len(results) == 1:  # an album needs two: a single result goes as a single photo's would, buttons too
-        encoded, as_document, filename = results[0]
+        said += "\n" + render("album.failed", job.lang, items=", ".join(_name(job, i) for i in failed))
+    job = finish_status(job, status)
+    if len(encoded) == 1:  # an album needs two: a single result goes as a single photo's would, buttons too
+        data, as_document, filename = encoded[0]
         single = job.replace(album=None, file_id=pictures[0].file_id, file_name=pictures[0].file_name,
                              file_unique_id=None)
-        rid, keyboard = reuse.buttons(rt, single)
-        sent = tasks._deliver(rt, single, encoded, as_document, filename, caption=caption, engine=engine.name,
-                              reply_markup=keyboard)
-        reuse.keep(rt, single, engine, rid, sent)
+        rid, keyboard = results.buttons(rt, single)
+        sent = deliver(rt, single, lambda: [rt.telegram.send_image(single.chat_id, single.reply_to, data, as_document,
+                                                                   filename, caption=said, reply_markup=keyboard)],
+                       engine.name)
+        results.keep(rt, single, engine, rid, sent[0] if sent else None)
     else:
-        _deliver_album(rt, job, results, pictures, caption, engine)
-    stages.done("send")
+        _deliver_album(rt, job, encoded, pictures, said, engine)
+    timings.done("send")
     return "ok" if not failed else "partial"
 
 
-def _deliver_album(rt, job: Job, results: list[tuple[bytes, bool, str]], pictures: list[AlbumItem], caption: str,
-                   engine) -> None:
-    """Send the album at most once per job (as tasks._deliver does for one result), then its buttons. A
-    photo result too large for a photo makes the whole album files: Telegram does not mix them."""
-    from worker.tasks import DELIVERED_TTL
-
-    key = f"paintbot:delivered:{job.job_id}"
-    if not rt.redis.set(key, 1, nx=True, ex=DELIVERED_TTL):
-        log.warning("job=%s was already delivered; not sending twice", job.job_id)
+def _deliver_album(rt: Runtime, job: Job, encoded: list[tuple[bytes, bool, str]], pictures: list[AlbumItem],
+                   said: str, engine) -> None:
+    """Send the album at most once per job, then its buttons. A photo result too large for a photo makes
+    the whole album files: Telegram does not mix them."""
+    as_document = job.as_document or any(as_doc for _, as_doc, _ in encoded)
+    sent = deliver(rt, job, lambda: rt.telegram.send_album(
+        job.chat_id, job.reply_to, [(data, name) for data, _, name in encoded], as_document, caption=said),
+        engine.name)
+    if sent is None:
         return
-    as_document = job.as_document or any(as_doc for _, as_doc, _ in results)
-    try:
-        sent = rt.telegram.send_album(job.chat_id, job.reply_to, [(data, name) for data, _, name in results],
-                                      as_document, caption=caption)
-    except Exception:
-        rt.redis.delete(key)  # not delivered: a retry may send it
-        raise
-    if job.status_message_id:
-        rt.telegram.delete(job.chat_id, job.status_message_id)
-    try:
-        for result in sent:
-            record_result(rt.redis, job.chat_id, result.message_id, engine.name)
-    except redis.RedisError as exc:
-        log.warning("job=%s: the album's engine was not recorded (%s)", job.job_id, type(exc).__name__)
-    rid, keyboard = reuse.buttons(rt, job)
+    rid, keyboard = results.buttons(rt, job)
     if rid is None:
         return
-    reuse.keep_album(rt, job, engine, rid, pictures, sent)  # before the buttons: a quick tap finds it
+    results.keep_album(rt, job, engine, rid, pictures, sent)  # before the buttons: a quick tap finds it
     try:
         rt.telegram.send_text(job.chat_id, render("album.followup", job.lang, count=len(sent)),
                               reply_to=sent[0].message_id, reply_markup=keyboard)

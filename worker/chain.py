@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bot.options import ColorizeOptions, StyleOptions
 from models import color
 
 SAMPLE_SIDE = 256  # the chroma is measured on a copy this size: the mean hardly moves, the cost does
@@ -26,8 +25,8 @@ def is_black_and_white(img: Image.Image) -> bool:
     return color.mean_chroma(rgb) < color.BLACK_AND_WHITE_CHROMA
 
 
-def colour_first(engines, img: Image.Image, options: StyleOptions) -> tuple[Image.Image, bool]:
+def colour_first(engines, img: Image.Image, keep_colors: bool) -> tuple[Image.Image, bool]:
     """The content to paint, and whether it was colourised first (only with keep-colors, only gray photos)."""
-    if not options.keep_colors or not is_black_and_white(img):
+    if not keep_colors or not is_black_and_white(img):
         return img, False
-    return engines.get(None, "colorize")(img, ColorizeOptions()), True
+    return engines.get(None, "colorize")(img), True

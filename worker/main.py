@@ -28,8 +28,8 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
-from bot import logs, readiness
-from bot.settings import ConfigError, Settings
+from bot.contract import health, logs, readiness
+from bot.contract.settings import ConfigError, Settings
 
 log = logging.getLogger("paintbot.worker")
 
@@ -71,7 +71,7 @@ class PaintbotWorker(SimpleWorker):
     the heartbeat every HEARTBEAT_EVERY s with a short TTL, so a dead worker is noticed within
     HEARTBEAT_TTL + MAINTENANCE_EVERY s and RQ retries its job (or fails it, and the user is told).
 
-    It also keeps its idle mark (bot/readiness.py): set on every heartbeat while it waits for a job,
+    It also keeps its idle mark (bot/contract/readiness.py): set on every heartbeat while it waits for a job,
     dropped while it runs one and when it stops, so the bot knows whether a new job is taken at once.
     """
 
@@ -142,20 +142,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(settings.secrets)
     conn, probe = connect(settings.redis_url), _probe(settings.redis_url)
-    from bot.metrics import serve
-
     if args.scheduler:
-        serve(healthy=lambda: bool(probe.ping()))
+        health.serve(healthy=lambda: bool(probe.ping()))
         run_scheduler(settings, conn)
         return 0
 
-    from models.config import ModelConfig
     from models.device import DeviceError, pick_device, set_threads
+    from models.engines import config_from_env
     from models.fetch import FetchError
     from worker import runtime
 
     try:  # the image science's settings, read here once and passed inward
-        models = ModelConfig.from_env(os.environ)
+        models = config_from_env(os.environ)
         set_threads(models.torch_threads)
         device = pick_device(models.device)
         runtime.install(runtime.Runtime.load(settings, models, device, conn))
@@ -166,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from worker import metrics
 
     metrics.watch(Queue(settings.queue_name, connection=probe), device)
-    serve(healthy=lambda: bool(probe.ping()))
+    health.serve(healthy=lambda: bool(probe.ping()))
     worker.work(burst=args.burst, with_scheduler=False, logging_level=logging.getLevelName(
         logging.getLogger().level))
     return 0

@@ -1,4 +1,4 @@
-"""The worker's Prometheus metrics (served by bot.metrics.serve on PAINTBOT_METRICS_PORT)."""
+"""The worker's Prometheus metrics (served by bot/contract/health.py on PAINTBOT_METRICS_PORT)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What a worker keeps of a result it sent, so that the result can be reused: its file id in the result
-cache (bot/cache.py: a repeated request is answered by the bot at once) and the record its follow-up
-buttons are answered from (bot/followups.py). Ids only; a Redis hiccup costs the reuse, never the result."""
+cache (bot/contract/cache.py: a repeated request is answered by the bot at once) and the record its
+follow-up buttons are answered from (bot/contract/followups.py). Ids only; a Redis hiccup costs the reuse, never the result."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import logging
 
 import redis
 
-from bot import cache, followups
-from bot.jobs import AlbumItem, Job
+from bot.contract import cache, followups
+from bot.contract.job import AlbumItem, Job, Op
 from worker import runtime
 from worker.telegram import Sent
 
@@ -19,21 +19,19 @@ log = logging.getLogger("paintbot.worker")
 def buttons(rt: runtime.Runtime, job: Job):
     """(record id, keyboard) for a result of `job` (an album's: for all its results at once); (None, None)
     when results carry no buttons."""
-    ttl = rt.settings.result_cache_ttl
-    if ttl <= 0 or job.op not in cache.FAMILY:
+    if rt.settings.result_cache_ttl <= 0 or job.op.family is None:
         return None, None
     rid = followups.new_id()
-    adjustable = job.op == "colorize" and not job.reference_file_id
-    colourisers = [e for e in rt.engines.runnable() if e.family == "colorize" and not e.needs_reference]
-    return rid, followups.keyboard(rid, job.op if adjustable else "style", job.options.to_dict(), job.lang,
-                                   another_model=len(colourisers) > 1, album=job.album is not None)
+    adjustable = job.op is Op.COLORIZE and not job.reference_file_id
+    return rid, followups.keyboard(rid, job.op if adjustable else Op.STYLE, job.options.to_dict(), job.lang,
+                                   rt.engines.runnable(), album=job.album is not None)
 
 
 def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | None,
          colorized_first: bool = False) -> None:
     """After sending: the result's file id under its cache key, and its follow-up record."""
     ttl = rt.settings.result_cache_ttl
-    if ttl <= 0 or sent is None or not sent.file_id or job.op not in cache.FAMILY:
+    if ttl <= 0 or sent is None or not sent.file_id or job.op.family is None:
         return
     try:
         if cache.serves(job.file_unique_id, job.op, job.options, bool(job.reference_file_id)):
@@ -41,10 +39,8 @@ def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | No
             cache.store(rt.redis, key, cache.Cached(sent.file_id, sent.as_document, engine.name, colorized_first),
                         ttl)
         if rid is not None:
-            record = followups.Followup(job.file_id, job.file_unique_id, job.as_document, job.file_name,
-                                        sent.file_id, sent.file_unique_id, job.op,
-                                        job.options.replace(engine=engine.name).to_dict(), engine.name)
-            followups.remember(rt.redis, rid, record, ttl)
+            followups.remember(rt.redis, rid, followups.Followup.of(job, engine.name, sent.file_id, sent.file_unique_id),
+                               ttl)
     except redis.RedisError as exc:
         log.warning("job=%s: the result was not kept for reuse (%s)", job.job_id, type(exc).__name__)
 
@@ -53,12 +49,11 @@ def keep_album(rt: runtime.Runtime, job: Job, engine, rid: str, pictures: list[A
     """After sending an album: the record its buttons are answered from (albums are not cached)."""
     if not all(s.file_id for s in sent):
         return
-    first, made = pictures[0], sent[0]
-    record = followups.Followup(
-        first.file_id, None, job.as_document, first.file_name, made.file_id, made.file_unique_id, job.op,
-        job.options.replace(engine=engine.name).to_dict(), engine.name,
-        album=[p.to_dict() for p in pictures],
-        album_results=[AlbumItem(s.message_id, s.file_id, p.file_name).to_dict() for p, s in zip(pictures, sent)])
+    first = pictures[0]
+    record = followups.Followup.of(
+        job.replace(file_id=first.file_id, file_name=first.file_name, file_unique_id=None), engine.name,
+        sent[0].file_id, sent[0].file_unique_id, pictures,
+        [AlbumItem(s.message_id, s.file_id, p.file_name) for p, s in zip(pictures, sent)])
     try:
         followups.remember(rt.redis, rid, record, rt.settings.result_cache_ttl)
     except redis.RedisError as exc:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import redis
 import torch
 
-from bot.options import EngineInfo
-from bot.queue import publish_engines
-from bot.settings import Settings
+from bot.contract import records
+from bot.contract.options import EngineInfo
+from bot.contract.settings import Settings
 from models import engines as registry
 from models import weights
 from models.config import ModelConfig
@@ -87,7 +87,9 @@ class Runtime:
         metrics.MODEL_LOAD_SECONDS.set(load_time)
         log.info("models loaded on %s in %.1f s (defaults: %s)", device, load_time,
                  ", ".join(f"{f} {e.name}" for f, e in engines.defaults.items()))
-        publish_engines(conn, engines.runnable())
+        from models.style import presets
+
+        records.publish(conn, engines.runnable(), presets.names())
         return cls(settings, models, device, conn, Telegram(settings, FloodGate(conn)), engines)
 
 

@@ -25,8 +25,9 @@ from telegram import Bot, File, InputMediaDocument, InputMediaPhoto, ReplyParame
 from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.request import HTTPXRequest
 
-from bot.requests import MAX_DOWNLOAD_BYTES
-from bot.settings import Settings
+from bot.contract import keys
+from bot.contract.job import MAX_DOWNLOAD_BYTES
+from bot.contract.settings import Settings
 from models.errors import InputError
 
 log = logging.getLogger("paintbot.worker")
@@ -55,15 +56,15 @@ class FloodGate:
     def wait(self, chat_id: int) -> None:
         interval = GROUP_INTERVAL if chat_id < 0 else PRIVATE_INTERVAL
         now = time.time()
-        delay = max(float(self._reserve(keys=[f"paintbot:flood:{chat_id}"], args=[now, interval])),
-                    float(self._reserve(keys=["paintbot:flood:all"], args=[now, GLOBAL_INTERVAL])))
+        delay = max(float(self._reserve(keys=[keys.flood(chat_id)], args=[now, interval])),
+                    float(self._reserve(keys=[keys.FLOOD_ALL], args=[now, GLOBAL_INTERVAL])))
         if delay > 0:
             time.sleep(delay)
 
 
 @dataclass(frozen=True)
 class Sent:
-    """A result as Telegram holds it now: its message, and the file ids that send it again (bot/cache.py)."""
+    """A result as Telegram holds it now: its message, and the file ids that send it again (bot/contract/cache.py)."""
 
     message_id: int
     file_id: str | None

@@ -1,0 +1,132 @@
+"""The stages of a job after its download, shared by a single photo (worker/tasks.py) and an album
+(worker/albums.py): run the engine, encode, caption, finish the status message, deliver at most once.
+
+Why one module: a photo and an album must be answered alike (the same options mapped to the same engine
+call, the same file names and formats, the same caption, the same delivery guarantee), so each of these is
+written once. This is also the one place where a job's options become the plain keywords the engines of
+models/ take (`run_engine`): the image science never sees the queue's option objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+from PIL import Image
+
+from bot.contract import captions, keys, records
+from bot.contract.job import Job, Op
+from bot.contract.options import shown
+from bot.contract.texts import render
+from worker import chain
+from worker.progress import Progress
+from worker.runtime import Runtime
+from worker.telegram import Sent
+
+log = logging.getLogger("paintbot.worker")
+
+DELIVERED_TTL = 7 * 24 * 3600  # how long a job's "delivered" mark keeps a retry from sending it again
+PHOTO_MAX_SIDES = 10000  # sendPhoto: width + height at most 10000, ratio at most 20
+PHOTO_MAX_RATIO = 20
+
+
+class Timings:
+    """Wall time of each stage of one job, for the job's log line."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = now - self._t
+        self._t = now
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v:.3f}s" for k, v in self.times.items())
+
+
+def working(job: Job) -> str:
+    """What a job's status message says while it runs."""
+    if job.album:
+        return render(f"album.{job.op}", job.lang, count=len(job.album))
+    return render("working.colorize" if job.op is Op.COLORIZE else "working.style", job.lang)
+
+
+def run_engine(rt: Runtime, engine, job: Job, img: Image.Image, second: Image.Image | None):
+    """The job's operation on one image: the result, the suffix its file name gets, and whether a
+    black-and-white photo was colourised before it was painted (worker/chain.py). `second`: the request's
+    second image (a colour reference, or a custom style)."""
+    options = job.options
+    if job.op is Op.COLORIZE:
+        return engine(img, intensity=options.intensity / 100, reference=second), "colorized", False
+    style_img = second if second is not None else preset(rt, options.style)
+    content, colorized_first = chain.colour_first(rt.engines, img, options.keep_colors)
+    out = engine(content, style_img, strength=options.strength, keep_colors=options.keep_colors,
+                 style_key=options.style)
+    return out, options.style or "styled", colorized_first
+
+
+def preset(rt: Runtime, name: str) -> Image.Image:
+    from models.style import presets
+
+    return presets.open_preset(name, rt.models)
+
+
+def fits_photo(size: tuple[int, int]) -> bool:
+    """Whether Telegram takes a picture this size as a photo (else it goes as a file)."""
+    w, h = size
+    return w + h <= PHOTO_MAX_SIDES and max(w, h) <= PHOTO_MAX_RATIO * min(w, h)
+
+
+def encode(job: Job, out: Image.Image, img: Image.Image, data: bytes, file_name: str | None,
+           suffix: str) -> tuple[bytes, bool, str]:
+    """A result as it is sent: bytes, whether as a file (asked for, or too large for a photo), file name."""
+    from models import imageio
+
+    as_document = job.as_document or not fits_photo(out.size)
+    png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
+    encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
+    stem = shown(Path(file_name or "").stem) or "photo"  # echoed back: no RTL overrides
+    return encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}"
+
+
+def caption(job: Job, engine_label: str, animated: bool, colorized_first: bool = False) -> str:
+    """What was done, by which model, and that it is not a record of the past nor a real painting."""
+    return captions.result_caption(job.op, job.options, engine_label, job.lang,
+                                   like=bool(job.reference_file_id) and job.op is Op.COLORIZE,
+                                   colorized_first=colorized_first, animated=animated)
+
+
+def finish_status(job: Job, status: Progress | None) -> Job:
+    """Stop the job's progress updates, and return `job` with the status message now showing (the bot's
+    "Queued", or one this worker posted): the message the result replaces, or an apology is written into."""
+    return job.replace(status_message_id=status.finish()) if status is not None else job
+
+
+def deliver(rt: Runtime, job: Job, send: Callable[[], list[Sent]], engine: str | None = None) -> list[Sent] | None:
+    """Send a job's result at most once, even when a retry follows a crash after sending: `send()` sends it
+    (one photo, a file, an album) and returns its messages. Returns them, or None when the job had been
+    delivered already. Then the status message goes, and each message `engine` made is recorded, so that
+    reactions to it count for that engine."""
+    mark = keys.delivered(job.job_id)
+    if not rt.redis.set(mark, 1, nx=True, ex=DELIVERED_TTL):
+        log.warning("job=%s was already delivered; not sending twice", job.job_id)
+        return None
+    try:
+        sent = send()
+    except Exception:
+        rt.redis.delete(mark)  # not delivered: a retry may send it
+        raise
+    if job.status_message_id:
+        rt.telegram.delete(job.chat_id, job.status_message_id)
+    if engine is not None:
+        try:
+            for message in sent:
+                records.record_result(rt.redis, job.chat_id, message.message_id, engine)
+        except redis.RedisError as exc:  # delivered all the same: only its reactions go uncounted
+            log.warning("job=%s: the result's engine was not recorded (%s)", job.job_id, type(exc).__name__)
+    return sent
