@@ -4,7 +4,7 @@
 
 The real bot (python-telegram-bot, long polling) against the fake Bot API and a real redis-server, all on
 loopback; no worker runs, because a cached answer needs none. A photo's result is put in the cache as a
-worker leaves it (bot/cache.py), then the same photo is forwarded again and again; each time the figure
+worker leaves it (bot/contract/cache.py), then the same photo is forwarded again and again; each time the figure
 is from the update being offered to the bot to the fake server receiving the sendPhoto that carries the
 cached file_id. Goal: under 300 ms at the median on loopback.
 """
@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from bot import cache  # noqa: E402
-from bot.options import ColorizeOptions, EngineInfo  # noqa: E402
-from bot.queue import publish_engines  # noqa: E402
+from bot.contract import cache, records  # noqa: E402
+from bot.contract.job import Op  # noqa: E402
+from bot.contract.options import ColorizeOptions, EngineInfo  # noqa: E402
 from tests.conftest import RedisServer  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
 from tests.harness import BotThread, gray_photo, settings_for  # noqa: E402
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(tg: FakeTelegram, redis_url: str, repeat: int) -> int:
     conn = redis.Redis.from_url(redis_url)
-    publish_engines(conn, [EngineInfo("eccv16", "colorize", "Zhang et al. (ECCV 2016)", default=True,
-                                      weights="bench")])
+    records.publish(conn, [EngineInfo("eccv16", "colorize", "Zhang et al. (ECCV 2016)", default=True,
+                                      weights="bench")], styles=())
     settings = settings_for(tg, redis_url)
     bot = BotThread(settings).start()
     try:
@@ -57,7 +57,7 @@ def _run(tg: FakeTelegram, redis_url: str, repeat: int) -> int:
         tg.wait_for("sendMessage")  # "Queued": nothing is cached yet (no worker runs here)
         largest = photo["photo"][-1]
         unique_id = largest["file_unique_id"]
-        key = cache.key(unique_id, "colorize", ColorizeOptions(), "eccv16", "bench")
+        key = cache.key(unique_id, Op.COLORIZE, ColorizeOptions(), "eccv16", "bench")
         cache.store(conn, key, cache.Cached(largest["file_id"], False, "eccv16"), ttl=3600)  # as a worker would
         times = []
         for i in range(repeat):

@@ -1,7 +1,7 @@
 """Container health check: exit 0 when this container's paintbot process answers 200 on /healthz.
 
 Used by the images' HEALTHCHECK (bot and worker). Standard library only, so it runs in both
-images without curl. The process serves /healthz on PAINTBOT_METRICS_PORT (bot.metrics.serve).
+images without curl. The process serves /healthz on PAINTBOT_METRICS_PORT (bot/contract/health.py).
 """
 
 import os

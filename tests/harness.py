@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from bot.app import ALLOWED_UPDATES, build_application
-from bot.settings import Limits, Settings
+from bot.contract.settings import Limits, Settings
 
 
 class BotThread:
@@ -164,14 +164,15 @@ def bot_service(telegram, redis_url):
 
 @pytest.fixture
 def service(bot_service, worker_models):
-    from bot.queue import publish_engines
+    from bot.contract import records
+    from models.style import presets
     from worker import runtime
     from worker.telegram import FloodGate, Telegram
 
     svc, conn = bot_service, bot_service.redis
     svc.runtime = runtime.Runtime(svc.settings, worker_models.config, worker_models.device, conn,
                                   Telegram(svc.settings, FloodGate(conn)), worker_models)
-    publish_engines(conn, worker_models.runnable())
+    records.publish(conn, worker_models.runnable(), presets.names())
     runtime.install(svc.runtime)
     try:
         yield svc

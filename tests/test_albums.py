@@ -6,7 +6,8 @@ import time
 
 from PIL import Image
 
-from bot import albums, followups
+from bot import albums
+from bot.contract import followups
 from tests.harness import BotThread, gray_photo
 
 
@@ -194,7 +195,7 @@ def test_send_media_group_keeps_telegrams_rules(telegram):
     """The fake refuses what Telegram refuses: one item, eleven, photos mixed with files."""
     import pytest
 
-    from bot.settings import Settings
+    from bot.contract.settings import Settings
     from worker.telegram import Rejected, Telegram
 
     tg = Telegram(Settings(token=telegram.token, telegram_api=telegram.api_root))

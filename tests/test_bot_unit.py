@@ -6,13 +6,15 @@ import subprocess
 
 import pytest
 
-from bot.logs import RedactSecrets
-from bot.options import BadOptions, ColorizeOptions, EngineInfo, StyleOptions, Vocabulary
-from bot.requests import parse_command, preset_names
-from bot.settings import ConfigError, Settings
-from bot.texts import render_error
+from bot.contract.logs import RedactSecrets
+from bot.contract.options import BadOptions, ColorizeOptions, EngineInfo, StyleOptions, Vocabulary
+from bot.requests import parse_command
+from models.style.presets import names as catalogue
+from bot.contract.settings import ConfigError, Settings
+from bot.contract.texts import render_error
 
-VOCABULARY = Vocabulary(preset_names(), (
+PRESETS = tuple(catalogue())  # as the workers publish them
+VOCABULARY = Vocabulary(PRESETS, (
     EngineInfo("siggraph17", "colorize", "SIGGRAPH 2017 model"), EngineInfo("eccv16", "colorize", "ECCV 2016 model"),
     EngineInfo("adain", "style", "AdaIN", ("fast",)), EngineInfo("gatys", "style", "Gatys", ("hq",))))
 
@@ -30,7 +32,7 @@ def test_parse_command_forms():
 
 
 def test_style_options():
-    names = preset_names()
+    names = PRESETS
     assert "vangogh" in names
     assert StyleOptions.parse(["vangogh"], VOCABULARY) == StyleOptions("vangogh", 1.0, False, None)
     assert StyleOptions.parse(["VanGogh", "60", "keep-colours", "hq"], VOCABULARY) == StyleOptions(
@@ -50,7 +52,7 @@ def test_style_options_refused_with_help(args):
 def test_unknown_style_lists_names():
     with pytest.raises(BadOptions) as e:
         StyleOptions.parse(["picasso"], VOCABULARY)
-    assert all(n in render_error(e.value) for n in preset_names())
+    assert all(n in render_error(e.value) for n in PRESETS)
 
 
 def test_colorize_options():
@@ -65,10 +67,10 @@ def test_colorize_options():
     assert "siggraph17, eccv16" in render_error(BadOptions("options.unknown_engine", name="x",
                                                            choices=", ".join(VOCABULARY.names("colorize"))))
     # Before any worker registered its engines, an engine-like word is passed on for the worker to check.
-    assert ColorizeOptions.parse(["instance"], Vocabulary(preset_names())).engine == "instance"
-    assert StyleOptions.parse(["vangogh", "hq"], Vocabulary(preset_names())).engine == "hq"
+    assert ColorizeOptions.parse(["instance"], Vocabulary(PRESETS)).engine == "instance"
+    assert StyleOptions.parse(["vangogh", "hq"], Vocabulary(PRESETS)).engine == "hq"
     with pytest.raises(BadOptions, match="options.unknown_style"):
-        StyleOptions.parse(["vangoghh"], Vocabulary(preset_names()))
+        StyleOptions.parse(["vangoghh"], Vocabulary(PRESETS))
 
 
 def test_options_round_trip_and_cache_keys():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.texts import TEXTS
+from bot.contract.texts import TEXTS
 from models.cli import main
 from models.imageio import AI_SOURCE_TYPE
 from models.style import presets

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import QUEUE_NAME, Limits
+from bot.contract.settings import QUEUE_NAME, Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -308,16 +308,17 @@ def test_image_build_step_installs_from_exactly_what_it_copies(role, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     (wheel,) = (tmp_path / "dist").glob("paintbot-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"bot/main.py", "worker/main.py", "models/cli.py", "models/style/catalog.json"} <= names
+    assert {"bot/main.py", "worker/main.py", "models/cli.py", "models/style/catalog.json",
+            "bot/contract/locales/en.json"} <= names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert all(f"{name} = {target}" in entry_points for name, target in _scripts().items())
 
 
 def test_container_healthcheck_follows_healthz():
-    from bot import metrics
+    from bot.contract import health
 
     state = {"ok": True}
-    port = metrics.serve(healthy=lambda: state["ok"], port=0)
+    port = health.serve(healthy=lambda: state["ok"], port=0)
     script = [sys.executable, str(DEPLOY / "healthcheck.py")]
 
     def check(env: dict) -> subprocess.CompletedProcess:

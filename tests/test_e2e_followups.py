@@ -13,9 +13,9 @@ from PIL import Image
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot import followups
-from bot.queue import ENGINES_KEY
-from bot.texts import render
+from bot.contract import followups
+from bot.contract.keys import ENGINES as ENGINES_KEY
+from bot.contract.texts import render
 from tests.harness import chroma, gray_photo, lightness
 
 REQUESTER, TAPPER = 8101, 8102
@@ -310,7 +310,7 @@ def test_no_cache_and_no_buttons_when_turned_off(svc):
     import dataclasses
 
     off = dataclasses.replace(svc.settings, result_cache_ttl=0)
-    svc.bot.app.bot_data["settings"] = svc.runtime.settings = off
+    svc.bot.app.bot_data.settings = svc.runtime.settings = off
     tg = svc.telegram
     chat, photo, first = _first_result(svc, "private")
     assert "reply_markup" not in first

@@ -9,7 +9,7 @@ from PIL import ExifTags, Image
 from prometheus_client import REGISTRY
 
 from bot.queue import JobQueue
-from bot.texts import LANGUAGES, render
+from bot.contract.texts import LANGUAGES, render
 from models.imageio import AI_SOURCE_TYPE
 from tests.harness import gray_photo
 

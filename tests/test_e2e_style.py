@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.options import StyleOptions
+from bot.contract.options import StyleOptions
 from tests.harness import gray_photo
 
 

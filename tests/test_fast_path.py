@@ -8,7 +8,7 @@ import pytest
 import redis
 from PIL import Image
 
-from bot.readiness import IDLE_KEY, WAITING_KEY
+from bot.contract.keys import IDLE_WORKERS as IDLE_KEY, WAITING_JOBS as WAITING_KEY
 from tests.harness import BotThread, Workers, gray_photo, settings_for
 
 
@@ -102,7 +102,7 @@ def test_a_job_that_turns_out_long_gets_a_status_message_from_the_worker(live):
 
 def test_gatys_reports_its_progress(worker_models):
     """Gatys' iterations are reported (models/progress.py) from the start to the end of the work."""
-    from bot.options import StyleOptions
+    from bot.contract.options import StyleOptions
     from models.progress import reporting
 
     seen = []

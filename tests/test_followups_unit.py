@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from bot import cache, followups
-from bot.jobs import Job
-from bot.options import ColorizeOptions, EngineInfo, StyleOptions, Vocabulary
-from bot.settings import Settings
+from bot.contract import cache, followups
+from bot.contract.job import Job
+from bot.contract.options import ColorizeOptions, EngineInfo, StyleOptions, Vocabulary
+from bot.contract.settings import Settings
 from tests.test_job_contract import PREVIOUS_RELEASE_FIELDS
 
 ECCV = EngineInfo("eccv16", "colorize", "ECCV", default=True, weights="w1")
@@ -91,11 +91,14 @@ def test_intensity_steps_stay_in_range():
 
 def test_keyboard_fits_telegram_and_hides_what_does_nothing():
     rid = followups.new_id()
-    kb = followups.keyboard(rid, "colorize", {"intensity": 200}, "ru", another_model=False).to_dict()
+    kb = followups.keyboard(rid, "colorize", {"intensity": 200}, "ru", [ECCV, EXEMPLAR]).to_dict()
     data = [b["callback_data"] for row in kb["inline_keyboard"] for b in row]
     assert all(len(d.encode()) <= 64 for d in data)
-    assert {followups.parse(d)[1] for d in data} == {"less", "paint", "ba"}
-    styled = followups.keyboard(rid, "style", {}, "en", another_model=True).to_dict()
+    assert {followups.parse(d)[1] for d in data} == {"less", "paint", "ba"}, "one colouriser that needs no reference"
+    offered = followups.keyboard(rid, "colorize", {}, "en", VOCAB.engines).to_dict()
+    assert {followups.parse(b["callback_data"])[1] for row in offered["inline_keyboard"] for b in row} == {
+        "more", "less", "model", "paint", "ba"}
+    styled = followups.keyboard(rid, "style", {}, "en", VOCAB.engines).to_dict()
     assert {followups.parse(b["callback_data"])[1] for row in styled["inline_keyboard"] for b in row} == {"paint", "ba"}
 
 

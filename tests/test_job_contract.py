@@ -9,8 +9,8 @@ from PIL import Image
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.jobs import TASK, Job
-from bot.options import ColorizeOptions, StyleOptions
+from bot.contract.job import TASK, Job
+from bot.contract.options import ColorizeOptions, StyleOptions
 from tests.harness import gray_photo
 
 # The fields of a job as the previous release (0.1) defines them: its workers build `Job(**d)`, so a
@@ -86,7 +86,7 @@ def test_the_requesters_language_reaches_the_worker(service):
 def test_an_album_job_travels_inside_options():
     """An album's pictures ride inside options: the previous release builds the job from the top-level
     fields and answers its first picture; this release reads every picture back, in order."""
-    from bot.jobs import AlbumItem
+    from bot.contract.job import AlbumItem
 
     album = (AlbumItem(11, "F1"), AlbumItem(12, "F2", "b.png"), AlbumItem(13, "F3"))
     job = Job(op="colorize", chat_id=5, request_id=11, reply_to=11, file_id="F1", as_document=True, album=album)

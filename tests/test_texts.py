@@ -10,9 +10,8 @@ import string
 import pytest
 
 from bot.app import COMMANDS
-from bot.options import shown
-from bot.requests import preset_names
-from bot.texts import DEFAULT_LANGUAGE, LANGUAGES, TEXTS, language_of, render
+from bot.contract.options import shown
+from bot.contract.texts import DEFAULT_LANGUAGE, LANGUAGES, TEXTS, language_of, render
 
 # Telegram's limits, in UTF-16 code units as Telegram counts them.
 MESSAGE, CAPTION, ALERT, COMMAND_DESCRIPTION = 4096, 1024, 200, 256
@@ -33,8 +32,8 @@ def _longest_values() -> dict:
     every_engine = ", ".join(engines.names())
     return {"position": 99999, "limit_mb": 20, "queued": 99999, "started": 99999, "workers": 9999,
             "finished": 999999, "failed": 999999, "in_flight": 99, "max": 200, "width": 99999, "height": 99999,
-            "limit_mp": 40, "name": shown("x" * 200), "names": ", ".join(preset_names()),
-            "choices": max(", ".join(preset_names()), every_engine, key=len),
+            "limit_mp": 40, "name": shown("x" * 200), "names": ", ".join(presets.names()),
+            "choices": max(", ".join(presets.names()), every_engine, key=len),
             "engine": max((e.label for e in engines.ENGINES), key=len), "painting": max(paintings, key=len),
             # progress and albums (worker/progress.py, worker/albums.py: a file is named in 33 characters at most)
             "working": "x" * 60, "percent": 100, "count": 10, "done": 10, "number": 10,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.jobs import Job
+from bot.contract.job import Job
 from tests.fake_telegram import DOWNLOAD
 from tests.harness import gray_photo
 

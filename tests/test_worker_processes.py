@@ -11,7 +11,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.jobs import TASK, Job
+from bot.contract.job import TASK, Job
 from tests.conftest import RedisServer
 from tests.fake_telegram import DOWNLOAD
 from tests.harness import BotThread, Workers, gray_photo, settings_for

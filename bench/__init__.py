@@ -1,0 +1,1 @@
+"""Benchmark scripts that print their figures (run each as `python bench/NAME.py`): never timed assertions."""
