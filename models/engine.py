@@ -5,8 +5,8 @@ Modelled on rembg's sessions: an engine class names itself, its family, the weig
 device and a ModelConfig loads it. models/engines.py lists every engine explicitly; everything
 else (CLI, worker, downloads, bench, eval) takes the list from there.
 
-The families add their call shape and shared framing: `models.colorize.ColorizeEngine`
-(image, options -> image: Lab in and out at full resolution) and `models.style.StyleEngine`
+The families add their call shape and shared framing: `models.colorize.framing.ColorizeEngine`
+(image, options -> image: Lab in and out at full resolution) and `models.style.framing.StyleEngine`
 (content, style, options -> image: sizing, keep-colours, cached style statistics).
 """
 

@@ -18,7 +18,8 @@ from skimage.color import lab2rgb, rgb2lab
 
 from bot.options import ColorizeOptions
 from models import colorize, engines
-from models.colorize import ColorizeEngine, ddcolor
+from models.colorize import ddcolor
+from models.colorize.framing import ColorizeEngine
 from models.config import ModelConfig
 from tests.conftest import SHARED
 from tests.harness import chroma, gray_photo, lightness, write_shared_standin

@@ -13,7 +13,7 @@ from PIL import Image
 from models import color, style
 from models.config import ModelConfig
 from models.fetch import FetchError
-from models.style import adain
+from models.style import adain, framing
 from tests.conftest import SHARED
 from tests.harness import model_config
 from tests.standins import official, standin_state_dict
@@ -121,8 +121,8 @@ def test_strength_zero_is_the_decoded_content(engine, photo, painting):
     out = engine(photo, painting, strength=0.0)
     with torch.no_grad():
         e = engine.engine
-        c = style.to_tensor(photo, e.device)
-        expected = style.to_image(e.decode(e.encode(c), *c.shape[2:]))
+        c = framing.to_tensor(photo, e.device)
+        expected = framing.to_image(e.decode(e.encode(c), *c.shape[2:]))
     assert np.array_equal(np.asarray(out), np.asarray(expected))
     full = np.asarray(engine(photo, painting, strength=1.0), dtype=float)
     half = np.asarray(engine(photo, painting, strength=0.5), dtype=float)
@@ -160,9 +160,9 @@ def test_result_size_keeps_aspect_and_never_upscales(engine, photo, painting):
 
 
 def test_default_size():
-    assert style.default_size(torch.device("cpu")) == 512
-    assert style.default_size(torch.device("cuda")) == 1024
-    assert style.default_size(torch.device("cpu"), ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "800"})
+    assert framing.default_size(torch.device("cpu")) == 512
+    assert framing.default_size(torch.device("cuda")) == 1024
+    assert framing.default_size(torch.device("cpu"), ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "800"})
                               .style_max_size) == 800
     with pytest.raises(ValueError, match="PAINTBOT_STYLE_MAX_SIZE must be a whole number"):
         ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "big"})

@@ -34,7 +34,8 @@ from PIL import Image
 from torch import nn
 
 from models import weights as weight_files
-from models.style import StyleEngine, adain, fit, to_tensor
+from models.style import adain
+from models.style.framing import StyleEngine, fit, to_tensor
 from models.weights import WeightFile, remote
 
 # The encoder, cut after relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1 (modules of vgg_normalised).

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from models.style import StyleEngine, fit, to_tensor
+from models.style.framing import StyleEngine, fit, to_tensor
 from models.weights import WeightFile, remote
 
 RELU4_1 = 31  # the encoder is used up to relu4_1: its first 31 modules

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from models import progress
-from models.style import MIN_SIDE, StyleEngine, to_tensor
+from models.style.framing import MIN_SIDE, StyleEngine, to_tensor
 
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
