@@ -40,7 +40,6 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.options import StyleOptions  # noqa: E402
 from models import engines, evaluate  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.style import adaattn, adain, framing  # noqa: E402
@@ -98,13 +97,13 @@ def bench_adain(size: int, repeat: int, reduced_precision: bool) -> None:
 
     def call(**kw):
         t = time.perf_counter()
-        out = s(content, style_img, StyleOptions(**kw), size=size)
+        out = s(content, style_img, **kw, size=size)
         return time.perf_counter() - t, out
 
     cold = min(call()[0] for _ in range(repeat))
-    call(style="bench")
-    warm = min(call(style="bench")[0] for _ in range(repeat))
-    kc = min(call(style="bench", keep_colors=True)[0] for _ in range(repeat))
+    call(style_key="bench")
+    warm = min(call(style_key="bench")[0] for _ in range(repeat))
+    kc = min(call(style_key="bench", keep_colors=True)[0] for _ in range(repeat))
     print(f"  total, custom style (no cache)   {cold:6.3f} s")
     print(f"  total, preset (cached stats)     {warm:6.3f} s   goal < 1.5 s")
     print(f"  total, preset + keep_colors      {kc:6.3f} s")
@@ -239,7 +238,7 @@ def compare_engines(sizes: list[int], repeat: int, reduced_precision: bool) -> N
     for size in sizes:
         content = photo_at(photo, size)
         c = framing.to_tensor(content, torch.device("cpu"))
-        preset, custom = StyleOptions(style="bench", strength=0.8), StyleOptions(strength=0.8)
+        preset, custom = {"style_key": "bench", "strength": 0.8}, {"strength": 0.8}
         for name, (s, profile) in profiles.items():
             with torch.inference_mode():
                 profile(s, c, style_img, Stages())  # warm-up: oneDNN primitive creation
@@ -248,16 +247,16 @@ def compare_engines(sizes: list[int], repeat: int, reduced_precision: bool) -> N
                     out = profile(s, c, style_img, stage)
                     stage("keep_colors (optional)", framing.keep_content_colors, out, c)
                     stage("to image", framing.to_image, out)
-            s(content, style_img, preset, size=size)
+            s(content, style_img, **preset, size=size)
             for _ in range(repeat):
-                stage("total, preset (cached style side)", s, content, style_img, preset, size)
-                stage("total, custom style (no cache)", s, content, style_img, custom, size)
+                stage("total, preset (cached style side)", lambda: s(content, style_img, **preset, size=size))
+                stage("total, custom style (no cache)", lambda: s(content, style_img, **custom, size=size))
             print(f"  {name} @ {content.width}x{content.height}, {s.dtype} (load average {os.getloadavg()[0]:.1f})")
             for key in stage.seconds:
                 print(f"    {key:38s} {stage.seconds[key]:7.3f} s {stage.peak_mib[key]:8.0f} MiB")
             if name == "adaattn" and s.dtype != torch.float32:  # what reduced precision costs in fidelity
-                a = np.asarray(s(content, style_img, preset, size=size), dtype=np.float64)
-                b = np.asarray(load_adaattn(tmp, False)(content, style_img, preset, size=size), dtype=np.float64)
+                a = np.asarray(s(content, style_img, **preset, size=size), dtype=np.float64)
+                b = np.asarray(load_adaattn(tmp, False)(content, style_img, **preset, size=size), dtype=np.float64)
                 print(f"    PSNR {s.dtype} vs float32: {10 * np.log10(255**2 / ((a - b) ** 2).mean()):.1f} dB")
 
 

@@ -19,7 +19,6 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.options import ColorizeOptions, StyleOptions
 from models import engines, fetch
 from models.config import ModelConfig
 from tests.conftest import SHARED
@@ -91,11 +90,11 @@ def test_every_engine_runs_from_standins_through_its_call_shape(name, standin_fi
     photo = Image.fromarray((np.indices((40, 56)).sum(0) * 3 % 256).astype(np.uint8), "L")
     if cls.family == "colorize":
         reference = Image.new("RGB", (32, 32), (200, 40, 40)) if cls.needs_reference else None
-        out = engine(photo, ColorizeOptions(), reference=reference)
+        out = engine(photo, reference=reference)
         assert out.mode == "RGB" and out.size == photo.size
     else:
         painting = Image.open(SHARED / "styles" / "starry_night.jpg")
-        out = engine(photo, painting, StyleOptions("vangogh", strength=0.5))
+        out = engine(photo, painting, style_key="vangogh", strength=0.5)
         assert out.mode == "RGB" and max(out.size) == 48
 
 

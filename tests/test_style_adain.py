@@ -24,10 +24,10 @@ PAINTING = SHARED / "styles" / "starry_night.jpg"
 
 @pytest.fixture(scope="module")
 def engine(standin_weights, tmp_path_factory):
-    """The AdaIN engine behind the keyword front door (`models.style.load`), on stand-in files."""
+    """The AdaIN engine from the front door (`models.style.load`), on stand-in files."""
     s = style.load("adain", "cpu", model_config(standin_weights, tmp_path_factory.mktemp("cache"),
                                                  style_max_size=None))
-    assert s.engine.name == "adain"
+    assert s.name == "adain"
     return s
 
 
@@ -56,7 +56,7 @@ def test_layouts_are_the_published_files():
 
 def test_standin_files_load_strictly(engine, standin_weights):
     sd = standin_state_dict("adain_decoder")
-    got = engine.engine.dec.state_dict()
+    got = engine.dec.state_dict()
     assert got.keys() == sd.keys()
     assert all(torch.allclose(got[k].float(), sd[k], rtol=1e-2, atol=1e-3) for k in sd)  # stored in bf16/fp16
 
@@ -89,7 +89,7 @@ def test_default_falls_back_to_gatys_without_adain_weights(tmp_path, caplog):
     config = ModelConfig(weights_dir=tmp_path, cache_dir=tmp_path / "cache")  # offline, the files are not there
     with caplog.at_level(logging.WARNING, logger="paintbot.models"):
         s = style.load(device="cpu", config=config)
-    assert s.engine.name == "gatys"
+    assert s.name == "gatys"
     assert "using the gatys engine" in caplog.text
     with pytest.raises(FetchError, match="missing file .*vgg_normalised.pth"):  # asked for by name: no fallback
         style.load("adain", device="cpu", config=config)
@@ -120,9 +120,8 @@ def test_adain_gives_content_features_the_style_statistics():
 def test_strength_zero_is_the_decoded_content(engine, photo, painting):
     out = engine(photo, painting, strength=0.0)
     with torch.no_grad():
-        e = engine.engine
-        c = framing.to_tensor(photo, e.device)
-        expected = framing.to_image(e.decode(e.encode(c), *c.shape[2:]))
+        c = framing.to_tensor(photo, engine.device)
+        expected = framing.to_image(engine.decode(engine.encode(c), *c.shape[2:]))
     assert np.array_equal(np.asarray(out), np.asarray(expected))
     full = np.asarray(engine(photo, painting, strength=1.0), dtype=float)
     half = np.asarray(engine(photo, painting, strength=0.5), dtype=float)

@@ -2,7 +2,8 @@
 
     c = load("eccv16")                          # once per process
     colour = c(pil_image)                       # RGB, same size as the input
-    colour = c(pil_image, ColorizeOptions(intensity=150))
+    colour = c(pil_image, intensity=1.5)        # 150 % of the predicted chroma (0..2)
+    colour = load("exemplar")(pil_image, reference=colour_photo)   # coloured like another photo
 
 The colourisers are modules of this package, registered in models/engines.py; the framing they
 share (the chroma joined to the photo's own lightness) is models/colorize/framing.py. This
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 
 def load(name: str | None = None, weights: str | Path | None = None, device=None,
          config: ModelConfig | None = None) -> ColorizeEngine:
-    """The colouriser `name` (default: the best this machine can run), `weights` a checkpoint to load
-    instead of the registry's file (strictly). A front door to models.engines."""
+    """The colouriser `name` (default: the configured one, else the best this machine can run), `weights`
+    a checkpoint to load instead of the registry's file (strictly), ready to call:
+    `c(img, *, intensity=1.0, reference=None)`. A front door to models.engines."""
     from models import engines
 
     config = config or ModelConfig()

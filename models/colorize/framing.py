@@ -4,7 +4,7 @@ Each colouriser (a module of this package, registered in models/engines.py) only
 chroma: `predict_ab` gives a* and b* at the network's own resolution. This framing does the rest
 the same way for all of them: it upsamples that ab to the photo's size and joins it to the
 photo's OWN full-resolution lightness, so every detail of the photo is kept and only colour is
-added; the colour intensity option scales the chroma before the join.
+added; the colour intensity (a fraction of the predicted chroma) scales it before the join.
 
 A module of its own rather than the package's __init__, so that the engines depend on the framing
 alone: the __init__ holds only the front door (`models.colorize.load`), whose function-level
@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bot.options import ColorizeOptions
 from models import color
 from models.engine import Engine
 from models.errors import InputError
+
+MAX_INTENSITY = 2.0  # twice the predicted chroma; what leaves the sRGB gamut is clamped
 
 
 class ColorizeEngine(Engine):
@@ -38,14 +39,18 @@ class ColorizeEngine(Engine):
         raise NotImplementedError
 
     @torch.inference_mode()
-    def __call__(self, img: Image.Image, options: ColorizeOptions | None = None,
+    def __call__(self, img: Image.Image, *, intensity: float = 1.0,
                  reference: Image.Image | None = None) -> Image.Image:
-        options = options or ColorizeOptions()
+        """`img` coloured, RGB at its own size. `intensity` is the fraction of the predicted chroma, 0..2
+        (0: the lightness only, 1: as predicted, 2: doubled); `reference` a colour photo to take the
+        colours from, for an engine that `needs_reference`."""
+        if not 0.0 <= intensity <= MAX_INTENSITY:
+            raise ValueError(f"colour intensity must be between 0 and {MAX_INTENSITY:g}, not {intensity}")
         if img.mode not in ("L", "RGB"):
             img = img.convert("RGB")
         if self.needs_reference and reference is None:
             raise InputError("reference.missing", f"the {self.name} model needs a colour reference photo")
-        return self.join(img, self.predict_ab(img, reference), options.intensity / 100)
+        return self.join(img, self.predict_ab(img, reference), intensity)
 
     def lightness(self, img: Image.Image) -> torch.Tensor:
         """L* (1, H, W) of an 8-bit image: table lookups only for grayscale."""

@@ -8,8 +8,8 @@ the full style (1) (each engine says how); `keep_colors` keeps the photo's own c
 chroma) and takes only the lightness of the painted result, i.e. the brushwork.
 
 Whatever depends only on the style image and the working size (statistics, Gram matrices,
-attention keys) is cached per preset: the options' style name is the key. A custom style photo
-(no name) is used once and never cached.
+attention keys) is cached per preset, under the `style_key` the caller names. A custom style
+photo (no key) is used once and never cached.
 
 A module of its own rather than the package's __init__, so that the engines depend on the framing
 alone: the __init__ holds only the front door (`models.style.load`), whose function-level import
@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bot.options import StyleOptions
 from models import color
 from models.config import ModelConfig
 from models.engine import Engine
@@ -85,15 +84,19 @@ class StyleEngine(Engine):
         return value
 
     @torch.no_grad()
-    def __call__(self, content: Image.Image, style: Image.Image, options: StyleOptions | None = None,
-                 size: int | None = None) -> Image.Image:
-        options = options or StyleOptions()
+    def __call__(self, content: Image.Image, style: Image.Image, *, strength: float = 1.0, keep_colors: bool = False,
+                 style_key: str | None = None, size: int | None = None) -> Image.Image:
+        """`content` painted like `style`, RGB. `strength` 0..1 (the photo .. the full style); `keep_colors`
+        keeps the photo's own colours; `style_key` names a preset (its style side is cached under that
+        name; None: a custom style, never cached); `size` the result's long side (default `max_size`)."""
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"style strength must be between 0 and 1, not {strength}")
         if size is not None and size < MIN_SIDE:
             raise ValueError(f"result size must be at least {MIN_SIDE} pixels, not {size}")
         w, h = fit(content.size, size or self.max_size)
         c = to_tensor(content.resize((w, h), Image.LANCZOS), self.device)
-        out = self._paint(c, style, options.strength, options.style)
-        if options.keep_colors:
+        out = self._paint(c, style, strength, style_key)
+        if keep_colors:
             out = keep_content_colors(out, c)
         return to_image(out)
 
