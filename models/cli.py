@@ -45,9 +45,9 @@ def _open(path: str):
 
 
 def _config():
-    from models.config import ModelConfig
+    from models import engines
 
-    return ModelConfig.from_env(os.environ)
+    return engines.config_from_env(os.environ)  # as the worker does (worker/main.py)
 
 
 def _cmd_colorize(args: argparse.Namespace) -> None:

@@ -167,7 +167,7 @@ def test_aliases_and_unknown_names():
 
 
 def test_engine_settings_come_from_variables_named_after_the_engine():
-    from models.config import _parse_settings, settings_variable
+    from models.config import parse_settings, settings_variable
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -177,9 +177,9 @@ def test_engine_settings_come_from_variables_named_after_the_engine():
 
     assert settings_variable("ddcolor-tiny", "input_size") == "PAINTBOT_DDCOLOR_TINY_INPUT_SIZE"
     env = {"PAINTBOT_X_SCORE_THRESHOLD": "0.5", "PAINTBOT_X_TILED": "yes"}
-    assert _parse_settings("x", Settings, env) == Settings(0.5, 8, True)
+    assert parse_settings("x", Settings, env) == Settings(0.5, 8, True)
     with pytest.raises(ValueError, match="PAINTBOT_X_MAX_BOXES must be a int"):
-        _parse_settings("x", Settings, {"PAINTBOT_X_MAX_BOXES": "many"})
+        parse_settings("x", Settings, {"PAINTBOT_X_MAX_BOXES": "many"})
 
 
 def test_nothing_under_models_reads_the_environment_but_the_cli():

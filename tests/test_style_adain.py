@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models import color, style
+from models import color, engines, style
 from models.config import ModelConfig
 from models.fetch import FetchError
 from models.style import adain, framing
@@ -65,8 +65,8 @@ def test_wrong_shapes_are_a_one_line_error(tmp_path, standin_weights):
     sd = standin_state_dict("adain_decoder")
     sd["1.weight"] = sd["1.weight"][:128]
     torch.save(sd, tmp_path / "decoder.pth")
-    config = ModelConfig.from_env({"PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
-                                   "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(tmp_path / "decoder.pth")})
+    config = engines.config_from_env({"PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
+                                      "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(tmp_path / "decoder.pth")})
     with pytest.raises(FetchError, match=r"decoder.pth does not fit .*1\.weight: file \[128, 512, 3, 3\]") as err:
         adain.AdaINEngine(torch.device("cpu"), config)
     assert "\n" not in str(err.value)
@@ -96,8 +96,6 @@ def test_default_falls_back_to_gatys_without_adain_weights(tmp_path, caplog):
 
 
 def test_unknown_engine():
-    from models import engines
-
     names = ", ".join(e.name for e in engines.of_family("style"))  # every style engine, in the registry's order
     with pytest.raises(ValueError, match=f"unknown model 'cyclegan': choose one of {names}$"):
         style.load("cyclegan")
@@ -161,10 +159,10 @@ def test_result_size_keeps_aspect_and_never_upscales(engine, photo, painting):
 def test_default_size():
     assert framing.default_size(torch.device("cpu")) == 512
     assert framing.default_size(torch.device("cuda")) == 1024
-    assert framing.default_size(torch.device("cpu"), ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "800"})
-                              .style_max_size) == 800
+    assert framing.default_size(torch.device("cpu"), engines.config_from_env({"PAINTBOT_STYLE_MAX_SIZE": "800"})
+                                .style_max_size) == 800
     with pytest.raises(ValueError, match="PAINTBOT_STYLE_MAX_SIZE must be a whole number"):
-        ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "big"})
+        engines.config_from_env({"PAINTBOT_STYLE_MAX_SIZE": "big"})
 
 
 def test_grayscale_content_gets_the_styles_colour(engine, photo, painting):
