@@ -207,7 +207,7 @@ def adain_profile(s: adain.AdaINEngine, c: torch.Tensor, style_img: Image.Image,
 
 
 def adaattn_profile(s: adaattn.AdaAttNEngine, c: torch.Tensor, style_img: Image.Image, stage: Stages) -> torch.Tensor:
-    """The steps of AdaAttNEngine._paint at strength 0.8, one stage per attention level."""
+    """The steps of AdaAttNEngine.paint at strength 0.8, one stage per attention level."""
     memories = stage("style side (once per preset)", s.style_memory, style_img, max(c.shape[2:]))
     padded, (rows, cols) = stage("pad", adaattn.pad_for_network, c)
     feats = stage("content encode (relu1_1..5_1)", s.encode, padded)

@@ -1,6 +1,6 @@
 """The framing every style engine shares: sizing, strength, keep-colours and the style cache.
 
-An engine (a module of this package, registered in models/engines.py) implements `_paint` on a
+An engine (a module of this package, registered in models/engines.py) implements `paint` on a
 content tensor already at its working size. The framing around it is the same for all: the
 result's long side is `size` (default ModelConfig.style_max_size, else 1024 on CUDA and 512 on
 CPU), never larger than the photo, aspect ratio kept; `strength` 0..1 goes from the photo (0) to
@@ -62,7 +62,7 @@ def keep_content_colors(stylised: torch.Tensor, content: torch.Tensor) -> torch.
 
 
 class StyleEngine(Engine):
-    """The shared framing; an engine implements `_paint`."""
+    """The shared framing; an engine implements `paint`."""
 
     family = "style"
 
@@ -95,12 +95,12 @@ class StyleEngine(Engine):
             raise ValueError(f"result size must be at least {MIN_SIDE} pixels, not {size}")
         w, h = fit(content.size, size or self.max_size)
         c = to_tensor(content.resize((w, h), Image.LANCZOS), self.device)
-        out = self._paint(c, style, strength, style_key)
+        out = self.paint(c, style, strength, style_key)
         if keep_colors:
             out = keep_content_colors(out, c)
         return to_image(out)
 
-    def _paint(self, content: torch.Tensor, style: Image.Image, strength: float, style_key: str | None):
+    def paint(self, content: torch.Tensor, style: Image.Image, strength: float, style_key: str | None):
         """The painted content (1, 3, h, w) in 0..1; `style_key` names a preset (cache key) or is None."""
         raise NotImplementedError
 
