@@ -74,4 +74,3 @@ class ColorizeEngine(Engine):
             ab = ab * intensity
         planes = color.lab_to_rgb_uint8(lum, ab).cpu().numpy()
         return Image.merge("RGB", [Image.fromarray(p) for p in planes])
-

@@ -103,4 +103,3 @@ class StyleEngine(Engine):
     def paint(self, content: torch.Tensor, style: Image.Image, strength: float, style_key: str | None):
         """The painted content (1, 3, h, w) in 0..1; `style_key` names a preset (cache key) or is None."""
         raise NotImplementedError
-
