@@ -49,7 +49,6 @@ def percentiles(xs: list[float]) -> tuple[float, float]:
 def model_alone(weights: Path, photo: bytes, n: int, threads: int) -> list[float]:
     import torch
 
-    from bot.options import ColorizeOptions
     from models import engines as registry
     from models import imageio
     from models.config import ModelConfig
@@ -62,7 +61,7 @@ def model_alone(weights: Path, photo: bytes, n: int, threads: int) -> list[float
     for i in range(n + 2):
         t0 = time.perf_counter()
         img = imageio.decode(photo)
-        out = engine(img, ColorizeOptions())
+        out = engine(img)
         imageio.encode(out, "JPEG", quality=92, made_from=img)
         if i >= 2:  # the first runs warm the allocator up, as a worker's first jobs do
             times.append(time.perf_counter() - t0)

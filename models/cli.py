@@ -45,27 +45,27 @@ def _open(path: str):
 
 
 def _config():
-    from models.config import ModelConfig
+    from models import engines
 
-    return ModelConfig.from_env(os.environ)
+    return engines.config_from_env(os.environ)  # as the worker does (worker/main.py)
 
 
 def _cmd_colorize(args: argparse.Namespace) -> None:
-    from bot.options import ColorizeOptions
     from models import colorize, engines, imageio
 
+    if not 0 <= args.intensity <= 200:
+        raise ValueError(f"--intensity must be 0..200 (percent of the predicted colour), not {args.intensity}")
     dest = _out_path(args.input, args.output, "color")
     img = _open(args.input)
     reference = _open(args.like) if args.like else None
     name = args.model or (engines.reference_engine("colorize") if reference else None)
     engine = colorize.load(name, weights=args.weights, config=_config())
-    out = engine(img, ColorizeOptions(engine.name, args.intensity), reference=reference)
+    out = engine(img, intensity=args.intensity / 100, reference=reference)
     imageio.save_path(out, dest, made_from=img)
     print(dest)
 
 
 def _cmd_style(args: argparse.Namespace) -> None:
-    from bot.options import StyleOptions
     from models import engines, imageio
     from models.style import presets
 
@@ -81,8 +81,8 @@ def _cmd_style(args: argparse.Namespace) -> None:
     custom = Path(args.style).is_file()
     style_img = _open(args.style) if custom else presets.open_preset(args.style, config)
     engine = engines.load(args.engine, "style", config=config)  # named: its own files or an error, no other
-    options = StyleOptions(None if custom else args.style.lower(), args.strength, args.keep_colors, engine.name)
-    out = engine(content, style_img, options, size=args.size)
+    out = engine(content, style_img, strength=args.strength, keep_colors=args.keep_colors,
+                 style_key=None if custom else args.style.lower(), size=args.size)
     imageio.save_path(out, dest, made_from=content)
     print(dest)
 
@@ -156,7 +156,6 @@ def _engines_for_eval(family: str, chosen: str, config) -> dict:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from bot.options import StyleOptions
     from models import evaluate
     from models.style import presets
 
@@ -164,14 +163,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     loaded = _engines_for_eval(args.family, args.engines, config)
     if args.family == "colorize":
-        colorizers = {name: evaluate.ColorEngine(e, needs_reference=e.needs_reference) for name, e in loaded.items()}
+        colorizers = {name: evaluate.ColorEngine(lambda gray, reference=None, e=e: e(gray, reference=reference),
+                                                 needs_reference=e.needs_reference) for name, e in loaded.items()}
         report = evaluate.evaluate_colorize(args.folder, colorizers, size=args.size, limit=args.limit, out_dir=out,
                                             reference_protocol=args.exemplar)
     else:
         names = presets.names() if args.styles == "all" else [presets.entry(n.strip())["name"]
                                                              for n in args.styles.split(",") if n.strip()]
         styles = {n: presets.open_preset(n, config) for n in names}
-        stylizers = {name: (lambda c, s, e=e: e(c, s, StyleOptions(), size=max(c.size))) for name, e in loaded.items()}
+        stylizers = {name: (lambda c, s, e=e: e(c, s, size=max(c.size))) for name, e in loaded.items()}
         report = evaluate.evaluate_style(args.folder, styles, stylizers, size=args.size, out_dir=out,
                                          device=next(iter(loaded.values())).device if loaded else "cpu",
                                          limit=args.limit)

@@ -1,11 +1,16 @@
 """The image science's settings: one typed object, read from the environment once, at the edges.
 
-`paintbot-worker` and the `paintbot` CLI call `ModelConfig.from_env(os.environ)` and pass the result
-inward; nothing else under models/ reads the environment, so a test builds a ModelConfig directly
-instead of patching variables. Engine-specific settings (a detector threshold, an input size) are
-declared by each engine as a frozen dataclass `Settings`; their variables are derived from the
-engine's name, `PAINTBOT_<ENGINE>_<FIELD>` (`paintbot models list` prints them), so adding an
-engine adds no line here.
+`paintbot-worker` and the `paintbot` CLI call `models.engines.config_from_env(os.environ)` and pass
+the result inward; nothing else under models/ reads the environment, so a test builds a ModelConfig
+directly instead of patching variables. Engine-specific settings (a detector threshold, an input
+size) are declared by each engine as a frozen dataclass `Settings`; their variables are derived
+from the engine's name, `PAINTBOT_<ENGINE>_<FIELD>` (`paintbot models list` prints them), so adding
+an engine adds no line here.
+
+This module holds the object and the generic parsing of variables, and imports nothing of models/:
+which engines declare settings and weight-file variables is the registry's knowledge, so the
+registry builds the object (were this module to ask the registry, every engine would import it
+back through the circle).
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ def default_cache_dir(env: Mapping[str, str]) -> Path:
     return Path(xdg) / "paintbot"
 
 
-def _path(env: Mapping[str, str], name: str) -> Path | None:
+def env_path(env: Mapping[str, str], name: str) -> Path | None:
+    """Variable `name` as a path (~ expanded); None when unset or blank."""
     raw = env.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
 
 
-def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+def env_int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+    """Variable `name` as a whole number of at least `minimum`; None when unset or blank."""
     raw = env.get(name, "").strip()
     if not raw:
         return None
@@ -44,7 +51,8 @@ def _int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
     return int(raw)
 
 
-def _name(env: Mapping[str, str], name: str) -> str | None:
+def env_name(env: Mapping[str, str], name: str) -> str | None:
+    """Variable `name` as a lower-case word (an engine, a device); None when unset or blank."""
     return env.get(name, "").strip().lower() or None
 
 
@@ -53,7 +61,7 @@ def settings_variable(engine: str, field_name: str) -> str:
     return f"PAINTBOT_{engine}_{field_name}".upper().replace("-", "_")
 
 
-def _parse_settings(engine: str, cls: type, env: Mapping[str, str]):
+def parse_settings(engine: str, cls: type, env: Mapping[str, str]):
     """An engine's Settings dataclass with the fields its variables set (typed as the defaults are)."""
     given = {}
     for f in dataclasses.fields(cls):
@@ -101,27 +109,3 @@ class ModelConfig:
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "ModelConfig":
-        from models import engines  # the registry names the engines whose settings exist
-
-        threads = _int(env, "PAINTBOT_TORCH_THREADS", 1) or _int(env, "OMP_NUM_THREADS", 1)
-        overrides = {f.filename: _path(env, f.override_env)
-                     for e in engines.ENGINES for f in e.files if f.override_env}
-        config = cls(
-            device=_name(env, "PAINTBOT_DEVICE") or "auto",
-            torch_threads=threads,
-            cache_dir=default_cache_dir(env),
-            weights_dir=_path(env, "PAINTBOT_WEIGHTS_DIR"),
-            styles_dir=_path(env, "PAINTBOT_STYLES_DIR"),
-            reduced_precision=env.get("PAINTBOT_REDUCED_PRECISION", "1").strip() != "0",
-            colorize_engine=_name(env, "PAINTBOT_COLORIZE_MODEL"),
-            style_engine=_name(env, "PAINTBOT_STYLE_ENGINE"),
-            style_max_size=_int(env, "PAINTBOT_STYLE_MAX_SIZE", 16),
-            weight_overrides={k: v for k, v in overrides.items() if v is not None},
-            engine_settings={e.name: _parse_settings(e.name, e.Settings, env)
-                             for e in engines.ENGINES if e.Settings is not None},
-        )
-        colorize_weights = _path(env, "PAINTBOT_COLORIZE_WEIGHTS")  # a checkpoint for that model's one file
-        return engines.with_weights(config, config.colorize_engine, colorize_weights) if colorize_weights else config

@@ -5,9 +5,11 @@ Modelled on rembg's sessions: an engine class names itself, its family, the weig
 device and a ModelConfig loads it. models/engines.py lists every engine explicitly; everything
 else (CLI, worker, downloads, bench, eval) takes the list from there.
 
-The families add their call shape and shared framing: `models.colorize.ColorizeEngine`
-(image, options -> image: Lab in and out at full resolution) and `models.style.StyleEngine`
-(content, style, options -> image: sizing, keep-colours, cached style statistics).
+The families add their call shape and shared framing: `models.colorize.framing.ColorizeEngine`
+(image, *, intensity, reference -> image: Lab in and out at full resolution) and
+`models.style.framing.StyleEngine` (content, style, *, strength, keep_colors, style_key, size ->
+image: sizing, keep-colours, cached style statistics). They take plain values, never the bot's
+option objects: models/ imports nothing of the app.
 """
 
 from __future__ import annotations

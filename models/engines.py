@@ -2,7 +2,8 @@
 
 Everything that needs the list of engines takes it from here: the CLI's choices, `paintbot models
 download`, the worker (which loads what a job names and publishes what it can run to the bot),
-`bench/` and `paintbot eval`. An engine declares itself beside its network (name, family, files,
+`bench/`, `paintbot eval`, and the configuration from the environment (`config_from_env`, since
+each engine declares its own variables). An engine declares itself beside its network (name, family, files,
 settings, how it loads: models/engine.py); adding one is its module plus one line below.
 
 The default of a family is the first engine in this order that may be a default on the device
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from models import weights
-from models.config import ConfigError, ModelConfig
+from models.config import (ConfigError, ModelConfig, default_cache_dir, env_int, env_name, env_path,
+                           parse_settings)
 from models.device import pick_device
 from models.engine import Engine
 from models.errors import UnknownEngine
@@ -81,6 +84,29 @@ def with_weights(config: ModelConfig, name: str | None, path: Path) -> ModelConf
         raise ConfigError(f"{engine.name} has {len(engine.files)} weight files: give each through its own "
                           f"variable ({', '.join(f.override_env or f.filename for f in engine.files)})")
     return config.replace(weight_overrides={**config.weight_overrides, engine.files[0].filename: path})
+
+
+def config_from_env(env: Mapping[str, str]) -> ModelConfig:
+    """The ModelConfig that the variables in `env` describe, read once at each edge: the `paintbot` CLI
+    and the worker (worker/main.py) pass os.environ. Each engine's weight-file and settings variables
+    come from its declaration here; PAINTBOT_COLORIZE_WEIGHTS is a checkpoint for the one file of
+    PAINTBOT_COLORIZE_MODEL. ConfigError names a malformed variable."""
+    overrides = {f.filename: env_path(env, f.override_env) for e in ENGINES for f in e.files if f.override_env}
+    config = ModelConfig(
+        device=env_name(env, "PAINTBOT_DEVICE") or "auto",
+        torch_threads=env_int(env, "PAINTBOT_TORCH_THREADS", 1) or env_int(env, "OMP_NUM_THREADS", 1),
+        cache_dir=default_cache_dir(env),
+        weights_dir=env_path(env, "PAINTBOT_WEIGHTS_DIR"),
+        styles_dir=env_path(env, "PAINTBOT_STYLES_DIR"),
+        reduced_precision=env.get("PAINTBOT_REDUCED_PRECISION", "1").strip() != "0",
+        colorize_engine=env_name(env, "PAINTBOT_COLORIZE_MODEL"),
+        style_engine=env_name(env, "PAINTBOT_STYLE_ENGINE"),
+        style_max_size=env_int(env, "PAINTBOT_STYLE_MAX_SIZE", 16),
+        weight_overrides={k: v for k, v in overrides.items() if v is not None},
+        engine_settings={e.name: parse_settings(e.name, e.Settings, env) for e in ENGINES if e.Settings is not None},
+    )
+    colorize_weights = env_path(env, "PAINTBOT_COLORIZE_WEIGHTS")
+    return with_weights(config, config.colorize_engine, colorize_weights) if colorize_weights else config
 
 
 def configured(family: str, config: ModelConfig) -> str | None:

@@ -34,8 +34,7 @@ from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
 from models import color, imageio, sheet
-from models import style as style_framing
-from models.style import gatys
+from models.style import framing, gatys
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")
 SIZES = ("256", "full")
@@ -164,11 +163,11 @@ def style_losses(scorer: gatys.Gatys, result: Image.Image, content: Image.Image,
         result = result.resize((w, h), Image.LANCZOS)
     sw, sh = style_img.size
     k = (h * w / (sw * sh)) ** 0.5
-    style_img = style_img.resize((max(style_framing.MIN_SIDE, round(sw * k)),
-                                  max(style_framing.MIN_SIDE, round(sh * k))), Image.LANCZOS)
+    style_img = style_img.resize((max(framing.MIN_SIDE, round(sw * k)),
+                                  max(framing.MIN_SIDE, round(sh * k))), Image.LANCZOS)
 
     def vgg_input(img: Image.Image) -> torch.Tensor:
-        return gatys.to_vgg(style_framing.to_tensor(img, scorer.device))
+        return gatys.to_vgg(framing.to_tensor(img, scorer.device))
 
     return scorer.evaluate(vgg_input(result), vgg_input(content), vgg_input(style_img))
 
@@ -361,8 +360,8 @@ def evaluate_style(folder: str | Path, styles: Mapping[str, Image.Image],
     """
     if not styles or not stylizers:
         raise EvalError("style evaluation needs at least one style and one engine")
-    if size < style_framing.MIN_SIDE:
-        raise EvalError(f"size must be at least {style_framing.MIN_SIDE} pixels, not {size}")
+    if size < framing.MIN_SIDE:
+        raise EvalError(f"size must be at least {framing.MIN_SIDE} pixels, not {size}")
     if limit is not None and limit < 1:
         raise EvalError(f"limit must be at least 1, not {limit}")
     _check_names(stylizers, (PHOTO,))
@@ -370,7 +369,7 @@ def evaluate_style(folder: str | Path, styles: Mapping[str, Image.Image],
     scorer = gatys.Gatys(gatys.load_vgg19(), torch.device(device))
 
     def prepare(photo: Image.Image) -> Image.Image:
-        return photo.convert("RGB").resize(style_framing.fit(photo.size, size), Image.LANCZOS)
+        return photo.convert("RGB").resize(framing.fit(photo.size, size), Image.LANCZOS)
 
     folder = Path(folder)
     paths = find_photos(folder)

@@ -60,6 +60,6 @@ def test_the_engine_paints_the_golden_output(engine, strength, name):
     """Through the engine's own steps (style statistics, blend in feature space, decoder); it clamps
     to [0, 1] where the golden is raw, so the comparison is with the clamped golden."""
     with torch.no_grad():
-        out = engine._paint(tensor("adain_content"), image("adain_style.png"), strength, None)
+        out = engine.paint(tensor("adain_content"), image("adain_style.png"), strength, None)
     assert (out - tensor(name).clamp(0, 1)).abs().max() <= FEATURES.max_abs
     assert out.gt(0).float().mean() > 0.05  # enough of the golden is inside [0, 1] to compare

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
-from models import colorize
+from models import colorize, engines
 from models.config import ModelConfig
 from models.imageio import decode
 
@@ -54,11 +54,11 @@ def test_unknown_model_and_configured_default(standin_weights):
     with pytest.raises(ValueError, match="unknown model 'pix2pix': choose one of .*eccv16") as err:
         colorize.load("pix2pix")
     assert err.value.code == "engine.unknown" and "siggraph17" in err.value.params["choices"]
-    config = ModelConfig.from_env({"PAINTBOT_COLORIZE_MODEL": "eccv16",
-                                   "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"])})
+    config = engines.config_from_env({"PAINTBOT_COLORIZE_MODEL": "eccv16",
+                                      "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"])})
     assert colorize.load(device="cpu", config=config).name == "eccv16"
     with pytest.raises(ValueError, match="needs the model it is for"):
-        ModelConfig.from_env({"PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"])})
+        engines.config_from_env({"PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"])})
 
 
 def test_any_decoded_input_works(colorizer):

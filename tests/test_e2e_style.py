@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.contract.options import StyleOptions
 from tests.harness import gray_photo
 
 
@@ -19,9 +18,9 @@ class Spy:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def __call__(self, content, style, options, **kw):
-        self.calls.append({"style_size": style.size, "options": options, **kw})
-        return self.engine(content, style, options, **kw)
+    def __call__(self, content, style, **kw):
+        self.calls.append({"style_size": style.size, **kw})
+        return self.engine(content, style, **kw)
 
 
 @pytest.fixture
@@ -46,7 +45,7 @@ def test_style_reply_in_private_with_options(service, spy):
     service.wait_queued(1)
     service.run_worker()
     (call,) = spy.calls
-    assert call["options"] == StyleOptions(style="vangogh", strength=0.6, keep_colors=True)
+    assert (call["style_key"], call["strength"], call["keep_colors"]) == ("vangogh", 0.6, True)
     out = _result(tg)
     assert max(out.size) == 128 and out.size[0] / out.size[1] == 400 / 300  # PAINTBOT_STYLE_MAX_SIZE in tests
     (sent,) = tg.calls("sendPhoto")
@@ -115,7 +114,7 @@ def test_custom_style_photo(service, spy):
     service.wait_queued(1)
     service.run_worker()
     (call,) = spy.calls
-    assert call["style_size"] == (120, 90) and call["options"].style is None
+    assert call["style_size"] == (120, 90) and call.get("style_key") is None  # a custom style: never cached
     (sent,) = tg.calls("sendPhoto")
     assert sent.reply_to == content["message_id"]
 

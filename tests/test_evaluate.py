@@ -297,6 +297,20 @@ def test_eval_colorize_command_runs_every_registered_colouriser(folder, cli_conf
     assert float(gray["psnr"]) == pytest.approx(peak_signal_noise_ratio(truth, expected, data_range=255), abs=1e-6)
 
 
+def test_eval_colorize_command_gives_the_reference_engine_its_reference(folder, cli_config, tmp_path):
+    """`--exemplar same-scene`: the engine that colours like a reference photo gets each photo's (by keyword,
+    as every engine takes its reference) and is scored beside the global-transfer baseline."""
+    from models import engines
+    from models.cli import main
+
+    name, out = engines.reference_engine("colorize"), tmp_path / "eval"
+    assert main(["eval", "colorize", str(folder), "--size", "full", "--engines", name, "--exemplar", "same-scene",
+                 "--out", str(out)]) == 0
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["engine"] for r in rows} == {"gray", "global-transfer", name} and len(rows) == 3 * 3
+
+
 def test_eval_style_command_and_unknown_names(folder, cli_config, tmp_path, capsys):
     from models.cli import main
 

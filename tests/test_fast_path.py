@@ -102,7 +102,6 @@ def test_a_job_that_turns_out_long_gets_a_status_message_from_the_worker(live):
 
 def test_gatys_reports_its_progress(worker_models):
     """Gatys' iterations are reported (models/progress.py) from the start to the end of the work."""
-    from bot.contract.options import StyleOptions
     from models.progress import reporting
 
     seen = []
@@ -110,7 +109,7 @@ def test_gatys_reports_its_progress(worker_models):
     content = Image.new("RGB", (96, 72), (120, 120, 120))
     style_img = Image.new("RGB", (96, 96), (200, 40, 40))
     with reporting(seen.append):
-        engine(content, style_img, StyleOptions(style=None))
+        engine(content, style_img, style_key=None)
     assert seen and seen == sorted(seen) and seen[0] < 0.05 and seen[-1] > 0.9
 
 

@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 from skimage.color import lab2rgb, rgb2lab
 
-from bot.options import ColorizeOptions
 from models import colorize, engines
-from models.colorize import ColorizeEngine, ddcolor
+from models.colorize import ddcolor
+from models.colorize.framing import ColorizeEngine
 from models.config import ModelConfig
 from tests.conftest import SHARED
 from tests.harness import chroma, gray_photo, lightness, write_shared_standin
@@ -45,7 +45,7 @@ def colorizer(request, standin_weights, tmp_path_factory):
 
 def test_zero_gives_the_lightness_only(colorizer):
     img = _photo()
-    out = colorizer(img, ColorizeOptions(intensity=0))
+    out = colorizer(img, intensity=0)
     lab = rgb2lab(np.asarray(out))
     assert np.abs(lab[..., 1:]).max() < 1.0, "a* and b* stay (within 8-bit rounding) at zero"
     assert np.abs(lab[..., 0] - lightness(img)).mean() < 0.5
@@ -53,7 +53,7 @@ def test_zero_gives_the_lightness_only(colorizer):
 
 def test_double_gives_more_chroma_than_full_clamped_to_the_gamut(colorizer):
     img = _photo()
-    full, double = colorizer(img, ColorizeOptions(intensity=100)), colorizer(img, ColorizeOptions(intensity=200))
+    full, double = colorizer(img, intensity=1.0), colorizer(img, intensity=2.0)
     assert chroma(double).mean() > chroma(full).mean() * 1.3
     # What 200 % asks for is the predicted colour doubled; where that leaves the gamut it is clamped, never
     # wrapped round or overflowed: each pixel as lab2rgb clips it, within a level or two of 8-bit rounding.
@@ -94,7 +94,7 @@ def _upsampled(engine, ab, size):
 
 def test_intensity_is_monotonic(colorizer):
     img = _photo()
-    means = [chroma(colorizer(img, ColorizeOptions(intensity=i))).mean() for i in (0, 50, 100, 150)]
+    means = [chroma(colorizer(img, intensity=i)).mean() for i in (0, 0.5, 1.0, 1.5)]
     assert means == sorted(means) and means[0] < 0.5
 
 

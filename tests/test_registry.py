@@ -19,7 +19,6 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.options import ColorizeOptions, StyleOptions
 from models import engines, fetch
 from models.config import ModelConfig
 from tests.conftest import SHARED
@@ -91,11 +90,11 @@ def test_every_engine_runs_from_standins_through_its_call_shape(name, standin_fi
     photo = Image.fromarray((np.indices((40, 56)).sum(0) * 3 % 256).astype(np.uint8), "L")
     if cls.family == "colorize":
         reference = Image.new("RGB", (32, 32), (200, 40, 40)) if cls.needs_reference else None
-        out = engine(photo, ColorizeOptions(), reference=reference)
+        out = engine(photo, reference=reference)
         assert out.mode == "RGB" and out.size == photo.size
     else:
         painting = Image.open(SHARED / "styles" / "starry_night.jpg")
-        out = engine(photo, painting, StyleOptions("vangogh", strength=0.5))
+        out = engine(photo, painting, style_key="vangogh", strength=0.5)
         assert out.mode == "RGB" and max(out.size) == 48
 
 
@@ -168,7 +167,7 @@ def test_aliases_and_unknown_names():
 
 
 def test_engine_settings_come_from_variables_named_after_the_engine():
-    from models.config import _parse_settings, settings_variable
+    from models.config import parse_settings, settings_variable
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -178,9 +177,9 @@ def test_engine_settings_come_from_variables_named_after_the_engine():
 
     assert settings_variable("ddcolor-tiny", "input_size") == "PAINTBOT_DDCOLOR_TINY_INPUT_SIZE"
     env = {"PAINTBOT_X_SCORE_THRESHOLD": "0.5", "PAINTBOT_X_TILED": "yes"}
-    assert _parse_settings("x", Settings, env) == Settings(0.5, 8, True)
+    assert parse_settings("x", Settings, env) == Settings(0.5, 8, True)
     with pytest.raises(ValueError, match="PAINTBOT_X_MAX_BOXES must be a int"):
-        _parse_settings("x", Settings, {"PAINTBOT_X_MAX_BOXES": "many"})
+        parse_settings("x", Settings, {"PAINTBOT_X_MAX_BOXES": "many"})
 
 
 def test_nothing_under_models_reads_the_environment_but_the_cli():

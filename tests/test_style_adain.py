@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from models import color, style
+from models import color, engines, style
 from models.config import ModelConfig
 from models.fetch import FetchError
-from models.style import adain
+from models.style import adain, framing
 from tests.conftest import SHARED
 from tests.harness import model_config
 from tests.standins import official, standin_state_dict
@@ -24,10 +24,10 @@ PAINTING = SHARED / "styles" / "starry_night.jpg"
 
 @pytest.fixture(scope="module")
 def engine(standin_weights, tmp_path_factory):
-    """The AdaIN engine behind the keyword front door (`models.style.load`), on stand-in files."""
+    """The AdaIN engine from the front door (`models.style.load`), on stand-in files."""
     s = style.load("adain", "cpu", model_config(standin_weights, tmp_path_factory.mktemp("cache"),
                                                  style_max_size=None))
-    assert s.engine.name == "adain"
+    assert s.name == "adain"
     return s
 
 
@@ -56,7 +56,7 @@ def test_layouts_are_the_published_files():
 
 def test_standin_files_load_strictly(engine, standin_weights):
     sd = standin_state_dict("adain_decoder")
-    got = engine.engine.dec.state_dict()
+    got = engine.dec.state_dict()
     assert got.keys() == sd.keys()
     assert all(torch.allclose(got[k].float(), sd[k], rtol=1e-2, atol=1e-3) for k in sd)  # stored in bf16/fp16
 
@@ -65,8 +65,8 @@ def test_wrong_shapes_are_a_one_line_error(tmp_path, standin_weights):
     sd = standin_state_dict("adain_decoder")
     sd["1.weight"] = sd["1.weight"][:128]
     torch.save(sd, tmp_path / "decoder.pth")
-    config = ModelConfig.from_env({"PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
-                                   "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(tmp_path / "decoder.pth")})
+    config = engines.config_from_env({"PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
+                                      "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(tmp_path / "decoder.pth")})
     with pytest.raises(FetchError, match=r"decoder.pth does not fit .*1\.weight: file \[128, 512, 3, 3\]") as err:
         adain.AdaINEngine(torch.device("cpu"), config)
     assert "\n" not in str(err.value)
@@ -89,15 +89,13 @@ def test_default_falls_back_to_gatys_without_adain_weights(tmp_path, caplog):
     config = ModelConfig(weights_dir=tmp_path, cache_dir=tmp_path / "cache")  # offline, the files are not there
     with caplog.at_level(logging.WARNING, logger="paintbot.models"):
         s = style.load(device="cpu", config=config)
-    assert s.engine.name == "gatys"
+    assert s.name == "gatys"
     assert "using the gatys engine" in caplog.text
     with pytest.raises(FetchError, match="missing file .*vgg_normalised.pth"):  # asked for by name: no fallback
         style.load("adain", device="cpu", config=config)
 
 
 def test_unknown_engine():
-    from models import engines
-
     names = ", ".join(e.name for e in engines.of_family("style"))  # every style engine, in the registry's order
     with pytest.raises(ValueError, match=f"unknown model 'cyclegan': choose one of {names}$"):
         style.load("cyclegan")
@@ -120,9 +118,8 @@ def test_adain_gives_content_features_the_style_statistics():
 def test_strength_zero_is_the_decoded_content(engine, photo, painting):
     out = engine(photo, painting, strength=0.0)
     with torch.no_grad():
-        e = engine.engine
-        c = style.to_tensor(photo, e.device)
-        expected = style.to_image(e.decode(e.encode(c), *c.shape[2:]))
+        c = framing.to_tensor(photo, engine.device)
+        expected = framing.to_image(engine.decode(engine.encode(c), *c.shape[2:]))
     assert np.array_equal(np.asarray(out), np.asarray(expected))
     full = np.asarray(engine(photo, painting, strength=1.0), dtype=float)
     half = np.asarray(engine(photo, painting, strength=0.5), dtype=float)
@@ -160,12 +157,12 @@ def test_result_size_keeps_aspect_and_never_upscales(engine, photo, painting):
 
 
 def test_default_size():
-    assert style.default_size(torch.device("cpu")) == 512
-    assert style.default_size(torch.device("cuda")) == 1024
-    assert style.default_size(torch.device("cpu"), ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "800"})
-                              .style_max_size) == 800
+    assert framing.default_size(torch.device("cpu")) == 512
+    assert framing.default_size(torch.device("cuda")) == 1024
+    assert framing.default_size(torch.device("cpu"), engines.config_from_env({"PAINTBOT_STYLE_MAX_SIZE": "800"})
+                                .style_max_size) == 800
     with pytest.raises(ValueError, match="PAINTBOT_STYLE_MAX_SIZE must be a whole number"):
-        ModelConfig.from_env({"PAINTBOT_STYLE_MAX_SIZE": "big"})
+        engines.config_from_env({"PAINTBOT_STYLE_MAX_SIZE": "big"})
 
 
 def test_grayscale_content_gets_the_styles_colour(engine, photo, painting):

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from models import style
-from models.style import gatys
+from models.style import framing, gatys
 from tests.conftest import ROOT, SHARED
 
 SIZE = 96
@@ -19,7 +19,7 @@ SIZE = 96
 @pytest.fixture(scope="module")
 def engine():
     s = style.load("gatys", "cpu")
-    assert s.engine.name == "gatys"
+    assert s.name == "gatys"
     return s
 
 
@@ -53,8 +53,8 @@ def scores(engine, result: Image.Image, content: Image.Image, painting: Image.Im
     h, w = content.height, content.width
     k = (h * w / (painting.width * painting.height)) ** 0.5
     st = painting.resize((round(painting.width * k), round(painting.height * k)), Image.LANCZOS)
-    t = lambda im: gatys.to_vgg(style.to_tensor(im, engine.engine.device))  # noqa: E731
-    return engine.engine.opt.evaluate(t(result), t(content), t(st))
+    t = lambda im: gatys.to_vgg(framing.to_tensor(im, engine.device))  # noqa: E731
+    return engine.opt.evaluate(t(result), t(content), t(st))
 
 
 def test_optimisation_lowers_the_style_loss_and_keeps_the_content(engine, images):

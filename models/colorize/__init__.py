@@ -1,82 +1,32 @@
-"""Automatic colourisation: the framing every colouriser shares, and the front door to them.
-
-Each colouriser (a module of this package, registered in models/engines.py) only predicts the
-chroma: `predict_ab` gives a* and b* at the network's own resolution. The shared framing does the
-rest the same way for all of them: it upsamples that ab to the photo's size and joins it to the
-photo's OWN full-resolution lightness, so every detail of the photo is kept and only colour is
-added; the colour intensity option scales the chroma before the join.
+"""Automatic colourisation: the front door to the colourisers, for Python callers.
 
     c = load("eccv16")                          # once per process
     colour = c(pil_image)                       # RGB, same size as the input
-    colour = c(pil_image, ColorizeOptions(intensity=150))
+    colour = c(pil_image, intensity=1.5)        # 150 % of the predicted chroma (0..2)
+    colour = load("exemplar")(pil_image, reference=colour_photo)   # coloured like another photo
+
+The colourisers are modules of this package, registered in models/engines.py; the framing they
+share (the chroma joined to the photo's own lightness) is models/colorize/framing.py. This
+__init__ keeps only `load`, which imports the registry when called, so that importing an engine
+never imports the registry back.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
-
-from bot.options import ColorizeOptions
-from models import color
 from models.config import ModelConfig
-from models.engine import Engine
-from models.errors import InputError
 
-
-class ColorizeEngine(Engine):
-    """The shared framing; an engine implements `predict_ab`."""
-
-    family = "colorize"
-    ab_resize: ClassVar[str] = "bilinear"  # how the network's ab reaches full size (as its authors do)
-
-    def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
-        """ab (CIE units) for an 8-bit L or RGB image: (1, 2, h, w) float32 on the engine's device,
-        at the network's resolution."""
-        raise NotImplementedError
-
-    @torch.inference_mode()
-    def __call__(self, img: Image.Image, options: ColorizeOptions | None = None,
-                 reference: Image.Image | None = None) -> Image.Image:
-        options = options or ColorizeOptions()
-        if img.mode not in ("L", "RGB"):
-            img = img.convert("RGB")
-        if self.needs_reference and reference is None:
-            raise InputError("reference.missing", f"the {self.name} model needs a colour reference photo")
-        return self.join(img, self.predict_ab(img, reference), options.intensity / 100)
-
-    def lightness(self, img: Image.Image) -> torch.Tensor:
-        """L* (1, H, W) of an 8-bit image: table lookups only for grayscale."""
-        arr = torch.from_numpy(np.array(img)).to(self.device)
-        if img.mode == "L":
-            return color.lightness_from_gray_uint8(arr).unsqueeze(0)
-        return color.lightness(arr.permute(2, 0, 1))
-
-    @torch.inference_mode()
-    def join(self, img: Image.Image, ab_small: torch.Tensor, intensity: float = 1.0) -> Image.Image:
-        """Upsample ab to the image's size, scale it by `intensity`, join it to the image's own L, to RGB."""
-        w, h = img.size
-        lum = self.lightness(img)
-        if ab_small.shape[-2:] == (h, w):
-            ab = ab_small[0]
-        elif self.ab_resize == "nearest":
-            ab = F.interpolate(ab_small, size=(h, w), mode="nearest")[0]
-        else:
-            ab = F.interpolate(ab_small, size=(h, w), mode=self.ab_resize, align_corners=False)[0]
-        if intensity != 1.0:
-            ab = ab * intensity
-        planes = color.lab_to_rgb_uint8(lum, ab).cpu().numpy()
-        return Image.merge("RGB", [Image.fromarray(p) for p in planes])
+if TYPE_CHECKING:
+    from models.colorize.framing import ColorizeEngine
 
 
 def load(name: str | None = None, weights: str | Path | None = None, device=None,
          config: ModelConfig | None = None) -> ColorizeEngine:
-    """The colouriser `name` (default: the best this machine can run), `weights` a checkpoint to load
-    instead of the registry's file (strictly). A front door to models.engines."""
+    """The colouriser `name` (default: the configured one, else the best this machine can run), `weights`
+    a checkpoint to load instead of the registry's file (strictly), ready to call:
+    `c(img, *, intensity=1.0, reference=None)`. A front door to models.engines."""
     from models import engines
 
     config = config or ModelConfig()

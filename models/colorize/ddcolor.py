@@ -57,7 +57,7 @@ from torch import nn
 
 from models import color
 from models import weights as weight_files
-from models.colorize import ColorizeEngine
+from models.colorize.framing import ColorizeEngine
 from models.weights import WeightFile, remote
 
 INPUT_SIZE = 512  # the authors' inference size (training used 256); any multiple of 32 works

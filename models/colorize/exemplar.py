@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from models import color
-from models.colorize import ColorizeEngine
+from models.colorize.framing import ColorizeEngine
 from models.errors import InputError
 from models.style.gatys import VGG19, load_vgg19, to_vgg
 

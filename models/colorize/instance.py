@@ -41,7 +41,7 @@ from torch import nn
 
 from models import color
 from models import weights as weight_files
-from models.colorize import ColorizeEngine
+from models.colorize.framing import ColorizeEngine
 from models.colorize.zhang import SIGGRAPHUNet
 from models.weights import WeightFile, remote
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from models.colorize import ColorizeEngine
+from models.colorize.framing import ColorizeEngine
 from models.weights import WeightFile, remote
 
 NETWORK_SIZE = 256

@@ -34,7 +34,8 @@ from PIL import Image
 from torch import nn
 
 from models import weights as weight_files
-from models.style import StyleEngine, adain, fit, to_tensor
+from models.style import adain
+from models.style.framing import StyleEngine, fit, to_tensor
 from models.weights import WeightFile, remote
 
 # The encoder, cut after relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1 (modules of vgg_normalised).
@@ -304,7 +305,7 @@ class AdaAttNEngine(StyleEngine):
         del feats, attended  # the decoder needs none of them (at 1024 px, relu1_1 alone is 220 MB)
         return self.decode(self.nets.transformer(level4_1, level5_1), skip)
 
-    def _paint(self, content, style, strength, style_key):
+    def paint(self, content, style, strength, style_key):
         long_side = max(content.shape[2:])
         memories = self.cached((style_key, long_side), lambda: self.style_memory(style, long_side))
         padded, (rows, cols) = pad_for_network(content)

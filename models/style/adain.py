@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from models.style import StyleEngine, fit, to_tensor
+from models.style.framing import StyleEngine, fit, to_tensor
 from models.weights import WeightFile, remote
 
 RELU4_1 = 31  # the encoder is used up to relu4_1: its first 31 modules
@@ -87,7 +87,7 @@ class AdaINEngine(StyleEngine):
         out = self.dec(t.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
         return out[:, :, :h, :w].clamp(0, 1)  # the encoder rounds up to a multiple of 8
 
-    def _paint(self, content, style, strength, style_key):
+    def paint(self, content, style, strength, style_key):
         h, w = content.shape[2:]
         long_side = max(h, w)
 

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from models import progress
-from models.style import MIN_SIDE, StyleEngine, to_tensor
+from models.style.framing import MIN_SIDE, StyleEngine, to_tensor
 
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -199,7 +199,7 @@ class GatysEngine(StyleEngine):
             return self.opt.style_targets(to_vgg(to_tensor(style.resize(size, Image.LANCZOS), self.device)))
         return self.cached((style_key, h, w), compute)
 
-    def _paint(self, content, style, strength, style_key):
+    def paint(self, content, style, strength, style_key):
         with torch.enable_grad():
             x = self.opt.run(to_vgg(content), lambda h, w: self.style_grams(style, h, w, style_key),
                              self.BUDGET, style_weight=10 ** (4 * (strength - 1)) if strength else 0.0)
