@@ -154,10 +154,15 @@ def bot_service(telegram, redis_url):
     """The bot alone (no worker): what users are told, what is queued."""
     import redis
 
+    from bot.contract import records
+    from models.style import presets
+
     settings = settings_for(telegram, redis_url)
+    conn = redis.Redis.from_url(redis_url)
+    records.publish(conn, [], presets.names())  # the presets, as every worker publishes them when it starts
     bot = BotThread(settings).start()
     try:
-        yield Service(telegram=telegram, settings=settings, bot=bot, redis=redis.Redis.from_url(redis_url))
+        yield Service(telegram=telegram, settings=settings, bot=bot, redis=conn)
     finally:
         bot.stop()
 

@@ -7,7 +7,7 @@ import time
 from PIL import Image
 
 from bot import albums
-from bot.contract import followups
+from bot.contract import followups, keys
 from tests.harness import BotThread, gray_photo
 
 
@@ -227,7 +227,7 @@ def test_an_album_being_gathered_when_the_bot_stops_is_answered_after_it_starts(
     sizes = [(200, 150), (240, 160), (280, 170)]
     sent = tg.user_sends_album(chat, [gray_photo(w, h, seed=i) for i, (w, h) in enumerate(sizes)])
     deadline = time.monotonic() + 10
-    while service.redis.hlen(albums._gathering_key(chat["id"], sent[0]["media_group_id"])) < 3:
+    while service.redis.hlen(keys.album_gathering(chat["id"], sent[0]["media_group_id"])) < 3:
         assert time.monotonic() < deadline, "the album's pictures were not kept"
         time.sleep(0.02)
     service.bot.stop()

@@ -8,6 +8,8 @@ import unicodedata
 import pytest
 import redis
 
+from bot.contract import keys
+from bot.contract.texts import render
 from tests.harness import BotThread, gray_photo, settings_for
 
 
@@ -129,6 +131,20 @@ def test_every_button_tap_is_answered(bot_service, caplog, data):
     assert "doesn't work any more" in answer.params["text"] or "no longer available" in answer.params["text"]
     assert bot_service.queued() == 0 and not tg.calls("sendMessage")
     _no_handler_failed(caplog)
+
+
+def test_before_any_worker_published_its_presets_a_name_is_taken_on_trust(bot_service):
+    """The bot learns the presets from what the workers publish (bot/contract/records.py), never from their
+    files. Before any worker has (a first start, or older workers during an upgrade), `/style NAME` is
+    queued for the worker to check, and `/style` alone cannot offer buttons: it says so."""
+    bot_service.redis.delete(keys.STYLES)
+    tg = bot_service.telegram
+    chat = tg.private_chat(903)
+    tg.user_sends_photo(chat, gray_photo(), caption="/style")
+    (reply,) = tg.wait_for("sendMessage", chat_id=903)
+    assert reply.params["text"] == render("unavailable") and "reply_markup" not in reply.params
+    tg.user_sends_photo(chat, gray_photo(seed=1), caption="/style vangogh")
+    bot_service.wait_queued(1)
 
 
 def test_unknown_style_lists_names_and_queues_nothing(bot_service):

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import redis
 
-from bot.handlers import BURST_QUIET
+from bot.context import BURST_QUIET
 from tests.harness import BotThread, Workers, gray_photo, settings_for
 
 USERS, PER_USER = 50, 10
