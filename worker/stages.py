@@ -9,9 +9,13 @@ models/ take (`run_engine`): the image science never sees the queue's option obj
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import redis
@@ -29,6 +33,11 @@ from worker.telegram import Sent
 log = logging.getLogger("paintbot.worker")
 
 DELIVERED_TTL = 7 * 24 * 3600  # how long a job's "delivered" mark keeps a retry from sending it again
+SENDING_TTL = 20  # seconds a send claim outlives its worker (renewed every SENDING_TTL / 4 s while it lives)
+CLAIM_POLL = 1.0  # seconds between looks at another attempt's claim
+# Renew or drop a claim only while it is still ours (KEYS: the claim; ARGV: our token, the ttl).
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0"
+_DROP = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 PHOTO_MAX_SIDES = 10000  # sendPhoto: width + height at most 10000, ratio at most 20
 PHOTO_MAX_RATIO = 20
 
@@ -108,19 +117,25 @@ def finish_status(job: Job, status: Progress | None) -> Job:
 
 
 def deliver(rt: Runtime, job: Job, send: Callable[[], list[Sent]], engine: str | None = None) -> list[Sent] | None:
-    """Send a job's result at most once, even when a retry follows a crash after sending: `send()` sends it
-    (one photo, a file, an album) and returns its messages. Returns them, or None when the job had been
-    delivered already. Then the status message goes, and each message `engine` made is recorded, so that
-    reactions to it count for that engine."""
-    mark = keys.delivered(job.job_id)
-    if not rt.redis.set(mark, 1, nx=True, ex=DELIVERED_TTL):
-        log.warning("job=%s was already delivered; not sending twice", job.job_id)
-        return None
-    try:
+    """Send a job's result exactly once, whatever moment a worker dies: `send()` sends it (one photo, a file,
+    an album) and returns its messages. Returns them, or None when the job had been delivered already. Then
+    the status message goes, and each message `engine` made is recorded, so that reactions to it count for
+    that engine.
+
+    Sending can take long (the group's flood slot, a 429's retry_after, the upload itself), and a worker can
+    be killed at any moment of it. So an attempt first takes a short "sending" claim, which its worker keeps
+    renewing while it lives (`_claimed`): another attempt of the same job (RQ's retry after a crash) waits
+    while the claim lives and sends only once it lapsed without a result. The "delivered" mark is written
+    from Telegram's answer (the messages' ids, before anything else), never before the send: a worker
+    killed while waiting leaves no mark, and the retry sends. What remains is the few milliseconds between
+    Telegram's answer and that write: a kill exactly then repeats the result (once more, never zero)."""
+    mark, claim = keys.delivered(job.job_id), keys.sending(job.job_id)
+    with _claimed(rt, job, claim) as ours:
+        if not ours:
+            log.warning("job=%s was already delivered; not sending twice", job.job_id)
+            return None
         sent = send()
-    except Exception:
-        rt.redis.delete(mark)  # not delivered: a retry may send it
-        raise
+        rt.redis.set(mark, json.dumps([m.message_id for m in sent]), ex=DELIVERED_TTL)
     if job.status_message_id:
         rt.telegram.delete(job.chat_id, job.status_message_id)
     if engine is not None:
@@ -130,3 +145,39 @@ def deliver(rt: Runtime, job: Job, send: Callable[[], list[Sent]], engine: str |
         except redis.RedisError as exc:  # delivered all the same: only its reactions go uncounted
             log.warning("job=%s: the result's engine was not recorded (%s)", job.job_id, type(exc).__name__)
     return sent
+
+
+@contextlib.contextmanager
+def _claimed(rt: Runtime, job: Job, claim: str) -> Iterator[bool]:
+    """Hold `job`'s send claim for the block (True), renewed by a thread while this worker lives; False
+    when the job turns out delivered. Waits while another attempt holds the claim (it is sending now)."""
+    token, mark, told = secrets.token_hex(8), keys.delivered(job.job_id), False
+    while True:
+        if rt.redis.exists(mark):
+            yield False
+            return
+        if rt.redis.set(claim, token, nx=True, ex=SENDING_TTL):
+            break
+        if not told:
+            log.info("job=%s: another attempt is sending its result; waiting for its answer", job.job_id)
+            told = True
+        time.sleep(CLAIM_POLL)
+    renew, drop = rt.redis.register_script(_RENEW), rt.redis.register_script(_DROP)
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(SENDING_TTL / 4):
+            try:
+                renew(keys=[claim], args=[token, SENDING_TTL])
+            except redis.RedisError:  # Redis away for a moment: the next round tries again
+                log.warning("job=%s: send claim not renewed", job.job_id, exc_info=True)
+
+    keeper = threading.Thread(target=keep, name=f"sending-{job.job_id}", daemon=True)
+    keeper.start()
+    try:
+        # Between the look above and the claim, the attempt before may have finished: look again.
+        yield not rt.redis.exists(mark)
+    finally:
+        stop.set()
+        keeper.join()
+        drop(keys=[claim], args=[token])

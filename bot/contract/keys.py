@@ -15,7 +15,8 @@ never content. RQ's own keys (`rq:queue:paintbot`, `rq:job:<id>`, its registries
 | `paintbot:workers:idle` | sorted set of worker names | worker | bot | 45 s unless renewed |
 | `paintbot:engines` | hash: engine name -> EngineInfo JSON | worker at start | bot | until replaced |
 | `paintbot:styles` | JSON list of preset names | worker at start | bot | until replaced |
-| `paintbot:delivered:<job id>` | string | worker | worker | a week |
+| `paintbot:delivered:<job id>` | JSON list of the result's message ids | worker, from Telegram's answer | worker | a week |
+| `paintbot:sending:<job id>` | string: the sending attempt's token | worker, while it sends | worker | 20 s, renewed while alive |
 | `paintbot:flood:<chat id>`, `paintbot:flood:all` | string: next free send slot | worker | worker | seconds |
 | `paintbot:result:<chat>:<message>` | string: engine name | worker | bot (reactions) | a week |
 | `paintbot:cache:<digest>` | Cached JSON | worker | bot | PAINTBOT_RESULT_CACHE_TTL |
@@ -52,6 +53,10 @@ def inflight(sender: int | None) -> str:
 
 def delivered(job_id: str) -> str:
     return f"{PREFIX}:delivered:{job_id}"
+
+
+def sending(job_id: str) -> str:
+    return f"{PREFIX}:sending:{job_id}"
 
 
 def flood(chat_id: int) -> str:
