@@ -146,7 +146,8 @@ class Service(SimpleNamespace):
         """One RQ worker in burst mode: processes everything queued, then returns."""
         from worker.main import make_worker
 
-        make_worker(self.settings, self.runtime.redis).work(burst=True, with_scheduler=False)
+        make_worker(self.settings, self.runtime.redis, publish=self.runtime.publish).work(burst=True,
+                                                                                       with_scheduler=False)
 
 
 @pytest.fixture

@@ -177,3 +177,39 @@ def test_redis_outage_mid_job_loses_nothing(telegram, tmp_path, worker_env, outa
         workers.stop_all()
         bot.stop()
         server.stop()
+
+
+def test_redis_restarted_empty_the_worker_registers_and_publishes_again(telegram, worker_env, tmp_path):
+    """Redis restarted without persistence (or flushed, or failed over to an empty replica) forgets the
+    workers and the engines they publish: /stats said "Workers: 0" while they served, and the bot could not
+    resolve an engine. A worker notices at its next idle heartbeat and says again who it is."""
+    from rq import Worker
+
+    from bot.contract import keys
+
+    (tmp_path / "empty").mkdir()
+    server = RedisServer(tmp_path / "empty")  # no AOF, no snapshots: a restart comes back empty
+    server.start()
+    tg, conn = telegram, redis.Redis.from_url(server.url)
+    queue = Queue("paintbot", connection=conn, serializer=JSONSerializer)
+    bot = BotThread(settings_for(telegram, server.url)).start()
+    workers = Workers(worker_env(server.url), tmp_path)
+    try:
+        workers.start("scheduler", "--scheduler")
+        workers.start("worker-a")
+        _wait(lambda: Worker.count(queue=queue) == 1 and conn.exists(keys.ENGINES, keys.STYLES) == 2, 120,
+              "worker-a to register")
+        server.stop()
+        server.start()
+        restarted = time.monotonic()
+        _wait(lambda: Worker.count(queue=queue) == 1 and conn.exists(keys.ENGINES, keys.STYLES) == 2, 90,
+              "worker-a to register and publish again")
+        print(f"registered again {time.monotonic() - restarted:.1f} s after Redis came back empty")
+        assert "Redis has forgotten this worker" in workers.log("worker-a")
+        chat = tg.private_chat(9301)
+        tg.user_sends_photo(chat, gray_photo(96, 72))
+        tg.wait_for("sendPhoto", timeout=90)  # and it serves
+    finally:
+        workers.stop_all()
+        bot.stop()
+        server.stop()

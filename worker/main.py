@@ -20,15 +20,16 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, worker_registration
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
-from bot.contract import health, logs, readiness
+from bot.contract import health, keys, logs, readiness
 from bot.contract.settings import ConfigError, Settings
 
 log = logging.getLogger("paintbot.worker")
@@ -73,14 +74,40 @@ class PaintbotWorker(SimpleWorker):
 
     It also keeps its idle mark (bot/contract/readiness.py): set on every heartbeat while it waits for a job,
     dropped while it runs one and when it stops, so the bot knows whether a new job is taken at once.
+
+    And it notices when Redis has forgotten it (restarted without persistence, flushed, a failover to an
+    empty replica): RQ's heartbeat only renews keys, so the worker would stay out of `rq:workers` and the
+    engines it runs unpublished - /stats would say "Workers: 0" and the bot could not resolve an engine.
+    Each idle heartbeat (and the end of each job) checks, and registers it and publishes its engines again.
     """
 
     _running_job = False
+    publish: Callable[[], None] | None = None  # says what this worker runs (worker/runtime.py Runtime.publish)
 
     def heartbeat(self, timeout=None, pipeline=None):
         super().heartbeat(timeout, pipeline=pipeline)
         if not self._running_job:
             readiness.idle(pipeline if pipeline is not None else self.connection, self.name)
+            if pipeline is None:
+                self.make_known()
+
+    def make_known(self) -> None:
+        """Register this worker and publish its engines again if Redis has lost them."""
+        with self.connection.pipeline(transaction=False) as p:
+            p.sismember(self.redis_workers_keys, self.key)
+            p.exists(keys.ENGINES, keys.STYLES)
+            registered, published = p.execute()
+        if registered and published == 2:
+            return
+        log.warning("Redis has forgotten this worker (restarted empty?): registering it and publishing its engines "
+                    "again")
+        with self.connection.pipeline() as p:
+            p.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, p)
+            p.expire(self.key, self.worker_ttl + 60)
+            p.execute()
+        if self.publish is not None:
+            self.publish()
 
     def register_death(self):
         readiness.busy(self.connection, self.name)
@@ -112,14 +139,19 @@ class PaintbotWorker(SimpleWorker):
             self._running_job = False
         self.set_state(WorkerStatus.IDLE)
         readiness.idle(self.connection, self.name)
+        self.make_known()
 
 
-def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None) -> PaintbotWorker:
+def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None,
+                publish: Callable[[], None] | None = None) -> PaintbotWorker:
+    """The worker on the paintbot queue; `publish` says again what it runs when Redis has forgotten."""
     queue = Queue(settings.queue_name, connection=conn, serializer=JSONSerializer)
     # An idle worker blocks in BLPOP for worker_ttl - 15 s between maintenance passes: keep that
     # at MAINTENANCE_EVERY so abandoned jobs are found promptly even when the queue is empty.
-    return PaintbotWorker([queue], connection=conn, serializer=JSONSerializer, name=name,
-                          maintenance_interval=MAINTENANCE_EVERY, worker_ttl=MAINTENANCE_EVERY + 15)
+    worker = PaintbotWorker([queue], connection=conn, serializer=JSONSerializer, name=name,
+                            maintenance_interval=MAINTENANCE_EVERY, worker_ttl=MAINTENANCE_EVERY + 15)
+    worker.publish = publish
+    return worker
 
 
 def run_scheduler(settings: Settings, conn: redis.Redis) -> None:
@@ -160,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DeviceError, FetchError) as exc:  # a bad setting, no GPU, a missing weight file
         log.error("cannot start: %s", exc)  # one line: the file, where to get it, the variable to set
         return 2
-    worker = make_worker(settings, conn, args.name)
+    worker = make_worker(settings, conn, args.name, publish=runtime.current().publish)
     from worker import metrics
 
     metrics.watch(Queue(settings.queue_name, connection=probe), device)

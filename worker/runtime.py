@@ -87,10 +87,16 @@ class Runtime:
         metrics.MODEL_LOAD_SECONDS.set(load_time)
         log.info("models loaded on %s in %.1f s (defaults: %s)", device, load_time,
                  ", ".join(f"{f} {e.name}" for f, e in engines.defaults.items()))
+        rt = cls(settings, models, device, conn, Telegram(settings, FloodGate(conn)), engines)
+        rt.publish()
+        return rt
+
+    def publish(self) -> None:
+        """Tell the bot what this worker runs: its engines and the preset styles (bot/contract/records.py).
+        Done at start, and again whenever Redis has lost it (worker/main.py, with the heartbeat)."""
         from models.style import presets
 
-        records.publish(conn, engines.runnable(), presets.names())
-        return cls(settings, models, device, conn, Telegram(settings, FloodGate(conn)), engines)
+        records.publish(self.redis, self.engines.runnable(), presets.names())
 
 
 _current: Runtime | None = None
