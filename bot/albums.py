@@ -34,7 +34,7 @@ from bot.context import BotData, Context
 from bot.contract import keys
 from bot.contract.job import MAX_ALBUM, AlbumItem, Op
 from bot.contract.texts import render
-from bot.requests import OPERATION_COMMANDS, Image, image_of, parse_command
+from bot.requests import OPERATION_COMMANDS, Image, for_another_bot, image_of, parse_command
 from bot.submit import offer_presets, options_from_words, refuse, submit
 
 log = logging.getLogger("paintbot.bot")
@@ -144,10 +144,10 @@ async def _gathered(context: Context, messages: list[Message]) -> None:
     await _remember(context, first.chat_id, first.media_group_id, pictures)
     command, request = None, first
     for m in messages:
-        if m.caption and m.caption.lstrip().startswith("/"):
-            parsed = parse_command(m.caption, context.bot.username)
-            if parsed is None:
-                return  # a command for another bot
+        if for_another_bot(m.caption, context.bot.username):
+            return
+        parsed = parse_command(m.caption, context.bot.username)
+        if parsed is not None:
             command, request = parsed, m
     private = first.chat.type == "private"
     if command is None:

@@ -123,7 +123,9 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
            .base_file_url(settings.file_base_url)
            .post_init(_post_init)
            .context_types(ContextTypes(context=Context, bot_data=BotData))
-           .defaults(Defaults(do_quote=True))  # every answer replies to the message it answers
+           # Every answer replies to the message it answers, and is still said when that message was deleted
+           # meanwhile (Telegram refuses a reply to a deleted message otherwise: "Queued" would be lost).
+           .defaults(Defaults(do_quote=True, allow_sending_without_reply=True))
            .concurrent_updates(True)
            # Telegram's flood limits (30 messages/s overall, 20/min per group); 429s are waited out.
            .rate_limiter(RetryingRateLimiter(max_retries=2))

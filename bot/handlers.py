@@ -14,7 +14,8 @@ from bot.context import Context
 from bot.contract.job import Op
 from bot.contract.options import StyleOptions
 from bot.contract.texts import render
-from bot.requests import OPERATION_COMMANDS, Image, image_of, is_file_but_not_image, parse_command
+from bot.requests import (OPERATION_COMMANDS, Image, for_another_bot, image_of, is_file_but_not_image,
+                          parse_command)
 from bot.submit import offer_presets, options_from_words, refuse, submit
 
 log = logging.getLogger("paintbot.bot")
@@ -122,10 +123,10 @@ async def image_message(update: Update, context: Context) -> None:
     if msg.media_group_id:
         await albums.gather(update, context)
         return
+    if for_another_bot(msg.caption, context.bot.username):
+        return
     parsed = parse_command(msg.caption, context.bot.username)
     private = msg.chat.type == "private"
-    if parsed is None and msg.caption and msg.caption.lstrip().startswith("/"):
-        return  # a command for another bot
     cmd, args = parsed if parsed else (None, [])
     op = OPERATION_COMMANDS.get(cmd) if cmd else None
     if op is Op.STYLE:

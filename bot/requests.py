@@ -81,6 +81,14 @@ def too_big(img: Image) -> bool:
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+(.*))?$", re.S)
 
 
+def for_another_bot(text: str | None, bot_username: str) -> bool:
+    """Whether `text` is a command addressed to another bot by name (`/cmd@OtherBot`): not ours to answer.
+    Anything else that starts with "/" and is no command of ours (`/сolorize` with a Cyrillic с, `/ please`,
+    `/😀`) is a person's words, answered as if the photo came without them."""
+    m = _COMMAND.match((text or "").strip()[:512])
+    return bool(m and m.group(2) and m.group(2).lower() != bot_username.lower())
+
+
 def parse_command(text: str | None, bot_username: str) -> tuple[str, list[str]] | None:
     """`/cmd@Bot args` -> ("cmd", [args]); None if not a command or addressed to another bot."""
     if not text:

@@ -335,3 +335,33 @@ def test_stats_only_reads(telegram, redis_url):
         assert conn.zcard(q.started_job_registry.key) == 1 and q.count == 0, "nothing cleaned up or retried"
     finally:
         bot.stop()
+
+
+@pytest.mark.parametrize("caption", ["/сolorize", "/ please colour this", "/😀"])
+def test_a_photo_captioned_with_a_command_like_word_is_answered_in_a_private_chat(bot_service, caption):
+    """`/сolorize` (a Cyrillic с), `/ please ...`, `/😀`: no command of ours nor another bot's, so the photo is
+    colourised as if it came without a caption, as a plain photo would be (it used to be dropped unanswered)."""
+    tg = bot_service.telegram
+    chat = tg.private_chat(940)
+    tg.user_sends_photo(chat, gray_photo(), caption=caption)
+    (queued,) = tg.wait_for("sendMessage", chat_id=940)
+    assert queued.params["text"].startswith("Queued")
+    bot_service.wait_queued(1)
+    tg.user_sends_photo(chat, gray_photo(seed=3), caption="/colorize@SomeOtherBot")  # still not ours
+    time.sleep(1)
+    assert len(tg.calls("sendMessage", chat_id=940)) == 1 and bot_service.queued() == 1
+
+
+def test_queued_is_still_said_when_the_photo_was_deleted_meanwhile(bot_service):
+    """`/colorize` replying to a photo deleted before the bot answered: Telegram refuses a reply to it (400
+    "message to be replied not found"), which withdrew the request and told nobody. The answer goes without
+    the reply link, and the job stays."""
+    tg = bot_service.telegram
+    group = tg.group_chat(-100941)
+    photo = tg.user_sends_photo(group, gray_photo(), user=tg.user(41))
+    tg.user_sends_text(group, "/colorize", user=tg.user(41), reply_to=photo["message_id"])
+    tg._chats[group["id"]].messages.pop(photo["message_id"])  # deleted before the bot answers
+    (queued,) = tg.wait_for("sendMessage", chat_id=group["id"])
+    assert queued.params["text"].startswith("Queued")
+    assert queued.params["reply_parameters"]["allow_sending_without_reply"] is True
+    bot_service.wait_queued(1)
