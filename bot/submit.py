@@ -89,7 +89,8 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
               as_document=bool(img and img.as_document), file_name=img.file_name if img else None, options=options,
               reference_file_id=reference.file_id if reference else None,
               user_id=user_id if user_id is not None else sender_of(request), lang=context.lang,
-              file_unique_id=img.file_unique_id if img else None, album=album)
+              file_unique_id=img.file_unique_id if img else None, album=album,
+              thread_id=request.message_thread_id if request.is_topic_message else None)
     if album is None and await instant.answer(context, job, reply_to, img, reference is not None):
         return "cached"
     try:
@@ -131,7 +132,8 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
              " (a worker takes it at once)" if at_once else "")
     if status is None:  # the user sees "sending a photo…" until the result arrives (or a long job's status)
         try:
-            await context.bot.send_chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
+            await context.bot.send_chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo",
+                                               message_thread_id=job.thread_id)
         except TelegramError as exc:  # the worker meets the same chat, and ends the job if it is gone
             log.info("job=%s: no chat action in chat %s (%s)", job.job_id, job.chat_id, exc)
     return "queued"

@@ -241,10 +241,13 @@ class FakeTelegram:
             raise ValueError(f"private chat ids are user ids, positive: got {user_id}")
         return self._chat({"id": user_id, "type": "private", "first_name": f"User{user_id}"})
 
-    def group_chat(self, chat_id: int, title: str = "Family photos", supergroup: bool = True) -> dict:
+    def group_chat(self, chat_id: int, title: str = "Family photos", supergroup: bool = True,
+                   forum: bool = False) -> dict:
+        """A group; `forum`: a supergroup with topics (messages then belong to a topic, or to General)."""
         if chat_id >= 0:
             raise ValueError(f"group chat ids are negative: got {chat_id}")
-        return self._chat({"id": chat_id, "type": "supergroup" if supergroup else "group", "title": title})
+        info = {"id": chat_id, "type": "supergroup" if supergroup or forum else "group", "title": title}
+        return self._chat({**info, "is_forum": True} if forum else info)
 
     def channel_chat(self, chat_id: int, title: str = "Old photos channel") -> dict:
         if chat_id >= 0:
@@ -307,9 +310,14 @@ class FakeTelegram:
         return self.user(chat["id"]) if chat["type"] == "private" else self.user(999)
 
     def _user_message(self, chat: dict, user: dict | None, reply_to: int | None, sender_chat: dict | None = None,
-                      **content) -> dict:
+                      topic: int | None = None, **content) -> dict:
         """A user's message. With `sender_chat` it is sent on behalf of a chat, as Telegram shows those:
-        `from` is GroupAnonymousBot for the group itself (an anonymous admin), Channel_Bot for a channel."""
+        `from` is GroupAnonymousBot for the group itself (an anonymous admin), Channel_Bot for a channel.
+        With `topic`, it is posted in that topic of a forum."""
+        if topic is not None:
+            if not chat.get("is_forum"):
+                raise ValueError(f"chat {chat['id']} has no topics")
+            content.update(message_thread_id=topic, is_topic_message=True)
         if sender_chat is not None:
             user = GROUP_ANONYMOUS_BOT if sender_chat["id"] == chat["id"] else CHANNEL_BOT
             content["sender_chat"] = sender_chat
@@ -325,17 +333,17 @@ class FakeTelegram:
             return msg
 
     def user_sends_text(self, chat: dict, text: str, user: dict | None = None, reply_to: int | None = None,
-                        sender_chat: dict | None = None) -> dict:
-        return self._user_message(chat, user, reply_to, sender_chat, text=text, entities=self._entities(text))
+                        sender_chat: dict | None = None, topic: int | None = None) -> dict:
+        return self._user_message(chat, user, reply_to, sender_chat, topic, text=text, entities=self._entities(text))
 
     def user_sends_photo(self, chat: dict, image_bytes: bytes, caption: str | None = None, user: dict | None = None,
-                         reply_to: int | None = None, sender_chat: dict | None = None) -> dict:
+                         reply_to: int | None = None, sender_chat: dict | None = None, topic: int | None = None) -> dict:
         try:
             sizes = self._photo_sizes(image_bytes)
         except Exception as exc:
             raise ValueError(f"user_sends_photo needs image bytes PIL can read ({exc}); "
                              "use user_sends_document for other files") from None
-        return self._user_message(chat, user, reply_to, sender_chat, photo=sizes, caption=caption,
+        return self._user_message(chat, user, reply_to, sender_chat, topic, photo=sizes, caption=caption,
                                   caption_entities=self._entities(caption))
 
     def user_sends_document(self, chat: dict, data: bytes | None, file_name: str, mime_type: str,
@@ -351,7 +359,7 @@ class FakeTelegram:
                                   caption_entities=self._entities(caption))
 
     def user_sends_album(self, chat: dict, items: Sequence[bytes | tuple[bytes, str, str]], caption: str | None = None,
-                         caption_on: int = 0, user: dict | None = None) -> list[dict]:
+                         caption_on: int = 0, user: dict | None = None, topic: int | None = None) -> list[dict]:
         """A media group: one message (and one update) per item, all with the same `media_group_id`, as
         Telegram delivers albums. An item is photo bytes, or (bytes, file_name, mime_type) for a file;
         the album's caption sits on item `caption_on` only. Returns the messages, in order."""
@@ -366,10 +374,10 @@ class FakeTelegram:
                 with self._lock:
                     fid = self._store_file(data, None, name, mime)
                     doc = {**self._file_dict(fid, self._files[fid]), "file_name": name, "mime_type": mime}
-                sent.append(self._user_message(chat, user, None, None, document=doc, caption=text,
+                sent.append(self._user_message(chat, user, None, None, topic, document=doc, caption=text,
                                                caption_entities=self._entities(text), media_group_id=group))
             else:
-                sent.append(self._user_message(chat, user, None, None, photo=self._photo_sizes(item), caption=text,
+                sent.append(self._user_message(chat, user, None, None, topic, photo=self._photo_sizes(item), caption=text,
                                                caption_entities=self._entities(text), media_group_id=group))
         return sent
 
@@ -792,12 +800,16 @@ class FakeTelegram:
             chat = self._chat_for(p)
             reply = p.get("reply_parameters") or (
                 {"message_id": p["reply_to_message_id"]} if p.get("reply_to_message_id") else None)
+            target = chat.messages.get(int(reply["message_id"])) if reply else None
             if reply:
-                target = chat.messages.get(int(reply["message_id"]))
                 if target is not None:
                     content["reply_to_message"] = _without_reply(target)
                 elif not (reply.get("allow_sending_without_reply") or p.get("allow_sending_without_reply")):
                     raise _bad("message to be replied not found")
+            # In a forum a message goes to the topic it names, else to its reply's topic, else to General.
+            topic = self._topic(chat, p) or (target or {}).get("message_thread_id")
+            if topic is not None:
+                content.update(message_thread_id=topic, is_topic_message=True)
             return self._new_message(chat.info["id"], self.bot_user, caption=caption,
                                      reply_markup=p.get("reply_markup"), **content)
 
@@ -893,8 +905,18 @@ class FakeTelegram:
         if _need(p, "action") not in CHAT_ACTIONS:
             raise _bad("wrong parameter action in request")
         with self._lock:
-            self._chat_for(p)
+            self._topic(self._chat_for(p), p)
         return True
+
+    @staticmethod
+    def _topic(chat, p) -> int | None:
+        """The topic a send names (`message_thread_id`), which only a forum has (caller holds the lock)."""
+        topic = p.get("message_thread_id")
+        if topic is None:
+            return None
+        if not chat.info.get("is_forum"):
+            raise _bad("message thread not found")
+        return int(topic)
 
     def _edit(self, p, key: str, value: str) -> dict:
         self._check_markup(p)

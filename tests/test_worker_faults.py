@@ -248,3 +248,29 @@ def test_heic_photo_is_colourised(service):
     _doc_reply(service, buf.getvalue(), "IMG_0002.HEIC", "image/heic", 4104)
     out = Image.open(io.BytesIO(service.telegram.sent_file(_one_result(service.telegram, "sendDocument"))))
     assert out.size == (120, 80)
+
+
+def test_in_a_forum_topic_every_message_of_a_job_stays_in_its_topic(service):
+    """Workers sent no message_thread_id: in a forum topic whose photo was deleted before the result (so no
+    reply carries the topic), the result landed in General. The job records the topic it came from, and every
+    message and chat action of the worker carries it: a photo's and an album's."""
+    tg = service.telegram
+    forum = tg.group_chat(-100950, forum=True)
+    photo = tg.user_sends_photo(forum, gray_photo(), user=tg.user(50), topic=77)
+    tg.user_sends_text(forum, "/colorize", user=tg.user(50), reply_to=photo["message_id"], topic=77)
+    tg.wait_for("sendMessage", chat_id=forum["id"])
+    service.wait_queued(1)
+    tg._chats[forum["id"]].messages.pop(photo["message_id"])  # deleted before the worker ran
+    service.run_worker()
+    tg.user_sends_album(forum, [gray_photo(seed=i) for i in range(2)], caption="/colorize", user=tg.user(50),
+                        topic=78)
+    tg.wait_for("sendMessage", count=2, chat_id=forum["id"])
+    service.wait_queued(1)
+    service.run_worker()
+    (single,) = tg.calls("sendPhoto", chat_id=forum["id"])
+    (album,) = tg.calls("sendMediaGroup", chat_id=forum["id"])
+    assert int(single.params["message_thread_id"]) == 77 and int(album.params["message_thread_id"]) == 78
+    actions = tg.calls("sendChatAction", chat_id=forum["id"])
+    assert actions and all(a.params.get("message_thread_id") in (77, 78, "77", "78") for a in actions)
+    shown = tg.bot_messages(forum["id"])  # what members see: the results (and the album's buttons), each in its topic
+    assert shown and all(m.get("message_thread_id") in (77, 78) for m in shown), shown

@@ -77,7 +77,8 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
                              file_unique_id=None)
         rid, keyboard = results.buttons(rt, single)
         sent = deliver(rt, single, lambda: [rt.telegram.send_image(single.chat_id, single.reply_to, data, as_document,
-                                                                   filename, caption=said, reply_markup=keyboard)],
+                                                                   filename, caption=said, reply_markup=keyboard,
+                                                                   thread_id=single.thread_id)],
                        engine.name)
         results.keep(rt, single, engine, rid, sent[0] if sent else None)
     else:
@@ -92,7 +93,8 @@ def _deliver_album(rt: Runtime, job: Job, encoded: list[tuple[bytes, bool, str]]
     the whole album files: Telegram does not mix them."""
     as_document = job.as_document or any(as_doc for _, as_doc, _ in encoded)
     sent = deliver(rt, job, lambda: rt.telegram.send_album(
-        job.chat_id, job.reply_to, [(data, name) for data, _, name in encoded], as_document, caption=said),
+        job.chat_id, job.reply_to, [(data, name) for data, _, name in encoded], as_document, caption=said,
+        thread_id=job.thread_id),
         engine.name)
     if sent is None:
         return
@@ -102,6 +104,6 @@ def _deliver_album(rt: Runtime, job: Job, encoded: list[tuple[bytes, bool, str]]
     results.keep_album(rt, job, engine, rid, pictures, sent)  # before the buttons: a quick tap finds it
     try:
         rt.telegram.send_text(job.chat_id, render("album.followup", job.lang, count=len(sent)),
-                              reply_to=sent[0].message_id, reply_markup=keyboard)
+                              reply_to=sent[0].message_id, reply_markup=keyboard, thread_id=job.thread_id)
     except Exception as exc:  # the album is out; its buttons are a nicety
         log.warning("job=%s: the album's buttons were not sent (%s)", job.job_id, type(exc).__name__)

@@ -44,10 +44,10 @@ class Progress:
     """The status message of one job. `show(text)` from the job's thread; `finish()` once at the end."""
 
     def __init__(self, rt, chat_id: int, reply_to: int, text: str, message_id: int | None = None,
-                 post_after: float | None = None, announce: bool = True):
+                 thread_id: int | None = None, post_after: float | None = None, announce: bool = True):
         """`message_id`: the status message the bot posted ("Queued"), if any; with `announce` it says
         `text` from now on (edited here, before the job's work begins: the user's turn has come)."""
-        self._rt, self.chat_id, self.reply_to = rt, chat_id, reply_to
+        self._rt, self.chat_id, self.reply_to, self.thread_id = rt, chat_id, reply_to, thread_id
         self.message_id = message_id
         self.posted = False  # whether this job posted its status message itself
         self._shown: str | None = None
@@ -86,7 +86,8 @@ class Progress:
             return
         if self.message_id is None:
             if now - self._started >= self._post_after:
-                self.message_id = _client(self._rt).send_text(self.chat_id, wanted, reply_to=self.reply_to)
+                self.message_id = _client(self._rt).send_text(self.chat_id, wanted, reply_to=self.reply_to,
+                                                              thread_id=self.thread_id)
                 self.posted = True
                 self._shown, self._last_change = wanted, time.monotonic()
         elif wanted != self._shown and (self._last_change is None or now - self._last_change >= EDIT_EVERY):

@@ -48,7 +48,7 @@ def run_job(payload: dict) -> str:
     try:
         # A queued job's "Queued" becomes "Colourising…" now.
         computes = job.op.family is not None  # /styles and before/after are ready at once
-        status = Progress(rt, job.chat_id, job.reply_to, _starting(job), job.status_message_id,
+        status = Progress(rt, job.chat_id, job.reply_to, _starting(job), job.status_message_id, job.thread_id,
                           post_after=None if computes else float("inf"), announce=computes)
         outcome = _process(rt, job, timings, status)
         return outcome
@@ -113,7 +113,7 @@ def _tell(rt: runtime.Runtime, job: Job, text: str) -> None:
     try:
         if job.status_message_id and rt.telegram.edit_text(job.chat_id, job.status_message_id, text):
             return
-        rt.telegram.send_text(job.chat_id, text, reply_to=job.reply_to)
+        rt.telegram.send_text(job.chat_id, text, reply_to=job.reply_to, thread_id=job.thread_id)
     except ChatGone:
         pass
     except Exception:
@@ -128,7 +128,8 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
         job = finish_status(job, status)
         sheet = _styles_sheet(rt.models.styles_dir, rt.models.cache_dir)
         text = render("styles.caption", job.lang, names=", ".join(_preset_names()))
-        deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, sheet, False, "styles.jpg", caption=text)])
+        deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, sheet, False, "styles.jpg", caption=text,
+                                                thread_id=job.thread_id)])
         return "ok"
     if job.op is Op.COMPARE:
         return _compare(rt, job, timings, status)
@@ -140,7 +141,7 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
         _tell(rt, job, render("engine.unavailable", job.lang))
         return "unavailable"
     if job.status_message_id:  # it waited in line (`status` made "Queued" "Colourising…")
-        tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo")
+        tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo", job.thread_id)
     # else the bot showed a chat action as it enqueued, and a long job gets a status message from `status`
     if job.album:
         return albums.process(rt, job, timings, status, engine)
@@ -162,7 +163,8 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
     job = finish_status(job, status)
     said = caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")), colorized_first=colorized_first)
     sent = deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, encoded, as_document, filename,
-                                                   caption=said, reply_markup=keyboard)], engine.name)
+                                                   caption=said, reply_markup=keyboard, thread_id=job.thread_id)],
+                   engine.name)
     results.keep(rt, job, engine, rid, sent[0] if sent else None, colorized_first)
     timings.done("send")
     return "ok"
@@ -172,7 +174,7 @@ def _compare(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
     """The before/after picture of a result: the photo (file_id) and the result (reference_file_id)."""
     from models import imageio, sheet
 
-    rt.telegram.chat_action(job.chat_id, "upload_photo")
+    rt.telegram.chat_action(job.chat_id, "upload_photo", job.thread_id)
     before = imageio.decode(rt.telegram.download(job.file_id))
     after = imageio.decode(rt.telegram.download(job.reference_file_id))
     timings.done("download")
@@ -181,7 +183,7 @@ def _compare(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
     job = finish_status(job, status)
     data, text = imageio.encode(picture, "JPEG", quality=90), render("caption.compare", job.lang)
     deliver(rt, job, lambda: [rt.telegram.send_image(job.chat_id, job.reply_to, data, False, "before_after.jpg",
-                                                     caption=text)])
+                                                     caption=text, thread_id=job.thread_id)])
     timings.done("send")
     return "ok"
 

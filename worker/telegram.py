@@ -180,21 +180,23 @@ class Telegram:
             self._gate.wait(chat_id)
 
     def send_image(self, chat_id: int, reply_to: int, data: bytes, as_document: bool, filename: str,
-                   caption: str | None = None, reply_markup=None) -> "Sent":
-        """Send a result (with `reply_markup`, its follow-up buttons); returns its message and file ids."""
+                   caption: str | None = None, reply_markup=None, thread_id: int | None = None) -> "Sent":
+        """Send a result (with `reply_markup`, its follow-up buttons; into forum topic `thread_id`, as every
+        send here); returns its message and file ids."""
         self._before_send(chat_id)
         # allow_sending_without_reply: if the photo was deleted meanwhile, still deliver the result.
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         if as_document:
             sent = self._call("send_document", chat_id, document=data, filename=filename, caption=caption,
-                              reply_parameters=reply, disable_content_type_detection=True, reply_markup=reply_markup)
+                              reply_parameters=reply, disable_content_type_detection=True, reply_markup=reply_markup,
+                              message_thread_id=thread_id)
         else:
             sent = self._call("send_photo", chat_id, photo=data, filename=filename, caption=caption,
-                              reply_parameters=reply, reply_markup=reply_markup)
+                              reply_parameters=reply, reply_markup=reply_markup, message_thread_id=thread_id)
         return Sent.of(sent)
 
     def send_album(self, chat_id: int, reply_to: int, items: list[tuple[bytes, str]], as_document: bool,
-                   caption: str | None = None) -> list["Sent"]:
+                   caption: str | None = None, thread_id: int | None = None) -> list["Sent"]:
         """Send 2 to 10 results as one album (photos, or files: Telegram does not mix them), the caption
         on the first; returns each as Telegram holds it, in order."""
         self._before_send(chat_id)
@@ -203,14 +205,16 @@ class Telegram:
                                     disable_content_type_detection=True) if as_document else
                  InputMediaPhoto(data, filename=name, caption=caption if i == 0 else None)
                  for i, (data, name) in enumerate(items)]
-        sent = self._call("send_media_group", chat_id, media, reply_parameters=reply)
+        sent = self._call("send_media_group", chat_id, media, reply_parameters=reply, message_thread_id=thread_id)
         return [Sent.of(m) for m in sent]
 
-    def send_text(self, chat_id: int, text: str, reply_to: int | None = None, reply_markup=None) -> int:
+    def send_text(self, chat_id: int, text: str, reply_to: int | None = None, reply_markup=None,
+                  thread_id: int | None = None) -> int:
         """Send a text (with `reply_markup`, buttons under it); returns its message id."""
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         self._before_send(chat_id)
-        return self._call("send_message", chat_id, text, reply_parameters=reply, reply_markup=reply_markup).message_id
+        return self._call("send_message", chat_id, text, reply_parameters=reply, reply_markup=reply_markup,
+                          message_thread_id=thread_id).message_id
 
     def edit_text(self, chat_id: int, message_id: int, text: str) -> bool:
         """Edit a status message; False if it is gone (deleted by the user), which is fine."""
@@ -227,8 +231,8 @@ class Telegram:
         except (Rejected, NetworkError) as exc:
             log.info("could not delete status message %s in chat %s: %s", message_id, chat_id, exc)
 
-    def chat_action(self, chat_id: int, action: str) -> None:
+    def chat_action(self, chat_id: int, action: str, thread_id: int | None = None) -> None:
         try:
-            self._call("send_chat_action", chat_id, action)
+            self._call("send_chat_action", chat_id, action, message_thread_id=thread_id)
         except (Rejected, NetworkError):
             pass  # "uploading…" is a nicety; never fail a job over it

@@ -50,8 +50,9 @@ class Op(StrEnum):
 # An album's pictures (bot/albums.py) travel there too: the previous release's workers read the job as
 # its first picture alone, and answer that one.
 # The input's file_unique_id keys the result cache (bot/contract/cache.py) and the result's follow-up record.
+# The forum topic the request came from goes there too (the previous release's workers answer in General).
 _IN_OPTIONS = {"reference_file_id": "style_file_id", "lang": "lang", "file_unique_id": "file_unique_id",
-               "album": "album"}
+               "album": "album", "thread_id": "thread_id"}
 MAX_ALBUM = 10  # Telegram's media groups hold 2 to 10 items
 
 
@@ -86,6 +87,7 @@ class Job:
     lang: str | None = None  # the language to answer in (bot/contract/texts.py); None: English
     file_unique_id: str | None = None  # the content image's, the same for the same photo sent again
     album: tuple[AlbumItem, ...] | None = None  # a media group, in order (file_id is its first picture's)
+    thread_id: int | None = None  # the forum topic the request came from: every message of the job goes there
 
     def __post_init__(self):
         try:
