@@ -248,3 +248,20 @@ def test_heic_photo_is_colourised(service):
     _doc_reply(service, buf.getvalue(), "IMG_0002.HEIC", "image/heic", 4104)
     out = Image.open(io.BytesIO(service.telegram.sent_file(_one_result(service.telegram, "sendDocument"))))
     assert out.size == (120, 80)
+
+
+def test_text_chunk_bomb_is_answered_at_once_and_not_retried(service):
+    """A 50 KB PNG whose text chunk inflates to 50 MB makes Pillow raise a bare ValueError: a file's fault,
+    told at once as a damaged image, never retried by RQ (which held the user's slot for 41 s of retries)."""
+    from bot.contract.texts import render
+    from tests.test_imageio_hostile import text_chunk_bomb
+
+    tg = service.telegram
+    t = time.monotonic()
+    _doc_reply(service, text_chunk_bomb(b"iTXt"), "scan.png", "image/png", 4106)
+    assert time.monotonic() - t < 15
+    damaged = render("image.damaged", "en")
+    assert [m["text"] for m in tg.bot_messages(4106)] == [damaged], "answered once, in the status message"
+    assert len(tg.calls(DOWNLOAD, ok_only=False)) == 1, "downloaded once: not retried"
+    assert not tg.calls("sendPhoto") and not tg.calls("sendDocument")
+    _job_left_nothing(service)
