@@ -2,7 +2,8 @@
 
 `decode` returns an 8-bit "RGB" or "L" image with EXIF orientation applied, or raises
 ImageError with a code the bot turns into a sentence a user can act on. The pixel count is checked from the header,
-before any pixel is allocated, so a tiny file that declares 20000x20000 pixels costs nothing.
+before any pixel is allocated, so a tiny file that declares 20000x20000 pixels costs nothing. Whatever else a
+file makes the decoders raise is an ImageError too ("damaged"): a file is answered at once, never retried.
 The photo's other EXIF (date, camera) rides along in `info["exif"]`.
 
 `encode` given the photo a model made the image from (`made_from`) says so in the file: the IPTC
@@ -65,31 +66,44 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ImageError("image.empty", "the file is empty")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels is checked below
-            im = Image.open(io.BytesIO(data))  # reads the header only
-    except Image.DecompressionBombError:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels is checked in _read
+            return _read(data, max_pixels)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # a frame or tile beyond the header
         raise _too_many() from None
-    except UnidentifiedImageError:
+    except UnidentifiedImageError:  # no decoder recognised the file (only Image.open raises this)
         if _is_heif(data):  # a HEIF variant libheif cannot read, or a damaged one
             raise ImageError("image.heic", "this HEIC image cannot be read (convert it to JPEG or PNG)") from None
         raise ImageError("image.unreadable", "not an image format paintbot reads (JPEG, PNG, WebP, HEIC, ...)") from None
+    except FILE_ERRORS as exc:
+        raise ImageError("image.damaged", "the image is damaged or incomplete") from exc
+
+
+# What Pillow's and libheif's decoders raise on a file they cannot read: a malformed header, a truncated
+# stream, a text chunk that inflates past Pillow's limit (ValueError), counts and offsets that make no sense
+# (IndexError, struct.error, ZeroDivisionError, TypeError, KeyError, ...), a size no memory holds.
+# Decoding is a pure function of the bytes, so each of these says "this file", never "try again": decode
+# turns every one into ImageError, which the worker answers at once (tests/test_imageio_hostile.py fuzzes it).
+FILE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error,
+               zlib.error, ZeroDivisionError, OverflowError, MemoryError, RuntimeError)
+
+
+def _read(data: bytes, max_pixels: int) -> Image.Image:
+    """`decode`'s work, every step of which may meet the file's damage: decode classifies what it raises."""
+    im = Image.open(io.BytesIO(data))  # reads the header only (and the PNG chunks before the pixels)
     w, h = im.size
     if w * h > max_pixels:
         raise ImageError("image.too_large", f"the image is too large ({w}×{h}, limit {max_pixels // 1_000_000} MP)",
                          width=w, height=h, limit_mp=max_pixels // 1_000_000)
     if min(w, h) < MIN_SIDE:
         raise ImageError("image.too_small", f"the image is too small ({w}×{h})", width=w, height=h)
-    try:
-        animated = getattr(im, "n_frames", 1) > 1  # counting frames reads the file: inside the try
-        im.seek(0)
-        im.load()
-        im = ImageOps.exif_transpose(im)  # also takes the orientation it applied out of the EXIF
-        out = _to_8bit(im)
-        exif = im.info.get("exif")
-    except Image.DecompressionBombError:  # a later frame or tile larger than the header said
-        raise _too_many() from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error) as exc:
-        raise ImageError("image.damaged", "the image is damaged or incomplete") from exc
+    animated = getattr(im, "n_frames", 1) > 1  # counting frames reads the file
+    im.seek(0)
+    im.load()
+    im = ImageOps.exif_transpose(im)  # also takes the orientation it applied out of the EXIF
+    out = _to_8bit(im)
+    exif = im.info.get("exif")
     if animated:
         out.info["paintbot_animated"] = True
     if exif:

@@ -391,3 +391,52 @@ def test_before_after_cannot_be_asked_of_an_album(svc):
     tg.user_presses_button(chat, buttons["message_id"], followups.data(rid, "ba"))
     (answer,) = tg.wait_for("answerCallbackQuery")
     assert answer.params.get("text") == render("button.unknown") and svc.queued() == 0
+
+
+# --- pictures Telegram refuses as photos (sendPhoto: width + height <= 10000, ratio <= 20) go as files ------
+
+
+def _file_image(tg, msg: dict) -> Image.Image:
+    with tg._lock:
+        return Image.open(io.BytesIO(tg._files[msg["document"]["file_id"]].data))
+
+
+def _thin(w: int, h: int) -> bytes:
+    arr = (np.add.outer(np.arange(h), np.arange(w)) % 256).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size", [(4000, 40), (40, 4000)])
+def test_before_after_of_a_thin_result_arrives_as_a_file(svc, size):
+    """The before/after of a 4000x40 result is a 2560x84 sheet (53x2560 for 40x4000): sendPhoto refuses it
+    (PHOTO_INVALID_DIMENSIONS), so it goes as a file, as a result that size does."""
+    tg = svc.telegram
+    chat = tg.private_chat(REQUESTER)
+    tg.user_sends_document(chat, _thin(*size), file_name="strip.png", mime_type="image/png")
+    svc.wait_queued(1)
+    svc.run_worker()
+    (first,) = _results(tg, chat)
+    _tap(svc, "private", chat, first, "ba")
+    svc.run_worker()
+    assert not [c for c in tg.calls("sendPhoto", ok_only=False) if c.status != 200], "no photo refused"
+    picture = _results(tg, chat)[-1]
+    assert picture is not first and "document" in picture
+    assert picture["caption"] == render("caption.compare")
+    w, h = _file_image(tg, picture).size
+    assert max(w, h) > 20 * min(w, h), "the sheet itself, at full size"
+    assert not [m for m in tg.bot_messages(chat["id"]) if m.get("text") == render("failed")]
+
+
+def test_an_album_with_a_thin_picture_arrives(svc):
+    """One 4000x40 picture in an album of photos: Telegram would refuse it as a photo, and an album does
+    not mix photos with files, so the whole album comes back as files, in order, the thin one included."""
+    tg = svc.telegram
+    chat = tg.private_chat(REQUESTER)
+    tg.user_sends_album(chat, [gray_photo(160, 120), _thin(4000, 40), gray_photo(120, 90, seed=1)])
+    svc.wait_queued(1)
+    svc.run_worker()
+    assert not [c for c in tg.calls(ok_only=False) if c.method.startswith("send") and c.status != 200]
+    album = _results(tg, chat)
+    assert [_file_image(tg, m).size for m in album] == [(160, 120), (4000, 40), (120, 90)]

@@ -274,3 +274,20 @@ def test_in_a_forum_topic_every_message_of_a_job_stays_in_its_topic(service):
     assert actions and all(a.params.get("message_thread_id") in (77, 78, "77", "78") for a in actions)
     shown = tg.bot_messages(forum["id"])  # what members see: the results (and the album's buttons), each in its topic
     assert shown and all(m.get("message_thread_id") in (77, 78) for m in shown), shown
+
+
+def test_text_chunk_bomb_is_answered_at_once_and_not_retried(service):
+    """A 50 KB PNG whose text chunk inflates to 50 MB makes Pillow raise a bare ValueError: a file's fault,
+    told at once as a damaged image, never retried by RQ (which held the user's slot for 41 s of retries)."""
+    from bot.contract.texts import render
+    from tests.test_imageio_hostile import text_chunk_bomb
+
+    tg = service.telegram
+    t = time.monotonic()
+    _doc_reply(service, text_chunk_bomb(b"iTXt"), "scan.png", "image/png", 4106)
+    assert time.monotonic() - t < 15
+    damaged = render("image.damaged", "en")
+    assert [m["text"] for m in tg.bot_messages(4106)] == [damaged], "answered once, in the status message"
+    assert len(tg.calls(DOWNLOAD, ok_only=False)) == 1, "downloaded once: not retried"
+    assert not tg.calls("sendPhoto") and not tg.calls("sendDocument")
+    _job_left_nothing(service)

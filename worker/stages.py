@@ -86,9 +86,15 @@ def preset(rt: Runtime, name: str) -> Image.Image:
 
 
 def fits_photo(size: tuple[int, int]) -> bool:
-    """Whether Telegram takes a picture this size as a photo (else it goes as a file)."""
+    """Whether Telegram takes a picture this size as a photo (sendPhoto refuses others: PHOTO_INVALID_DIMENSIONS)."""
     w, h = size
     return w + h <= PHOTO_MAX_SIDES and max(w, h) <= PHOTO_MAX_RATIO * min(w, h)
+
+
+def as_file(size: tuple[int, int], asked: bool = False) -> bool:
+    """The one rule for how the worker sends a picture of this size (a result, an album's, the /styles sheet,
+    a before/after): as a file when that was `asked` for, or when Telegram would refuse it as a photo."""
+    return asked or not fits_photo(size)
 
 
 def encode(job: Job, out: Image.Image, img: Image.Image, data: bytes, file_name: str | None,
@@ -96,7 +102,7 @@ def encode(job: Job, out: Image.Image, img: Image.Image, data: bytes, file_name:
     """A result as it is sent: bytes, whether as a file (asked for, or too large for a photo), file name."""
     from models import imageio
 
-    as_document = job.as_document or not fits_photo(out.size)
+    as_document = as_file(out.size, asked=job.as_document)
     png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
     encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
     stem = shown(Path(file_name or "").stem) or "photo"  # echoed back: no RTL overrides

@@ -27,7 +27,7 @@ from models.fetch import FetchError
 from models.progress import reporting
 from worker import albums, metrics, results, runtime
 from worker.progress import Progress
-from worker.stages import Timings, caption, deliver, encode, finish_status, run_engine, working
+from worker.stages import Timings, as_file, caption, deliver, encode, finish_status, run_engine, working
 from worker.telegram import ChatGone, Rejected
 
 log = logging.getLogger("paintbot.worker")
@@ -126,10 +126,10 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
     tg = rt.telegram
     if job.op is Op.STYLES:
         job = finish_status(job, status)
-        sheet = _styles_sheet(rt.models.styles_dir, rt.models.cache_dir)
+        sheet, as_document = _styles_sheet(rt.models.styles_dir, rt.models.cache_dir)
         text = render("styles.caption", job.lang, names=", ".join(_preset_names()))
-        deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, sheet, False, "styles.jpg", caption=text,
-                                                thread_id=job.thread_id)])
+        deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, sheet, as_document, "styles.jpg",
+                                                caption=text, thread_id=job.thread_id)])
         return "ok"
     if job.op is Op.COMPARE:
         return _compare(rt, job, timings, status)
@@ -182,8 +182,9 @@ def _compare(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
     timings.done("model")
     job = finish_status(job, status)
     data, text = imageio.encode(picture, "JPEG", quality=90), render("caption.compare", job.lang)
-    deliver(rt, job, lambda: [rt.telegram.send_image(job.chat_id, job.reply_to, data, False, "before_after.jpg",
-                                                     caption=text, thread_id=job.thread_id)])
+    as_document = as_file(picture.size)  # a thin result makes a sheet Telegram refuses as a photo
+    deliver(rt, job, lambda: [rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document,
+                                                     "before_after.jpg", caption=text, thread_id=job.thread_id)])
     timings.done("send")
     return "ok"
 
@@ -195,11 +196,12 @@ def _preset_names() -> list[str]:
 
 
 @functools.cache
-def _styles_sheet(styles_dir, cache_dir) -> bytes:
-    """The /styles picture: the presets never change while a worker runs, so draw it once."""
+def _styles_sheet(styles_dir, cache_dir) -> tuple[bytes, bool]:
+    """The /styles picture, and whether it goes as a file (worker/stages.py `as_file`): the presets never
+    change while a worker runs, so draw it once."""
     from models import imageio
     from models.config import ModelConfig
     from models.style import presets
 
     sheet = presets.contact_sheet(ModelConfig(styles_dir=styles_dir, cache_dir=cache_dir))
-    return imageio.encode(sheet, "JPEG", quality=90)
+    return imageio.encode(sheet, "JPEG", quality=90), as_file(sheet.size)
