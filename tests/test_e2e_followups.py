@@ -245,6 +245,39 @@ def test_expired_buttons_ask_for_the_photo_again(svc, chat_kind):
     assert svc.queued() == 0
 
 
+def test_another_chats_record_is_answered_as_expired(svc, chat_kind, caplog):
+    """A forged callback carrying another chat's record id gets that chat's photo processed nowhere: it is
+    answered as an expired button, with a log line."""
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    sent = len(tg.calls("sendPhoto"))
+    thief = tg.private_chat(8199)
+    for action in ("more", "ba", "paint"):
+        kb = tg.bot_left_keyboard(thief, [_buttons(first)[action]])
+        answers = len(tg.calls("answerCallbackQuery"))
+        tg.user_presses_button(thief, kb["message_id"], _buttons(first)[action], user=tg.user(8199))
+        (answer,) = tg.wait_for("answerCallbackQuery", count=answers + 1)[answers:]
+        assert answer.params["text"] == render("followup.expired") and answer.params["show_alert"], action
+    assert svc.queued() == 0 and len(tg.calls("sendPhoto")) == sent
+    assert not [m for m in tg.bot_messages(thief["id"]) if "photo" in m or m.get("text") == render("style.pick")]
+    assert "is not that chat's record" in caplog.text
+    # The chat it belongs to still gets its answer.
+    _tap(svc, chat_kind, chat, first, "more")
+
+
+def test_a_record_without_a_chat_is_answered_as_expired(svc):
+    """A record the previous release wrote (no chat id) cannot be checked: taken as expired."""
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private")
+    rid = _buttons(first)["more"].split(":")[1]
+    record = json.loads(svc.redis.get(followups.Followup.key_for(rid)))
+    assert record.pop("chat_id") == chat["id"]
+    svc.redis.set(followups.Followup.key_for(rid), json.dumps(record))
+    _tap(svc, "private", chat, first, "more", expect_job=False)
+    assert tg.calls("answerCallbackQuery")[-1].params["text"] == render("followup.expired")
+    assert svc.queued() == 0
+
+
 def test_junk_follow_up_data_is_answered(svc):
     tg = svc.telegram
     chat = tg.private_chat(8120)
