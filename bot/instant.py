@@ -27,7 +27,8 @@ log = logging.getLogger("paintbot.bot")
 
 async def answer(context: Context, job: Job, reply_to: Message, img: Image | None, has_reference: bool) -> bool:
     """Send the cached result of `job`'s request in reply to `reply_to`; False when there is none to send.
-    The request is claimed as a job's is (the same update again gets nothing more: bot/queue.py)."""
+    The request is claimed as a job's is (the same update again gets nothing more: bot/queue.py), and counts
+    against its sender's requests a minute: raises Refused when it is over them."""
     jobs, ttl = context.jobs, context.settings.result_cache_ttl
     op, options = job.op, job.options
     if ttl <= 0 or img is None:
@@ -43,7 +44,7 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
         return False
     if hit is None:
         return False
-    try:
+    try:  # Refused (the sender's rate) goes to the caller: refused as any request over it is
         if not await asyncio.to_thread(jobs.claim, job):
             return False  # answered already, or being: `admit` says Duplicate
     except redis.RedisError:

@@ -13,7 +13,7 @@ from PIL import Image
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.contract import followups
+from bot.contract import followups, keys
 from bot.contract.keys import ENGINES as ENGINES_KEY
 from bot.contract.texts import render
 from tests.harness import chroma, gray_photo, lightness
@@ -324,6 +324,28 @@ def test_the_same_message_twice_is_answered_once_from_the_cache(svc):
     tg.user_sends_text(chat, "/help")  # the bot has read past the redelivered one when /help is answered
     tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("help"))
     assert len(tg.calls("sendPhoto")) == 2 and svc.queued() == 0
+
+
+def test_cached_answers_count_against_the_rate(svc):
+    """A cached answer costs no compute but is still a message sent on the user's behalf: more cached repeats
+    than PAINTBOT_USER_JOBS_PER_MINUTE in a few seconds get exactly that many answers and one refusal."""
+    import time
+
+    tg = svc.telegram
+    limit = svc.settings.limits.user_per_minute
+    if time.time() % 60 > 40:  # the rate counts per minute: all of it within one
+        time.sleep(60.5 - time.time() % 60)
+    chat, photo, first = _first_result(svc, "private")  # the first request of this minute
+    for _ in range(limit + 5):
+        tg.user_forwards(chat, photo)
+    tg.wait_for("sendPhoto", count=limit)
+    (refusal,) = tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("refused.rate"))
+    tg.user_sends_text(chat, "/help")  # the bot has read past every repeat when /help is answered
+    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("help"))
+    time.sleep(0.5)
+    assert len(tg.calls("sendPhoto")) == limit, "the computed result and limit - 1 cached answers"
+    assert [c.params["text"] for c in tg.calls("sendMessage")].count(render("refused.rate")) == 1, "once per burst"
+    assert svc.queued() == 0 and not svc.redis.zcard(keys.inflight(REQUESTER)), "a cached answer takes no slot"
 
 
 def test_a_cached_file_id_telegram_no_longer_knows_is_forgotten(svc):
