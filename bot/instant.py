@@ -67,6 +67,11 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
         await asyncio.to_thread(_forget, jobs.redis, None, jobs.unclaim, job)
         raise
     metrics.CACHED.labels(op).inc()
+    if job.from_tap:  # answered: the same button tapped again later asks again (bot/contract/records.py `release`)
+        try:
+            await asyncio.to_thread(jobs.unclaim, job)
+        except redis.RedisError:
+            pass  # the claim lapses after REQUEST_TTL
     log.info("answered chat=%s op=%s from the result cache (engine %s)", reply_to.chat_id, op, hit.engine)
     media = sent.photo[-1] if sent.photo else sent.document
     record = followups.Followup.of(job, hit.engine, hit.file_id, media.file_unique_id if media else None)

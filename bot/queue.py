@@ -30,7 +30,9 @@ RESULT_TTL = 3600  # finished jobs are kept an hour (ids only: /stats counts the
 FAILURE_TTL = 24 * 3600
 VOCABULARY_TTL = 30.0  # seconds the bot trusts its copy of the engines the workers published
 LANGUAGE_TTL = 365 * 24 * 3600  # a /language choice is forgotten after a year without a new one
-REQUEST_TTL = 3600  # seconds a queued request is remembered (Telegram redelivers within minutes)
+# Seconds a request made from a message is remembered (Telegram redelivers within minutes); a follow-up
+# tap's claim ends with its job (bot/contract/records.py `release`) or its cached answer (bot/instant.py).
+REQUEST_TTL = 3600
 
 log = logging.getLogger("paintbot")
 

@@ -170,6 +170,26 @@ def test_more_and_less_colour(svc, chat_kind):
     assert again.params["photo"] == first["photo"][-1]["file_id"] and svc.queued() == 0
 
 
+def test_the_same_button_again_after_its_result_asks_again(svc, chat_kind):
+    """A tap's claim ends with its job (or its cached answer): tapping the same button once its result has
+    arrived makes a new request, not "Already on it" with nothing to come."""
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    _tap(svc, chat_kind, chat, first, "more")
+    svc.run_worker()
+    assert len(_results(tg, chat)) == 2
+    for n in (3, 4):  # already made: answered from the cache, each time
+        _tap(svc, chat_kind, chat, first, "more", expect_job=False)
+        tg.wait_for("sendPhoto", count=n)
+        assert tg.calls("answerCallbackQuery")[-1].params.get("text") != render("request.duplicate")
+    _tap(svc, chat_kind, chat, first, "ba")  # never cached: a job each time, with the same job id
+    svc.run_worker()
+    _tap(svc, chat_kind, chat, first, "ba")
+    svc.run_worker()
+    pictures = [m for m in _results(tg, chat) if m.get("caption") == render("caption.compare")]
+    assert len(pictures) == 2 and svc.queued() == 0
+
+
 def test_less_colour_stops_at_zero(svc, chat_kind):
     chat, photo, result = _first_result(svc, chat_kind, caption_args="50")
     _tap(svc, chat_kind, chat, result, "less")
