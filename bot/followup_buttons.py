@@ -1,6 +1,7 @@
 """The taps on a result's follow-up buttons (bot/contract/followups.py): each becomes a request of whoever tapped,
 through the same `submit` as a command (limits, the result cache, "Queued", the job), in private chats and
-groups alike. A tap is answered once: what happens next, or why nothing does."""
+groups alike. A tap is answered once: what happens next, or why nothing does. A record answers taps in its
+own chat only (bot/contract/followups.py): anywhere else it is as good as expired."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ async def followup_button(update: Update, context: Context) -> None:
         log.warning("follow-up %s unanswerable while Redis is away (%s)", rid, type(exc).__name__)
         await query.answer(render("unavailable", context.lang), show_alert=True)
         return
+    if record is not None and not record.belongs_to(tapped.chat_id):  # forged, or the previous release's
+        log.warning("follow-up %s tapped in chat %s is not that chat's record: answered as expired",
+                    rid, tapped.chat_id)
+        record = None
     if record is None:  # lapsed with the cache (or never kept): the photo is needed again
         await query.answer(render("followup.expired", context.lang), show_alert=True)
         return

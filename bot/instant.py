@@ -27,7 +27,8 @@ log = logging.getLogger("paintbot.bot")
 
 async def answer(context: Context, job: Job, reply_to: Message, img: Image | None, has_reference: bool) -> bool:
     """Send the cached result of `job`'s request in reply to `reply_to`; False when there is none to send.
-    The request is claimed as a job's is (the same update again gets nothing more: bot/queue.py)."""
+    The request is claimed as a job's is (the same update again gets nothing more: bot/queue.py), and counts
+    against its sender's requests a minute: raises Refused when it is over them."""
     jobs, ttl = context.jobs, context.settings.result_cache_ttl
     op, options = job.op, job.options
     if ttl <= 0 or img is None:
@@ -43,7 +44,7 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
         return False
     if hit is None:
         return False
-    try:
+    try:  # Refused (the sender's rate) goes to the caller: refused as any request over it is
         if not await asyncio.to_thread(jobs.claim, job):
             return False  # answered already, or being: `admit` says Duplicate
     except redis.RedisError:
@@ -66,6 +67,11 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
         await asyncio.to_thread(_forget, jobs.redis, None, jobs.unclaim, job)
         raise
     metrics.CACHED.labels(op).inc()
+    if job.from_tap:  # answered: the same button tapped again later asks again (bot/contract/records.py `release`)
+        try:
+            await asyncio.to_thread(jobs.unclaim, job)
+        except redis.RedisError:
+            pass  # the claim lapses after REQUEST_TTL
     log.info("answered chat=%s op=%s from the result cache (engine %s)", reply_to.chat_id, op, hit.engine)
     media = sent.photo[-1] if sent.photo else sent.document
     record = followups.Followup.of(job, hit.engine, hit.file_id, media.file_unique_id if media else None)

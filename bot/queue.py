@@ -30,7 +30,9 @@ RESULT_TTL = 3600  # finished jobs are kept an hour (ids only: /stats counts the
 FAILURE_TTL = 24 * 3600
 VOCABULARY_TTL = 30.0  # seconds the bot trusts its copy of the engines the workers published
 LANGUAGE_TTL = 365 * 24 * 3600  # a /language choice is forgotten after a year without a new one
-REQUEST_TTL = 3600  # seconds a queued request is remembered (Telegram redelivers within minutes)
+# Seconds a request made from a message is remembered (Telegram redelivers within minutes); a follow-up
+# tap's claim ends with its job (bot/contract/records.py `release`) or its cached answer (bot/instant.py).
+REQUEST_TTL = 3600
 
 log = logging.getLogger("paintbot")
 
@@ -52,21 +54,31 @@ class Duplicate(Exception):
 # Admission in one step, so that requests arriving together (an album) cannot all pass one check:
 # claim the request, then check the queue cap, the sender's requests this minute and their jobs in
 # flight (forgetting those lost long ago), and take a slot. Refused: the claim is given back.
+# A request answered from the result cache (ARGV[9] = 1: `claim`) is checked against the rate alone:
+# it costs no compute and takes no place in the queue nor an in-flight slot, but it is still a message
+# sent on the sender's behalf.
 # KEYS: request claim, queue, sender's in-flight set, sender's counter for this minute.
-# ARGV: job id, now, forget before, claim ttl, queue cap, per minute, in flight, 1 if there is a sender.
+# ARGV: job id, now, forget before, claim ttl, queue cap, per minute, in flight, 1 if there is a sender,
+#       1 if the answer is cached.
 _ADMIT = """
 if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[4]) then return {'duplicate', 0} end
 local function refuse(reason, n) redis.call('DEL', KEYS[1]) return {reason, n} end
-local queued = redis.call('LLEN', KEYS[2])
-if queued >= tonumber(ARGV[5]) then return refuse('queue_full', 0) end
+local cached = ARGV[9] == '1'
+local queued = 0
+if not cached then
+  queued = redis.call('LLEN', KEYS[2])
+  if queued >= tonumber(ARGV[5]) then return refuse('queue_full', 0) end
+end
 if ARGV[8] == '1' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], 0, ARGV[3])
   local made = redis.call('INCR', KEYS[4])
   redis.call('EXPIRE', KEYS[4], 120)
   if made > tonumber(ARGV[6]) then return refuse('rate', 0) end
-  local in_flight = redis.call('ZCARD', KEYS[3])
-  if in_flight >= tonumber(ARGV[7]) then return refuse('in_flight', in_flight) end
-  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+  if not cached then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], 0, ARGV[3])
+    local in_flight = redis.call('ZCARD', KEYS[3])
+    if in_flight >= tonumber(ARGV[7]) then return refuse('in_flight', in_flight) end
+    redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+  end
 end
 return {'admitted', queued + 1}
 """
@@ -121,21 +133,31 @@ class JobQueue:
         Raises Duplicate (the request is already being answered), Refused (the polite reason) or
         redis.RedisError (the service is unavailable).
         """
+        return self._run_admission(job, cached=False)
+
+    def claim(self, job: Job) -> bool:
+        """Claim `job`'s request for an answer that needs no job (bot/instant.py): no slot, no place in the
+        queue, but it counts against its sender's requests this minute. False when it is claimed already
+        (the same update again, a second tap), as `admit` would say Duplicate. Raises Refused("rate") or
+        redis.RedisError."""
+        try:
+            self._run_admission(job, cached=True)
+        except Duplicate:
+            return False
+        return True
+
+    def _run_admission(self, job: Job, cached: bool) -> int:
+        """The admission script (_ADMIT) for `job`; `cached`: checked against the rate alone."""
         lim, now, sender = self.limits, time.time(), job.user_id
         outcome, number = self._admit(keys=[
             keys.request(job.job_id), self.queue.key, keys.inflight(sender), keys.rate(sender, int(now // 60))], args=[
             job.job_id, now, now - lim.job_timeout * 4, REQUEST_TTL, lim.queue_cap, lim.user_per_minute,
-            lim.user_in_flight, int(sender is not None)])
+            lim.user_in_flight, int(sender is not None), int(cached)])
         if outcome == b"duplicate":
             raise Duplicate(job.job_id)
         if outcome != b"admitted":
             raise Refused(outcome.decode(), in_flight=number)
         return number
-
-    def claim(self, job: Job) -> bool:
-        """Claim `job`'s request without a slot, for an answer that needs no job (bot/instant.py): False
-        when it is claimed already (the same update again, a second tap), as `admit` would say Duplicate."""
-        return bool(self.redis.set(keys.request(job.job_id), 1, nx=True, ex=REQUEST_TTL))
 
     def unclaim(self, job: Job) -> None:
         self.redis.delete(keys.request(job.job_id))

@@ -91,9 +91,9 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
               user_id=user_id if user_id is not None else sender_of(request), lang=context.lang,
               file_unique_id=img.file_unique_id if img else None, album=album,
               thread_id=request.message_thread_id if request.is_topic_message else None)
-    if album is None and await instant.answer(context, job, reply_to, img, reference is not None):
-        return "cached"
     try:
+        if album is None and await instant.answer(context, job, reply_to, img, reference is not None):
+            return "cached"
         position, at_once = await asyncio.to_thread(_admit, context, job)
     except Duplicate:
         log.info("job=%s: the same request again (a redelivered update, a second tap): already queued", job.job_id)

@@ -13,7 +13,7 @@ from PIL import Image
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.contract import followups
+from bot.contract import followups, keys
 from bot.contract.keys import ENGINES as ENGINES_KEY
 from bot.contract.texts import render
 from tests.harness import chroma, gray_photo, lightness
@@ -170,6 +170,26 @@ def test_more_and_less_colour(svc, chat_kind):
     assert again.params["photo"] == first["photo"][-1]["file_id"] and svc.queued() == 0
 
 
+def test_the_same_button_again_after_its_result_asks_again(svc, chat_kind):
+    """A tap's claim ends with its job (or its cached answer): tapping the same button once its result has
+    arrived makes a new request, not "Already on it" with nothing to come."""
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    _tap(svc, chat_kind, chat, first, "more")
+    svc.run_worker()
+    assert len(_results(tg, chat)) == 2
+    for n in (3, 4):  # already made: answered from the cache, each time
+        _tap(svc, chat_kind, chat, first, "more", expect_job=False)
+        tg.wait_for("sendPhoto", count=n)
+        assert tg.calls("answerCallbackQuery")[-1].params.get("text") != render("request.duplicate")
+    _tap(svc, chat_kind, chat, first, "ba")  # never cached: a job each time, with the same job id
+    svc.run_worker()
+    _tap(svc, chat_kind, chat, first, "ba")
+    svc.run_worker()
+    pictures = [m for m in _results(tg, chat) if m.get("caption") == render("caption.compare")]
+    assert len(pictures) == 2 and svc.queued() == 0
+
+
 def test_less_colour_stops_at_zero(svc, chat_kind):
     chat, photo, result = _first_result(svc, chat_kind, caption_args="50")
     _tap(svc, chat_kind, chat, result, "less")
@@ -245,6 +265,39 @@ def test_expired_buttons_ask_for_the_photo_again(svc, chat_kind):
     assert svc.queued() == 0
 
 
+def test_another_chats_record_is_answered_as_expired(svc, chat_kind, caplog):
+    """A forged callback carrying another chat's record id gets that chat's photo processed nowhere: it is
+    answered as an expired button, with a log line."""
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, chat_kind)
+    sent = len(tg.calls("sendPhoto"))
+    thief = tg.private_chat(8199)
+    for action in ("more", "ba", "paint"):
+        kb = tg.bot_left_keyboard(thief, [_buttons(first)[action]])
+        answers = len(tg.calls("answerCallbackQuery"))
+        tg.user_presses_button(thief, kb["message_id"], _buttons(first)[action], user=tg.user(8199))
+        (answer,) = tg.wait_for("answerCallbackQuery", count=answers + 1)[answers:]
+        assert answer.params["text"] == render("followup.expired") and answer.params["show_alert"], action
+    assert svc.queued() == 0 and len(tg.calls("sendPhoto")) == sent
+    assert not [m for m in tg.bot_messages(thief["id"]) if "photo" in m or m.get("text") == render("style.pick")]
+    assert "is not that chat's record" in caplog.text
+    # The chat it belongs to still gets its answer.
+    _tap(svc, chat_kind, chat, first, "more")
+
+
+def test_a_record_without_a_chat_is_answered_as_expired(svc):
+    """A record the previous release wrote (no chat id) cannot be checked: taken as expired."""
+    tg = svc.telegram
+    chat, photo, first = _first_result(svc, "private")
+    rid = _buttons(first)["more"].split(":")[1]
+    record = json.loads(svc.redis.get(followups.Followup.key_for(rid)))
+    assert record.pop("chat_id") == chat["id"]
+    svc.redis.set(followups.Followup.key_for(rid), json.dumps(record))
+    _tap(svc, "private", chat, first, "more", expect_job=False)
+    assert tg.calls("answerCallbackQuery")[-1].params["text"] == render("followup.expired")
+    assert svc.queued() == 0
+
+
 def test_junk_follow_up_data_is_answered(svc):
     tg = svc.telegram
     chat = tg.private_chat(8120)
@@ -291,6 +344,28 @@ def test_the_same_message_twice_is_answered_once_from_the_cache(svc):
     tg.user_sends_text(chat, "/help")  # the bot has read past the redelivered one when /help is answered
     tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("help"))
     assert len(tg.calls("sendPhoto")) == 2 and svc.queued() == 0
+
+
+def test_cached_answers_count_against_the_rate(svc):
+    """A cached answer costs no compute but is still a message sent on the user's behalf: more cached repeats
+    than PAINTBOT_USER_JOBS_PER_MINUTE in a few seconds get exactly that many answers and one refusal."""
+    import time
+
+    tg = svc.telegram
+    limit = svc.settings.limits.user_per_minute
+    if time.time() % 60 > 40:  # the rate counts per minute: all of it within one
+        time.sleep(60.5 - time.time() % 60)
+    chat, photo, first = _first_result(svc, "private")  # the first request of this minute
+    for _ in range(limit + 5):
+        tg.user_forwards(chat, photo)
+    tg.wait_for("sendPhoto", count=limit)
+    (refusal,) = tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("refused.rate"))
+    tg.user_sends_text(chat, "/help")  # the bot has read past every repeat when /help is answered
+    tg.wait_for(lambda c: c.method == "sendMessage" and c.params["text"] == render("help"))
+    time.sleep(0.5)
+    assert len(tg.calls("sendPhoto")) == limit, "the computed result and limit - 1 cached answers"
+    assert [c.params["text"] for c in tg.calls("sendMessage")].count(render("refused.rate")) == 1, "once per burst"
+    assert svc.queued() == 0 and not svc.redis.zcard(keys.inflight(REQUESTER)), "a cached answer takes no slot"
 
 
 def test_a_cached_file_id_telegram_no_longer_knows_is_forgotten(svc):

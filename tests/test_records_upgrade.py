@@ -71,6 +71,13 @@ def test_a_followup_record_reads_with_an_extra_and_without_a_field(conn):
     read = followups.recall(conn, rid)
     assert read is not None and read.album is None and read.result_unique_id is None and read.options == {}
     assert read.source_file_id == "SRC" and read.engine == "eccv16"
+    assert read.chat_id == 5 and read.belongs_to(5) and not read.belongs_to(6), "a record answers its own chat"
+
+    previous = {k: v for k, v in json.loads(record.to_json()).items() if k != "chat_id"}  # the previous release's
+    conn.set(keys.followup(rid), json.dumps(previous))
+    read = followups.recall(conn, rid)
+    assert read is not None and read.chat_id is None and read.source_file_id == "SRC"
+    assert not read.belongs_to(5), "no chat id: no chat's taps are answered from it (taken as expired)"
 
     for junk in ('{"engine": "eccv16"}', "[1, 2]", "{not json", '"text"'):
         conn.set(keys.followup(rid), junk)

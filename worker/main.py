@@ -192,6 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DeviceError, FetchError) as exc:  # a bad setting, no GPU, a missing weight file
         log.error("cannot start: %s", exc)  # one line: the file, where to get it, the variable to set
         return 2
+    from worker.telegram import TokenRejected
+
+    try:
+        runtime.current().telegram.check()
+    except TokenRejected:
+        log.error(logs.TOKEN_REJECTED)  # one line, no traceback: nothing can be sent with this token
+        return 2
+    except Exception as exc:  # Telegram unreachable for now: jobs retry their calls
+        log.warning("Telegram not reachable as the worker starts (%s): starting all the same", type(exc).__name__)
     worker = make_worker(settings, conn, args.name, publish=runtime.current().publish)
     from worker import metrics
 

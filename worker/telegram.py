@@ -86,6 +86,10 @@ class Rejected(Exception):
     """Telegram refused the request for good (a 4xx other than 403 and 429): asking again gets the same."""
 
 
+class TokenRejected(Rejected):
+    """Telegram does not know the token (401): no call this worker makes can succeed."""
+
+
 class _Request(HTTPXRequest):
     """python-telegram-bot raises the 4xx answers it has no class for (413, 410, ...) as NetworkError,
     which reads as worth retrying; they are as final as a 400, so they are raised as BadRequest."""
@@ -109,6 +113,11 @@ class Telegram:
                        request=request, get_updates_request=request)
         self._ready = False
 
+    def check(self) -> None:
+        """Ask Telegram who this bot is (getMe), as a worker starts: raises TokenRejected when the token is
+        refused, so that a mistyped or revoked token stops the worker at once instead of failing every job."""
+        self._call("get_me")
+
     def _call(self, method: str, *args, **kwargs):
         return self._run(method, lambda: getattr(self.bot, method)(*args, **kwargs))
 
@@ -130,7 +139,9 @@ class Telegram:
                 time.sleep(wait)
             except Forbidden as exc:
                 raise ChatGone(str(exc)) from None
-            except (BadRequest, InvalidToken, Conflict, ChatMigrated) as exc:  # 400, 401/404, 409: final
+            except InvalidToken:  # 401/404: its text quotes the token, so not carried on
+                raise TokenRejected(what) from None
+            except (BadRequest, Conflict, ChatMigrated) as exc:  # 400, 409: final
                 raise Rejected(f"{what}: {exc}") from None
             except NetworkError as exc:  # TimedOut, connection errors and 5xx answers
                 if attempt >= NETWORK_ATTEMPTS:

@@ -8,6 +8,12 @@ result cache, PAINTBOT_RESULT_CACHE_TTL) holding the file ids of the source and 
 its options and the engine that made it: ids and names only. Data that does not parse is junk; a record
 that has lapsed gets a polite "send the photo again".
 
+A record belongs to the chat its result was sent to (`chat_id`): anyone may forge a callback carrying another
+chat's record id, so a tap is answered from a record only in that chat (`Followup.belongs_to`); elsewhere it
+is answered exactly as a lapsed one. A record the previous release wrote has no chat id: it is taken as
+lapsed too (the safe choice: its chat cannot be checked), so for one cache lifetime after the upgrade the
+buttons of older results ask for the photo again.
+
 An album's results cannot carry buttons (Telegram's albums take no keyboard): the worker sends them in a
 short message under the album, and a tap there asks the same of every picture (no Before/after: one
 picture of the album). The record then also holds the album's pictures and results, in order.
@@ -58,6 +64,9 @@ class Followup:
     # as AlbumItem.to_dict gives them); None for a single result.
     album: list | None = None
     album_results: list | None = None
+    # The chat the result was sent to, the only one whose taps the record answers; None in a record the
+    # previous release wrote (no tap is answered from it: see the module's note).
+    chat_id: int | None = None
 
     @staticmethod
     def key_for(rid: str) -> str:
@@ -72,7 +81,12 @@ class Followup:
         return cls(job.file_id, result_file_id, str(job.op), engine, options.replace(engine=engine).to_dict(),
                    job.file_unique_id, result_unique_id, job.as_document, job.file_name,
                    None if pictures is None else [p.to_dict() for p in pictures],
-                   None if results is None else [r.to_dict() for r in results])
+                   None if results is None else [r.to_dict() for r in results], chat_id=job.chat_id)
+
+    def belongs_to(self, chat_id: int) -> bool:
+        """Whether a tap in `chat_id` may be answered from this record: only in the chat it was made for
+        (a record without a chat id, from the previous release, belongs to none)."""
+        return self.chat_id is not None and self.chat_id == chat_id
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -80,8 +94,9 @@ class Followup:
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Followup | None":
         """The record, whichever release wrote it: fields this version does not know are ignored (a newer
-        release added them), missing ones take their defaults (an older one lacked them); None when it lacks
-        what no tap can do without (the photo, the result, the operation, the engine)."""
+        release added them), missing ones take their defaults (an older one lacked them: a missing chat id is None, which no tap
+        is answered from); None when it lacks what no tap can do without (the photo, the result, the
+        operation, the engine)."""
         try:
             d = json.loads(raw)
             known = {f.name for f in dataclasses.fields(cls)}

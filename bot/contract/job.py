@@ -101,6 +101,12 @@ class Job:
                 a if isinstance(a, AlbumItem) else AlbumItem.from_dict(a) for a in self.album) or None)
 
     @property
+    def from_tap(self) -> bool:
+        """Whether the request is a tap on a result's follow-up button (a negative request id:
+        bot/contract/followups.py `request_id`) rather than a message, which Telegram may deliver again."""
+        return self.request_id < 0
+
+    @property
     def job_id(self) -> str:
         """One job per request: the same Telegram update delivered twice maps to the same id."""
         return f"pb-{self.chat_id}-{self.request_id}"

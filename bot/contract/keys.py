@@ -8,14 +8,14 @@ never content. RQ's own keys (`rq:queue:paintbot`, `rq:job:<id>`, its registries
 
 | key | type | written by | read by | lives |
 |---|---|---|---|---|
-| `paintbot:request:<job id>` | string | bot (admission claim) | bot | REQUEST_TTL (bot/queue.py) |
+| `paintbot:request:<job id>` | string | bot (admission claim) | bot; worker removes a tap's (`release`) | REQUEST_TTL (bot/queue.py); a tap's: until its job ends |
 | `paintbot:rate:<sender>:<minute>` | counter | bot | bot | 2 minutes |
 | `paintbot:inflight:<sender>` | sorted set of job ids | bot (admit) | bot; worker removes (`release`) | while jobs run |
 | `paintbot:jobs:waiting` | sorted set of job ids | bot (admit) | bot; worker removes (started) | an hour at most |
 | `paintbot:workers:idle` | sorted set of worker names | worker | bot | 45 s unless renewed |
 | `paintbot:engines` | hash: engine name -> EngineInfo JSON | worker at start | bot | until replaced |
 | `paintbot:styles` | JSON list of preset names | worker at start | bot | until replaced |
-| `paintbot:delivered:<job id>` | JSON list of the result's message ids | worker, from Telegram's answer | worker | a week |
+| `paintbot:delivered:<job id>` | JSON list of the result's message ids | worker, from Telegram's answer | worker | a week; a tap's: until its job ends (`release`) |
 | `paintbot:sending:<job id>` | string: the sending attempt's token | worker, while it sends | worker | 20 s, renewed while alive |
 | `paintbot:flood:<chat id>`, `paintbot:flood:all` | string: next free send slot | worker | worker | seconds |
 | `paintbot:result:<chat>:<message>` | string: engine name | worker | bot (reactions) | a week |

@@ -8,7 +8,8 @@ Ids and short names only, never content.
   preset styles it has (their names); the bot parses commands against them (`Vocabulary`). So the bot
   knows the presets without reading the workers' catalogue file, and a new engine needs no bot release.
 - Which engine made each result message, so that a reaction to it counts for that engine (bot/feedback.py).
-- `release`: a job is over (delivered or given up); it no longer counts against its sender's jobs in flight.
+- `release`: a job is over (delivered or given up); it no longer counts against its sender's jobs in flight,
+  and a follow-up tap's may be asked again.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ def result_engine(conn: redis.Redis, chat_id: int, message_id: int) -> str | Non
 
 
 def release(conn: redis.Redis, job: Job) -> None:
-    """Called by the worker once a job is over (delivered or given up): it no longer counts as in flight."""
+    """Called by the worker once a job is over (delivered or given up, no retry to follow): it no longer
+    counts as in flight. A follow-up tap's job (`Job.from_tap`) also ends its request's claim and its
+    delivered mark, which both exist only while the job may still run: the same button tapped again later
+    is a new request, answered again (its job id is the same, so a mark left behind would keep it from
+    being sent). A message's claim stays (REQUEST_TTL, bot/queue.py), so that Telegram delivering the
+    update again makes no second job."""
     if job.user_id is not None:
         conn.zrem(keys.inflight(job.user_id), job.job_id)
+    if job.from_tap:
+        conn.delete(keys.request(job.job_id), keys.delivered(job.job_id))
