@@ -140,7 +140,7 @@ def load_into(module, state_dict: dict, source: str | Path) -> None:
 
 
 def identity(files, config: ModelConfig) -> str | None:
-    """A short digest naming the weights an engine runs with, for the result cache (bot/cache.py): the
+    """A short digest naming the weights an engine runs with, for the result cache (bot/contract/cache.py): the
     published or pinned SHA-256 of each file, or for an operator's override its path, size and time.
     None when one of them cannot be named (a file neither published, pinned nor present)."""
     import hashlib

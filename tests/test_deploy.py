@@ -36,7 +36,7 @@ DOCKERFILES = {"bot": DEPLOY / "Dockerfile.bot", "worker": DEPLOY / "Dockerfile.
 K8S_VERSIONS = ("1.30.0", "1.37.0")  # oldest and newest Kubernetes the manifests are checked against
 METRICS_PORT = {"bot": 9100, "worker": 9101}
 
-# Every setting the service reads (bot/settings.py, models/, README "Configuration").
+# Every setting the service reads (bot/contract/settings.py, models/, README "Configuration").
 SETTINGS = """TELEGRAM_BOT_TOKEN REDIS_URL REDIS_PASSWORD PAINTBOT_TELEGRAM_API PAINTBOT_COLORIZE_MODEL
 PAINTBOT_COLORIZE_WEIGHTS PAINTBOT_WEIGHTS_DIR PAINTBOT_CACHE_DIR PAINTBOT_DEVICE PAINTBOT_TORCH_THREADS
 PAINTBOT_STYLES_DIR PAINTBOT_STYLE_ENGINE PAINTBOT_ADAIN_ENCODER_WEIGHTS PAINTBOT_ADAIN_DECODER_WEIGHTS
