@@ -32,10 +32,11 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server process the tests own. `stop()`/`start()` keep port and data dir."""
 
-    def __init__(self, workdir: Path, appendonly: bool = False):
+    def __init__(self, workdir: Path, appendonly: bool = False, extra: tuple[str, ...] = ()):
         self.port = free_port()
         self.workdir = workdir
         self.appendonly = appendonly
+        self.extra = extra  # more redis-server arguments
         self.proc: subprocess.Popen | None = None
         self.exe = shutil.which("redis-server")
         if not self.exe:
@@ -49,6 +50,7 @@ class RedisServer:
         args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
                 "--save", "", "--daemonize", "no", "--loglevel", "warning"]
         args += ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
+        args += list(self.extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

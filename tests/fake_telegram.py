@@ -122,9 +122,11 @@ class _File:
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, description: str, retry_after: int | None = None):
+    def __init__(self, status: int, description: str, retry_after: int | None = None,
+                 migrate_to_chat_id: int | None = None):
         super().__init__(description)
         self.status, self.description, self.retry_after = status, description, retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
 def _bad(description: str) -> _ApiError:
@@ -173,6 +175,7 @@ class FakeTelegram:
         self._queries: dict[str, bool] = {}  # callback query id -> answered
         self._query_ids = itertools.count(1)
         self._faults: list[Fault] = []
+        self._migrated: dict[int, int] = {}  # a group upgraded to a supergroup: old id -> new id
         self._delays: dict[str, float] = {}
         self._file_paths: dict[str, str] = {}  # file_id -> the file_path getFile answers instead
         self._flood_interval: float | None = None
@@ -248,6 +251,14 @@ class FakeTelegram:
             raise ValueError(f"group chat ids are negative: got {chat_id}")
         info = {"id": chat_id, "type": "supergroup" if supergroup or forum else "group", "title": title}
         return self._chat({**info, "is_forum": True} if forum else info)
+
+    def migrate(self, group: dict, supergroup_id: int) -> dict:
+        """The group is upgraded to a supergroup with a new id, as Telegram does when a group grows or gets
+        topics: from now on every request to the old id is refused with `migrate_to_chat_id`."""
+        new = self.group_chat(supergroup_id, group.get("title", "Family photos"))
+        with self._lock:
+            self._migrated[group["id"]] = supergroup_id
+        return new
 
     def channel_chat(self, chat_id: int, title: str = "Old photos channel") -> dict:
         if chat_id >= 0:
@@ -612,6 +623,8 @@ class FakeTelegram:
             payload = {"ok": False, "error_code": exc.status, "description": exc.description}
             if exc.retry_after is not None:
                 payload["parameters"] = {"retry_after": exc.retry_after}
+            if exc.migrate_to_chat_id is not None:
+                payload["parameters"] = {"migrate_to_chat_id": exc.migrate_to_chat_id}
         except Exception:  # a bug in this fake: say so loudly in the dump, answer like a server error
             call.status, call.description = 500, f"fake_telegram crashed:\n{traceback.format_exc()}"
             payload = {"ok": False, "error_code": 500, "description": "Internal Server Error"}
@@ -777,8 +790,13 @@ class FakeTelegram:
             return self.commands.get(p.get("language_code") or "", [])
 
     def _chat_for(self, p) -> _Chat:
-        """The chat a request names (caller holds the lock)."""
-        chat = self._chats.get(int(_need(p, "chat_id")))
+        """The chat a request names (caller holds the lock). A group upgraded to a supergroup answers as
+        Telegram does: 400 with the new chat's id in `parameters.migrate_to_chat_id`."""
+        chat_id = int(_need(p, "chat_id"))
+        if chat_id in self._migrated:
+            raise _ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                            migrate_to_chat_id=self._migrated[chat_id])
+        chat = self._chats.get(chat_id)
         if chat is None:
             raise _bad("chat not found")
         return chat

@@ -291,3 +291,33 @@ def test_text_chunk_bomb_is_answered_at_once_and_not_retried(service):
     assert len(tg.calls(DOWNLOAD, ok_only=False)) == 1, "downloaded once: not retried"
     assert not tg.calls("sendPhoto") and not tg.calls("sendDocument")
     _job_left_nothing(service)
+
+
+def test_a_group_upgraded_to_a_supergroup_meanwhile_gets_its_result_there(service):
+    """A group that became a supergroup while its photo waited (Telegram answers 400 with
+    `migrate_to_chat_id`) got nothing: the move was taken as a final refusal, and the result and the apology
+    both went to the old id. The worker follows the move once; the result's reactions and buttons belong to
+    the supergroup it landed in."""
+    from bot.contract import keys
+    from bot.contract.texts import render
+
+    tg = service.telegram
+    group = tg.group_chat(-960, supergroup=False)
+    photo = tg.user_sends_photo(group, gray_photo(), user=tg.user(60))
+    tg.user_sends_text(group, "/colorize", user=tg.user(60), reply_to=photo["message_id"])
+    tg.wait_for("sendMessage", chat_id=group["id"])
+    service.wait_queued(1)
+    supergroup = tg.migrate(group, -1000960)
+    service.run_worker()
+    refused = [c for c in tg.calls(chat_id=group["id"], ok_only=False) if c.status == 400]
+    assert refused and all("upgraded to a supergroup" in c.description for c in refused), "told once, followed"
+    assert not tg.calls("sendPhoto", chat_id=group["id"])
+    (sent,) = tg.calls("sendPhoto", chat_id=supergroup["id"])
+    result = next(m for m in tg.bot_messages(supergroup["id"]) if "photo" in m)
+    assert service.redis.get(keys.result_engine(supergroup["id"], result["message_id"])) is not None
+    more = next(b["callback_data"] for row in result["reply_markup"]["inline_keyboard"] for b in row
+                if b["callback_data"].endswith(":more"))
+    tg.user_presses_button(supergroup, result["message_id"], more, user=tg.user(60))
+    (answer,) = tg.wait_for("answerCallbackQuery")
+    assert answer.params.get("text") == render("followup.working"), "the buttons work in the supergroup"
+    assert not [c for c in tg.calls("sendMessage") if "went wrong" in c.params.get("text", "")]

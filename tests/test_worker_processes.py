@@ -213,3 +213,68 @@ def test_redis_restarted_empty_the_worker_registers_and_publishes_again(telegram
         workers.stop_all()
         bot.stop()
         server.stop()
+
+
+# Each way a managed Redis refuses writes for a while, made real, and how it is lifted again.
+REFUSALS = {
+    "OOM (memory full under noeviction)": (["CONFIG", "SET", "maxmemory", "1"], ["CONFIG", "SET", "maxmemory", "0"]),
+    "READONLY (a failover made it a replica)": (["REPLICAOF", "127.0.0.1", "1"], ["REPLICAOF", "NO", "ONE"]),
+    "MISCONF (the disk refuses its snapshot)": (["CONFIG", "SET", "dir", "/proc"], ["CONFIG", "SET", "save", ""]),
+}
+REFUSAL_SECONDS = 60
+
+
+def test_redis_refusing_writes_is_ridden_out_and_nothing_is_lost(telegram, tmp_path, worker_env):
+    """OOM, READONLY and MISCONF error replies used to make RQ quit ("unhandled exception, quitting"): the
+    idle worker died in its heartbeat, the scheduler too, the running job's user heard nothing. Each is made
+    real for a minute while a job is in flight: worker and scheduler back off and carry on, the job is
+    delivered once, and the bot answers a new request meanwhile with "briefly unavailable" instead of
+    queueing into the void."""
+    from bot.contract.texts import render
+
+    (tmp_path / "data").mkdir()
+    server = RedisServer(tmp_path / "data", extra=("--enable-protected-configs", "yes"))
+    server.start()
+    tg, conn = telegram, redis.Redis.from_url(server.url)
+    bot = BotThread(settings_for(telegram, server.url)).start()
+    workers = Workers(worker_env(server.url), tmp_path)
+    try:
+        procs = [workers.start("scheduler", "--scheduler"), workers.start("worker-a")]
+        for n, (name, (refuse, lift)) in enumerate(REFUSALS.items()):
+            chat = tg.private_chat(9500 + n)
+            photo = tg.user_sends_photo(chat, gray_photo(seed=n))
+            tg.wait_for("sendMessage", chat_id=chat["id"], timeout=120)
+            tg.delay(DOWNLOAD, 2)  # the photo arrives once Redis refuses writes
+            tg.wait_for(lambda c, chat=chat: c.method == "getFile", count=n + 1, timeout=120)
+            if name.startswith("MISCONF"):
+                conn.config_set("save", "3600 1")
+                conn.execute_command(*refuse)
+                conn.bgsave()
+                _wait(lambda: conn.info("persistence")["rdb_last_bgsave_status"] == "err", 10, "the snapshot to fail")
+            else:
+                conn.execute_command(*refuse)
+            tg.delay(DOWNLOAD, 0)
+            started = time.monotonic()
+            other = tg.private_chat(9600 + n)
+            tg.user_sends_photo(other, gray_photo(seed=10 + n))  # a new request during the refusal
+            (told,) = tg.wait_for("sendMessage", chat_id=other["id"], timeout=30)
+            assert told.params["text"] == render("unavailable"), (name, told.params["text"])
+            time.sleep(max(0.0, REFUSAL_SECONDS - (time.monotonic() - started)))
+            assert [p.poll() for p in procs] == [None, None], (name, workers.log("worker-a")[-3000:])
+            assert not tg.calls("sendPhoto", chat_id=chat["id"]), "nothing could be recorded: nothing sent yet"
+            conn.execute_command(*lift)
+            if name.startswith("MISCONF"):
+                conn.config_set("dir", str(tmp_path / "data"))
+            back = time.monotonic()
+            (sent,) = tg.wait_for("sendPhoto", chat_id=chat["id"], timeout=90)
+            print(f"{name}: {REFUSAL_SECONDS} s refused, result delivered {time.monotonic() - back:.1f} s after")
+            assert sent.reply_to == photo["message_id"]
+        time.sleep(2)
+        for n in range(len(REFUSALS)):  # each once, and nothing for the requests refused meanwhile
+            assert len(tg.calls("sendPhoto", chat_id=9500 + n)) == 1 and not tg.calls("sendPhoto", chat_id=9600 + n)
+        assert [p.poll() for p in procs] == [None, None]
+        assert "quitting" not in workers.log("worker-a") + workers.log("scheduler")
+    finally:
+        workers.stop_all()
+        bot.stop()
+        server.stop()

@@ -41,22 +41,39 @@ MAINTENANCE_EVERY = 30  # how often some worker looks for such abandoned jobs
 REDIS_BACKOFF_CAP = 5.0  # seconds between attempts to reach Redis, at most, while it is away
 
 
+# Error replies that say "not now" rather than "never": memory full under noeviction (OOM), the disk
+# refusing the snapshot or the AOF (MISCONF), a failover that made this server a replica (READONLY, and
+# UNBLOCKED for a blocking dequeue), a server still loading its data (LOADING) or without a master. The
+# same command succeeds once Redis takes writes again; any other error reply is a real error, raised.
+TRANSIENT_REPLIES = frozenset({"OOM", "MISCONF", "READONLY", "UNBLOCKED", "LOADING", "MASTERDOWN", "TRYAGAIN"})
+
+
+def transient(error: Exception) -> bool:
+    """Whether a failed Redis command is worth repeating: a lost connection, or a transient error reply."""
+    return not isinstance(error, redis.ResponseError) or getattr(error, "status_code", None) in TRANSIENT_REPLIES
+
+
 class _Patient(ExponentialBackoff):
     """redis-py's exponential back-off, telling the log when a command starts waiting for Redis."""
 
     def compute(self, failures: int) -> float:
         delay = super().compute(failures)
         if failures == 1 or failures % 12 == 0:  # then about once a minute
-            log.warning("Redis unreachable (attempt %d): retrying until it is back", failures)
+            log.warning("Redis unavailable (attempt %d): retrying until it takes commands again", failures)
         return delay
 
 
 def connect(redis_url: str) -> redis.Redis:
     """A Redis client whose every command waits for Redis to come back (redis-py's retry, forever,
-    with back-off) instead of raising: while Redis is away a worker or the scheduler has nothing
-    else to do, and a command that fails half-way through a job would lose the job's result."""
+    with back-off) instead of raising: while Redis is away, full, read-only or unable to persist, a worker
+    or the scheduler has nothing else to do, and a command that fails half-way through a job would lose
+    the job's result (RQ quits its loop on an error it does not expect: the whole fleet went down on one
+    `OOM command not allowed`)."""
+    retry = Retry(_Patient(cap=REDIS_BACKOFF_CAP, base=0.25), retries=-1,
+                  supported_errors=(redis.ConnectionError, redis.TimeoutError, redis.ResponseError),
+                  is_retryable=transient)
     return redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30,
-                                retry=Retry(_Patient(cap=REDIS_BACKOFF_CAP, base=0.25), retries=-1))
+                                retry=retry)
 
 
 def _probe(redis_url: str) -> redis.Redis:

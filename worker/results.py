@@ -38,9 +38,10 @@ def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | No
             key = cache.key(job.file_unique_id, job.op, job.options, engine.name, rt.engines.weights_of(engine))
             cache.store(rt.redis, key, cache.Cached(sent.file_id, sent.as_document, engine.name, colorized_first),
                         ttl)
-        if rid is not None:
-            followups.remember(rt.redis, rid, followups.Followup.of(job, engine.name, sent.file_id, sent.file_unique_id),
-                               ttl)
+        if rid is not None:  # its buttons answer in the chat the result landed in (a group may have moved)
+            landed = job.replace(chat_id=sent.chat_id or job.chat_id)
+            followups.remember(rt.redis, rid, followups.Followup.of(landed, engine.name, sent.file_id,
+                                                                    sent.file_unique_id), ttl)
     except redis.RedisError as exc:
         log.warning("job=%s: the result was not kept for reuse (%s)", job.job_id, type(exc).__name__)
 
@@ -51,7 +52,8 @@ def keep_album(rt: runtime.Runtime, job: Job, engine, rid: str, pictures: list[A
         return
     first = pictures[0]
     record = followups.Followup.of(
-        job.replace(file_id=first.file_id, file_name=first.file_name, file_unique_id=None), engine.name,
+        job.replace(file_id=first.file_id, file_name=first.file_name, file_unique_id=None,
+                    chat_id=sent[0].chat_id or job.chat_id), engine.name,
         sent[0].file_id, sent[0].file_unique_id, pictures,
         [AlbumItem(s.message_id, s.file_id, p.file_name) for p, s in zip(pictures, sent)])
     try:

@@ -146,8 +146,8 @@ def deliver(rt: Runtime, job: Job, send: Callable[[], list[Sent]], engine: str |
         rt.telegram.delete(job.chat_id, job.status_message_id)
     if engine is not None:
         try:
-            for message in sent:
-                records.record_result(rt.redis, job.chat_id, message.message_id, engine)
+            for message in sent:  # in the chat it landed in (a group may have become a supergroup)
+                records.record_result(rt.redis, message.chat_id or job.chat_id, message.message_id, engine)
         except redis.RedisError as exc:  # delivered all the same: only its reactions go uncounted
             log.warning("job=%s: the result's engine was not recorded (%s)", job.job_id, type(exc).__name__)
     return sent

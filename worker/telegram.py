@@ -70,12 +70,13 @@ class Sent:
     file_id: str | None
     file_unique_id: str | None
     as_document: bool = False
+    chat_id: int | None = None  # the chat it landed in: the job's, or the supergroup its group became
 
     @classmethod
     def of(cls, message) -> "Sent":
         media = message.photo[-1] if message.photo else message.document
         return cls(message.message_id, media.file_id if media else None, media.file_unique_id if media else None,
-                   message.document is not None)
+                   message.document is not None, message.chat_id)
 
 
 class ChatGone(Exception):
@@ -84,6 +85,14 @@ class ChatGone(Exception):
 
 class Rejected(Exception):
     """Telegram refused the request for good (a 4xx other than 403 and 429): asking again gets the same."""
+
+
+class _Moved(Exception):
+    """The group was upgraded to a supergroup with a new id (Telegram's ChatMigrated)."""
+
+    def __init__(self, chat_id: int):
+        super().__init__(chat_id)
+        self.chat_id = chat_id
 
 
 class TokenRejected(Rejected):
@@ -112,6 +121,8 @@ class Telegram:
         self.bot = Bot(settings.token, base_url=settings.bot_base_url, base_file_url=settings.file_base_url,
                        request=request, get_updates_request=request)
         self._ready = False
+        # Groups that became supergroups (a new chat id, for good), as Telegram said: old id -> new id.
+        self._moved: dict[int, int] = {}
 
     def check(self) -> None:
         """Ask Telegram who this bot is (getMe), as a worker starts: raises TokenRejected when the token is
@@ -119,7 +130,23 @@ class Telegram:
         self._call("get_me")
 
     def _call(self, method: str, *args, **kwargs):
-        return self._run(method, lambda: getattr(self.bot, method)(*args, **kwargs))
+        """Call Bot API `method` (a chat is always named by keyword, `chat_id=`). A group that was upgraded
+        to a supergroup is followed once to its new id, for this call and every later one: the result of a
+        request made just before the upgrade still arrives, in the supergroup."""
+        chat = kwargs.get("chat_id")
+        if chat is not None:
+            kwargs["chat_id"] = self._moved.get(chat, chat)
+        try:
+            return self._run(method, lambda: getattr(self.bot, method)(*args, **kwargs))
+        except _Moved as moved:
+            if chat is None or kwargs["chat_id"] == moved.chat_id:
+                raise Rejected(f"{method}: chat {chat} moved, but not to another chat") from None
+            log.info("chat %s is now supergroup %s: %s goes there", chat, moved.chat_id, method)
+            self._moved[chat] = kwargs["chat_id"] = moved.chat_id
+        try:
+            return self._run(method, lambda: getattr(self.bot, method)(*args, **kwargs))
+        except _Moved:  # once only: a chain of moves is no chat to write to
+            raise Rejected(f"{method}: chat {chat} moved twice") from None
 
     def _run(self, what: str, make_coro):
         attempt = 0
@@ -141,7 +168,9 @@ class Telegram:
                 raise ChatGone(str(exc)) from None
             except InvalidToken:  # 401/404: its text quotes the token, so not carried on
                 raise TokenRejected(what) from None
-            except (BadRequest, Conflict, ChatMigrated) as exc:  # 400, 409: final
+            except ChatMigrated as exc:
+                raise _Moved(exc.new_chat_id) from None
+            except (BadRequest, Conflict) as exc:  # 400, 409: final
                 raise Rejected(f"{what}: {exc}") from None
             except NetworkError as exc:  # TimedOut, connection errors and 5xx answers
                 if attempt >= NETWORK_ATTEMPTS:
@@ -198,11 +227,11 @@ class Telegram:
         # allow_sending_without_reply: if the photo was deleted meanwhile, still deliver the result.
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         if as_document:
-            sent = self._call("send_document", chat_id, document=data, filename=filename, caption=caption,
+            sent = self._call("send_document", chat_id=chat_id, document=data, filename=filename, caption=caption,
                               reply_parameters=reply, disable_content_type_detection=True, reply_markup=reply_markup,
                               message_thread_id=thread_id)
         else:
-            sent = self._call("send_photo", chat_id, photo=data, filename=filename, caption=caption,
+            sent = self._call("send_photo", chat_id=chat_id, photo=data, filename=filename, caption=caption,
                               reply_parameters=reply, reply_markup=reply_markup, message_thread_id=thread_id)
         return Sent.of(sent)
 
@@ -216,7 +245,8 @@ class Telegram:
                                     disable_content_type_detection=True) if as_document else
                  InputMediaPhoto(data, filename=name, caption=caption if i == 0 else None)
                  for i, (data, name) in enumerate(items)]
-        sent = self._call("send_media_group", chat_id, media, reply_parameters=reply, message_thread_id=thread_id)
+        sent = self._call("send_media_group", chat_id=chat_id, media=media, reply_parameters=reply,
+                          message_thread_id=thread_id)
         return [Sent.of(m) for m in sent]
 
     def send_text(self, chat_id: int, text: str, reply_to: int | None = None, reply_markup=None,
@@ -224,8 +254,8 @@ class Telegram:
         """Send a text (with `reply_markup`, buttons under it); returns its message id."""
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         self._before_send(chat_id)
-        return self._call("send_message", chat_id, text, reply_parameters=reply, reply_markup=reply_markup,
-                          message_thread_id=thread_id).message_id
+        return self._call("send_message", chat_id=chat_id, text=text, reply_parameters=reply,
+                          reply_markup=reply_markup, message_thread_id=thread_id).message_id
 
     def edit_text(self, chat_id: int, message_id: int, text: str) -> bool:
         """Edit a status message; False if it is gone (deleted by the user), which is fine."""
@@ -238,12 +268,12 @@ class Telegram:
 
     def delete(self, chat_id: int, message_id: int) -> None:
         try:
-            self._call("delete_message", chat_id, message_id)
+            self._call("delete_message", chat_id=chat_id, message_id=message_id)
         except (Rejected, NetworkError) as exc:
             log.info("could not delete status message %s in chat %s: %s", message_id, chat_id, exc)
 
     def chat_action(self, chat_id: int, action: str, thread_id: int | None = None) -> None:
         try:
-            self._call("send_chat_action", chat_id, action, message_thread_id=thread_id)
+            self._call("send_chat_action", chat_id=chat_id, action=action, message_thread_id=thread_id)
         except (Rejected, NetworkError):
             pass  # "uploading…" is a nicety; never fail a job over it
