@@ -39,6 +39,7 @@ HEARTBEAT_EVERY = 10  # seconds between heartbeats while a job runs
 HEARTBEAT_TTL = 45  # a worker silent this long is dead: its job is retried or the user told
 MAINTENANCE_EVERY = 30  # how often some worker looks for such abandoned jobs
 REDIS_BACKOFF_CAP = 5.0  # seconds between attempts to reach Redis, at most, while it is away
+COMMANDS_POLL = 1.0  # seconds RQ's command listener waits for a message before it looks whether to stop
 
 
 # Error replies that say "not now" rather than "never": memory full under noeviction (OOM), the disk
@@ -107,6 +108,17 @@ class PaintbotWorker(SimpleWorker):
             readiness.idle(pipeline if pipeline is not None else self.connection, self.name)
             if pipeline is None:
                 self.make_known()
+
+    def subscribe(self):
+        """RQ's listener for commands sent to this worker (its pub/sub channel), polling every COMMANDS_POLL s
+        instead of RQ's 60: stopping the worker (Ctrl-C, SIGTERM) unsubscribes on the listener's connection,
+        which waited for the listener's read, so a stop could hang for up to a minute after "warm shut down
+        requested"."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=COMMANDS_POLL, daemon=True,
+                                                       exception_handler=self._pubsub_exception_handler)
 
     def make_known(self) -> None:
         """Register this worker and publish its engines again if Redis has lost them."""
