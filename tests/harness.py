@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -231,7 +232,14 @@ class Workers:
         return (self.tmp_path / f"{name}.log").read_text()
 
     def stop_all(self):
+        """Stop every process, then hold their logs to the promise that no secret is ever written: the token,
+        its secret half and its URL-encoded form (whatever fault the test injected)."""
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+        token = self.env["TELEGRAM_BOT_TOKEN"]
+        forms = (token, token.split(":", 1)[1], urllib.parse.quote(token, safe=""))
+        for log in sorted(self.tmp_path.glob("*.log")):
+            text = log.read_text(errors="replace")
+            assert not [f for f in forms if f in text], f"{log.name} shows the bot's token"
