@@ -14,7 +14,7 @@ from telegram import Message, Update
 from bot.context import Context
 from bot.contract import followups
 from bot.contract.job import AlbumItem, Op
-from bot.contract.options import ColorizeOptions, StyleOptions, Vocabulary
+from bot.contract.options import ColorizeOptions, RestoreOptions, StyleOptions, Vocabulary
 from bot.contract.texts import render
 from bot.handlers import unknown_button
 from bot.requests import Image
@@ -52,7 +52,7 @@ async def followup_button(update: Update, context: Context) -> None:
         return
     request = _request(record, action, vocabulary)
     if request is None:
-        key = "followup.no_other_model" if action == "model" else "button.unknown"
+        key = {"model": "followup.no_other_model", "repair": "restore.unavailable"}.get(action, "button.unknown")
         await query.answer(render(key, context.lang), show_alert=True)
         return
     op, img, options, reference, album = request
@@ -83,11 +83,14 @@ def _request(record: followups.Followup, action: str, vocabulary: Vocabulary):
         name = action[2:]
         if name not in vocabulary.styles:
             return None
-        if record.op == Op.COLORIZE:  # paint the colourised result
+        if record.op in (Op.COLORIZE, Op.RESTORE):  # paint the colourised (or repaired) result
             return Op.STYLE, result, StyleOptions(style=name), None, results
         return Op.STYLE, source, StyleOptions(style=name), None, sources
     if action == "ba":
         return None if sources else (Op.COMPARE, source, None, result, None)
+    if action == "repair":  # the photo the user sent, repaired then colourised (as /restore does)
+        return None if not followups.can_repair(vocabulary.engines) else (Op.RESTORE, source, RestoreOptions(), None,
+                                                                          sources)
     if record.op != Op.COLORIZE:
         return None
     options = ColorizeOptions.from_dict(record.options).replace(engine=record.engine)

@@ -30,19 +30,28 @@ async def colorize_command(update: Update, context: Context) -> None:
     msg = update.effective_message
     if await _album_reply(context, msg, Op.COLORIZE):
         return
-    await _colorize_request(context, msg, msg.reply_to_message, context.args or [])
+    await _photo_request(context, msg, msg.reply_to_message, Op.COLORIZE, context.args or [])
 
 
-async def _colorize_request(context: Context, msg: Message, photo_msg: Message | None, args: list[str],
-                            reference: Image | None = None) -> None:
-    """Colourise the photo of `photo_msg`; with a `reference` photo, like that one."""
+async def restore_command(update: Update, context: Context) -> None:
+    """/restore [nocolor] as a reply to a photo (any chat): repair its damage, then colourise it if it is
+    black and white; to a photo of an album, the album."""
+    msg = update.effective_message
+    if await _album_reply(context, msg, Op.RESTORE):
+        return
+    await _photo_request(context, msg, msg.reply_to_message, Op.RESTORE, context.args or [])
+
+
+async def _photo_request(context: Context, msg: Message, photo_msg: Message | None, op: Op, args: list[str],
+                         reference: Image | None = None) -> None:
+    """Colourise or restore the photo of `photo_msg`; colourise with a `reference` photo: like that one."""
     img = image_of(photo_msg)
     if img is None:
-        await msg.reply_text(render("need_photo.colorize", context.lang))
+        await msg.reply_text(render(f"need_photo.{op}", context.lang))
         return
-    options = await options_from_words(context, msg, Op.COLORIZE, args, reference)
+    options = await options_from_words(context, msg, op, args, reference)
     if options is not None:
-        await submit(context, msg, photo_msg, img, Op.COLORIZE, options, reference=reference)
+        await submit(context, msg, photo_msg, img, op, options, reference=reference)
 
 
 async def style_command(update: Update, context: Context) -> None:
@@ -136,6 +145,9 @@ async def image_message(update: Update, context: Context) -> None:
         else:
             await _style_request(context, msg, msg, style_img=None, args=args)
         return
+    if op is Op.RESTORE:
+        await _photo_request(context, msg, msg, Op.RESTORE, args)
+        return
     if op is Op.COLORIZE or (cmd is None and private):
         if is_file_but_not_image(msg):
             await refuse(msg.reply_text, msg.chat_id, "not_image", render("not_an_image", context.lang))
@@ -147,9 +159,9 @@ async def image_message(update: Update, context: Context) -> None:
                 await albums.request_album(context, msg, msg.reply_to_message, pictures, Op.COLORIZE, args,
                                            reference=image_of(msg))
             else:
-                await _colorize_request(context, msg, msg.reply_to_message, args, reference=image_of(msg))
+                await _photo_request(context, msg, msg.reply_to_message, Op.COLORIZE, args, reference=image_of(msg))
         else:
-            await _colorize_request(context, msg, msg, args)
+            await _photo_request(context, msg, msg, Op.COLORIZE, args)
         return
     if private and cmd is not None:
         await msg.reply_text(render("help", context.lang))

@@ -17,7 +17,8 @@ from bot.contract.job import MAX_DOWNLOAD_BYTES, Op
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 # The commands that ask for an operation on a photo, in every spelling the bot takes.
-OPERATION_COMMANDS: Mapping[str, Op] = {"colorize": Op.COLORIZE, "colorise": Op.COLORIZE, "style": Op.STYLE}
+OPERATION_COMMANDS: Mapping[str, Op] = {"colorize": Op.COLORIZE, "colorise": Op.COLORIZE, "style": Op.STYLE,
+                                        "restore": Op.RESTORE}
 
 
 def commands_of(op: Op) -> list[str]:

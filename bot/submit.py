@@ -19,7 +19,7 @@ from telegram.error import TelegramError
 from bot import instant, metrics
 from bot.context import Bursts, Context
 from bot.contract.job import MAX_DOWNLOAD_BYTES, AlbumItem, Job, Op
-from bot.contract.options import BadOptions, ColorizeOptions, Options, StyleOptions
+from bot.contract.options import OPTIONS, BadOptions, Options
 from bot.contract.texts import render, render_error
 from bot.queue import Duplicate, Refused
 from bot.requests import Image, sender_of, too_big
@@ -40,12 +40,16 @@ async def refuse(answer, chat_id: int, reason: str, text: str, bursts: Bursts | 
 
 async def options_from_words(context: Context, msg: Message, op: Op, words: list[str],
                              reference: Image | None = None) -> Options | None:
-    """The options `words` ask for (`/colorize instance 150`, `/style vangogh 60 keep-colors`); None when
-    they do not make options, or name an engine that needs a reference photo and there is none: then the
-    user has been told why, in reply to `msg`."""
+    """The options `words` ask for (`/colorize instance 150`, `/style vangogh 60 keep-colors`, `/restore nocolor`);
+    None when they do not make options, name an engine that needs a reference photo and there is none, or
+    ask for a family no worker runs (workers that published their engines, none of them a restorer: an
+    older release, or the repair weights missing): then the user has been told why, in reply to `msg`."""
     vocabulary = await context.vocabulary()
+    if vocabulary.engines and not vocabulary.names(op.family):
+        await refuse(msg.reply_text, msg.chat_id, "unavailable", render(f"{op.family}.unavailable", context.lang))
+        return None
     try:
-        options = (ColorizeOptions if op is Op.COLORIZE else StyleOptions).parse(words, vocabulary)
+        options = OPTIONS[op.family].parse(words, vocabulary)
     except BadOptions as exc:
         await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc, context.lang))
         return None

@@ -16,10 +16,12 @@ from bot.contract.texts import DEFAULT_LANGUAGE, LANGUAGES, TEXTS, language_of, 
 # Telegram's limits, in UTF-16 code units as Telegram counts them.
 MESSAGE, CAPTION, ALERT, COMMAND_DESCRIPTION = 4096, 1024, 200, 256
 CAPTIONS = {"styles.caption", "note.animated", "caption.colorize", "caption.style", "caption.style_custom",
-            "caption.compare", "caption.colorized_first"}
+            "caption.compare", "caption.colorized_first", "caption.restore", "caption.restore_clean",
+            "caption.restore_colorized"}
 SAME_IN_EVERY_LANGUAGE = {"painting.picabia"}  # "Udnie": a title that is a proper name everywhere but Cyrillic
 ALERTS = {"style.photo_gone", "style.painting_as", "language.chosen", "unavailable", "button.unknown",
-          "request.duplicate", "followup.working", "followup.expired", "followup.no_other_model"}  # answerCallbackQuery
+          "request.duplicate", "followup.working", "followup.expired", "followup.no_other_model",
+          "restore.unavailable"}  # answerCallbackQuery
 
 
 def _longest_values() -> dict:
@@ -36,7 +38,7 @@ def _longest_values() -> dict:
             "choices": max(", ".join(presets.names()), every_engine, key=len),
             "engine": max((e.label for e in engines.ENGINES), key=len), "painting": max(paintings, key=len),
             # progress and albums (worker/progress.py, worker/albums.py: a file is named in 33 characters at most)
-            "working": "x" * 60, "percent": 100, "count": 10, "done": 10, "number": 10,
+            "working": "x" * 60, "percent": 100, "count": 99999, "done": 10, "number": 10,
             "items": ", ".join(["x" * 40] * 10), "limit": 10}
 
 

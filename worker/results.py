@@ -16,19 +16,18 @@ from worker.telegram import Sent
 log = logging.getLogger("paintbot.worker")
 
 
-def buttons(rt: runtime.Runtime, job: Job):
+def buttons(rt: runtime.Runtime, job: Job, damaged: bool = False):
     """(record id, keyboard) for a result of `job` (an album's: for all its results at once); (None, None)
-    when results carry no buttons."""
+    when results carry no buttons. `damaged`: the photo (a picture of the album) has damage to repair."""
     if rt.settings.result_cache_ttl <= 0 or job.op.family is None:
         return None, None
     rid = followups.new_id()
     adjustable = job.op is Op.COLORIZE and not job.reference_file_id
     return rid, followups.keyboard(rid, job.op if adjustable else Op.STYLE, job.options.to_dict(), job.lang,
-                                   rt.engines.runnable(), album=job.album is not None)
+                                   rt.engines.runnable(), album=job.album is not None, damaged=damaged)
 
 
-def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | None,
-         colorized_first: bool = False) -> None:
+def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | None, made=None) -> None:
     """After sending: the result's file id under its cache key, and its follow-up record."""
     ttl = rt.settings.result_cache_ttl
     if ttl <= 0 or sent is None or not sent.file_id or job.op.family is None:
@@ -36,8 +35,10 @@ def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | No
     try:
         if cache.serves(job.file_unique_id, job.op, job.options, bool(job.reference_file_id)):
             key = cache.key(job.file_unique_id, job.op, job.options, engine.name, rt.engines.weights_of(engine))
-            cache.store(rt.redis, key, cache.Cached(sent.file_id, sent.as_document, engine.name, colorized_first),
-                        ttl)
+            cache.store(rt.redis, key, cache.Cached(
+                sent.file_id, sent.as_document, engine.name, bool(made and made.colorized_first),
+                bool(made and made.damaged), made.repaired if made else None,
+                made.colorizer.name if made and made.colorizer else None), ttl)
         if rid is not None:  # its buttons answer in the chat the result landed in (a group may have moved)
             landed = job.replace(chat_id=sent.chat_id or job.chat_id)
             followups.remember(rt.redis, rid, followups.Followup.of(landed, engine.name, sent.file_id,

@@ -154,18 +154,18 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
 
     text = working(job)
     with reporting(lambda f: status.show(render("working.percent", job.lang, working=text, percent=round(100 * f)))):
-        out, suffix, colorized_first = run_engine(rt, engine, job, img, second)
+        made = run_engine(rt, engine, job, img, second)
     timings.done("model")
 
-    encoded, as_document, filename = encode(job, out, img, data, job.file_name, suffix)
+    encoded, as_document, filename = encode(job, made.image, img, data, job.file_name, made.suffix)
     timings.done("encode")
-    rid, keyboard = results.buttons(rt, job)
+    rid, keyboard = results.buttons(rt, job, made.damaged)
     job = finish_status(job, status)
-    said = caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")), colorized_first=colorized_first)
+    said = caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")), made=made)
     sent = deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, encoded, as_document, filename,
                                                    caption=said, reply_markup=keyboard, thread_id=job.thread_id)],
                    engine.name)
-    results.keep(rt, job, engine, rid, sent[0] if sent else None, colorized_first)
+    results.keep(rt, job, engine, rid, sent[0] if sent else None, made)
     timings.done("send")
     return "ok"
 

@@ -16,10 +16,17 @@ def painting(name: str, lang: str | None) -> str:
 
 
 def result_caption(op: Op, options: Options, engine_label: str, lang: str | None, like: bool = False,
-                   colorized_first: bool = False, animated: bool = False) -> str:
+                   colorized_first: bool = False, animated: bool = False, repaired: int | None = None,
+                   colorizer_label: str | None = None) -> str:
     """`like`: coloured after the user's colour photo; `colorized_first`: a black-and-white photo was
-    colourised by the default colouriser before it was painted keeping those colours."""
-    if op == Op.COLORIZE:
+    colourised by the default colouriser before it was painted keeping those colours. A restored photo:
+    `repaired` damaged areas filled (0: none found), then colourised by `colorizer_label` (None: it was not)."""
+    if op == Op.RESTORE:
+        text = (render("caption.restore", lang, count=repaired, engine=engine_label) if repaired else
+                render("caption.restore_clean", lang, engine=engine_label))
+        if colorizer_label:
+            text = f"{text}\n{render('caption.restore_colorized', lang, engine=colorizer_label)}"
+    elif op == Op.COLORIZE:
         text = render("caption.colorize_like" if like else "caption.colorize", lang, engine=engine_label)
     elif options.style is None:
         text = render("caption.style_custom", lang, engine=engine_label)

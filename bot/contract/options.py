@@ -21,6 +21,7 @@ INTENSITY_MAX = 200  # percent of the predicted colour
 _NUMBER = re.compile(r"^([0-9]{1,3})%?$")  # ASCII digits only: "²" is a digit to str.isdigit()
 _ENGINE_WORD = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _KEEP_COLORS = {"keep-colors", "keep-colours", "keepcolors", "keepcolours"}
+_NO_COLOR = {"nocolor", "nocolour", "no-color", "no-colour", "bw", "b/w", "gray", "grey"}
 
 
 class BadOptions(ValueError):
@@ -215,8 +216,40 @@ class StyleOptions:
                 f"{int(self.keep_colors)}")
 
 
-OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions}
-Options = ColorizeOptions | StyleOptions
+@dataclass(frozen=True)
+class RestoreOptions:
+    color: bool = True  # colourise a black-and-white photo once it is repaired (a colour photo keeps its colours)
+    engine: str | None = None  # None: the worker's default restore engine (repair)
+
+    @classmethod
+    def parse(cls, words: list[str], vocabulary: Vocabulary) -> "RestoreOptions":
+        """`/restore [nocolor] [ENGINE]`: repair, then colourise unless `nocolor` says to keep it black and white."""
+        color, engine = True, None
+        for word in (w.lower() for w in words):
+            if word.replace("_", "-") in _NO_COLOR:
+                color = False
+            elif engine is None and (name := vocabulary.engine(word, "restore", guess=True)):
+                engine = name
+            else:
+                raise BadOptions("options.restore_syntax", name=shown(word))
+        return cls(color, engine)
+
+    def to_dict(self) -> dict:
+        return {"color": self.color, "engine": self.engine}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "RestoreOptions":
+        return cls(color=bool(d.get("color", True)), engine=d.get("engine") or None)
+
+    def replace(self, **changes) -> "RestoreOptions":
+        return dataclasses.replace(self, **changes)
+
+    def cache_key(self) -> str:
+        return f"restore/{self.engine or '-'}/{int(self.color)}"
+
+
+OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions, "restore": RestoreOptions}
+Options = ColorizeOptions | StyleOptions | RestoreOptions
 
 
 def options_for(op: str, d: Mapping | None = None) -> Options | None:
