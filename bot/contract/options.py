@@ -85,6 +85,14 @@ class Vocabulary:
             return word
         return None
 
+    def offers(self, family: str, reference: bool = False) -> bool:
+        """Whether some worker runs requests of `family` (with a `reference` photo, or without one, which
+        an engine that needs one cannot take). True while no worker has published anything yet: the
+        worker that takes the job says what it lacks. A worker publishes only what it can run
+        (worker/runtime.py), so a family whose files are missing everywhere is not offered."""
+        return not self.engines or any(e.family == family and (reference or not e.needs_reference)
+                                       for e in self.engines)
+
     def info(self, name: str) -> EngineInfo | None:
         return next((e for e in self.engines if e.name == name), None)
 
