@@ -113,6 +113,15 @@ def configured(family: str, config: ModelConfig) -> str | None:
     return config.colorize_engine if family == "colorize" else config.style_engine
 
 
+def preferred(family: str, device_type: str, config: ModelConfig) -> type[Engine] | None:
+    """The engine a worker on `device_type` tries first for `family`: the configured one, else the first
+    that may be a default there (what deploy/local.sh downloads before it starts the service)."""
+    name = configured(family, config)
+    if name is not None:
+        return get(name, family)
+    return next((e for e in of_family(family) if device_type in e.default_on), None)
+
+
 def load(name: str | None, family: str, device=None, config: ModelConfig | None = None) -> Engine:
     """Engine `name` (None: the family's default, or the configured one) loaded on `device`.
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.contract.texts import render
 from models import engines
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.harness import SHARED_STYLES
 
 PYTHON = os.path.realpath(sys.executable)  # the interpreter itself, outside any virtual environment
@@ -134,3 +137,151 @@ def test_a_worker_starts_with_the_engines_it_can_load_and_the_bot_says_what_is_m
     finally:
         bot.stop()
         workers.stop_all()
+
+
+def test_local_sh_says_a_busy_redis_port_and_the_variable_that_picks_another(tmp_path):
+    with socket.socket() as taken:  # someone else's server on the port local.sh would use
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = _local_sh(tmp_path, _path_with(tmp_path, dirname=shutil.which("dirname"), python3=PYTHON,
+                                             **{"redis-server": shutil.which("redis-server")}),
+                        TELEGRAM_BOT_TOKEN="123:abc", PAINTBOT_REDIS_PORT=str(port))
+    assert run.returncode == 2
+    assert f"port {port} is busy" in run.stderr and "PAINTBOT_REDIS_PORT" in run.stderr, run.stderr
+    assert "Redis (" not in run.stdout, "never says a Redis started when it is someone else's"
+    assert not (tmp_path / ".venv").exists(), "said before anything is installed"
+
+
+# --- a whole first start: deploy/local.sh in a copy of the repository -------------------------------
+
+# Stands in for the internet in the processes local.sh starts: URLs beginning with the first half of
+# TEST_URL_MIRROR ("PREFIX=TARGET") are fetched from TARGET instead (a loopback file server). Every other
+# https URL goes to https_proxy, a closed loopback port: offline, as a machine without a network is.
+SITECUSTOMIZE = '''
+import os, urllib.request
+prefix, _, target = os.environ.get("TEST_URL_MIRROR", "").partition("=")
+if prefix:
+    _open = urllib.request.OpenerDirector.open
+    def _mirrored(self, fullurl, *args, **kwargs):
+        if isinstance(fullurl, str) and fullurl.startswith(prefix):
+            fullurl = target + fullurl[len(prefix):]
+        return _open(self, fullurl, *args, **kwargs)
+    urllib.request.OpenerDirector.open = _mirrored
+'''
+
+
+def _clone(tmp_path: Path, python: str | None = None) -> Path:
+    """What local.sh needs of a checkout, and a .venv whose python and console scripts are this one's and
+    whose pip only writes down how it was called (the install itself is not what is tested here)."""
+    clone = tmp_path / "clone"
+    (clone / "deploy").mkdir(parents=True)
+    for name in ("deploy/local.sh", "deploy/local_steps.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, clone / name)
+    venv_bin = Path(sys.executable).parent
+    (clone / ".venv" / "bin").mkdir(parents=True)
+    scripts = {"python": python or f"#!/bin/sh\nexec {sys.executable} \"$@\"\n",
+               "pip": f"#!/bin/sh\necho \"$@\" >> {clone / 'pip.log'}\n"}
+    for name, text in scripts.items():
+        (clone / ".venv" / "bin" / name).write_text(text)
+        (clone / ".venv" / "bin" / name).chmod(0o755)
+    for name in ("paintbot", "paintbot-worker", "paintbot-bot"):
+        (clone / ".venv" / "bin" / name).symlink_to(venv_bin / name)
+    return clone
+
+
+def _local_sh_env(tmp_path: Path, **env: str) -> dict:
+    tools = {name: shutil.which(name) for name in ("dirname", "cat", "mkdir", "redis-server")}
+    return {"PATH": _path_with(tmp_path, python3=PYTHON, **tools), "HOME": str(tmp_path), **env}
+
+
+def test_local_sh_offline_says_what_is_missing_and_starts_with_what_it_has(tmp_path, telegram, standin_weights):
+    """A first start where AdaIN's files download (from loopback, with a progress bar) and the colouriser's
+    cannot (no network): local.sh says what it fetches and where, then what is missing and the two ways out,
+    starts everything all the same, and prints one "ready" line naming the bot and what the worker runs."""
+    from tests.conftest import FileServer
+
+    clone = _clone(tmp_path)
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(standin_weights["adain_vgg_normalised"], served / "vgg_normalised.pth")
+    shutil.copy(standin_weights["adain_decoder"], served / "decoder.pth")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    from models.style import adain
+
+    files = FileServer(served)
+    port, cache = free_port(), tmp_path / "cache"
+    env = _local_sh_env(tmp_path, TELEGRAM_BOT_TOKEN=telegram.token, PAINTBOT_TELEGRAM_API=telegram.api_root,
+                        PAINTBOT_REDIS_PORT=str(port), PAINTBOT_DEVICE="cpu", PAINTBOT_TORCH_THREADS="1",
+                        PAINTBOT_CACHE_DIR=str(cache), PAINTBOT_STYLES_DIR=os.path.abspath(SHARED_STYLES),
+                        PAINTBOT_STYLE_ENGINE="adain", PAINTBOT_STYLE_MAX_SIZE="96",
+                        PYTHONPATH=str(tmp_path / "site"), TEST_URL_MIRROR=f"{adain.RELEASE}={files.url('')}",
+                        https_proxy=f"http://127.0.0.1:{free_port()}")
+    out = tmp_path / "local.out"
+    with open(out, "w") as log:
+        proc = subprocess.Popen([shutil.which("bash"), str(clone / "deploy" / "local.sh")], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 150
+        while "paintbot is ready" not in out.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()[-4000:]
+            time.sleep(0.3)
+        text = out.read_text()
+    finally:
+        proc.send_signal(2)  # Ctrl-C
+        try:
+            proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            files.close()
+    # pip ran once; the stamp says what was installed
+    assert (clone / "pip.log").read_text() == "install -q -e .[worker]\n"
+    assert (clone / ".paintbot" / "installed").is_file()
+    # what, how big, where to; the bar
+    tiny = engines.get("ddcolor-tiny")
+    assert "First start: downloading the default models (220 MB) into ~/cache/weights:" in text, text
+    assert f"colorize ddcolor-tiny: {tiny.files[0].filename} (220 MB)" in text
+    assert "style adain: vgg_normalised.pth" in text and "style adain: decoder.pth" in text
+    assert re.search(r"vgg_normalised\.pth: .*B/s", text) and "decoder.pth: " in text, "a progress bar per file"
+    assert (cache / "weights" / "decoder.pth").is_file()
+    # offline: one block, what is missing and the two ways out
+    assert "Some default models could not be had" in text
+    assert tiny.files[0].remote.url in text and "paintbot models download ddcolor-tiny" in text
+    assert "PAINTBOT_WEIGHTS_DIR" in text and "exemplar (colorize" in text
+    assert 'Starting without them: colorize is answered "not available on this bot right now"' in text
+    # the service started without the colouriser, and one line says it is ready
+    (ready,) = [line for line in text.splitlines() if "paintbot is ready" in line]
+    assert f"@{telegram.bot_username} https://t.me/{telegram.bot_username}" in ready
+    assert re.search(r"style adain \(cpu, (bfloat16|float32)\)", ready) and "colorize: not offered" in ready
+    assert f"models in {cache}" in ready and str(clone / ".paintbot" / "redis") in ready
+    assert "cleaning registries" not in text
+    assert proc.returncode is not None
+    with pytest.raises(OSError):  # Ctrl-C stopped Redis too
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_local_sh_installs_again_only_when_something_changed_and_can_take_the_cpu_only_torch(tmp_path):
+    """The stamp in .paintbot/installed: pip runs on the first start, not on the next, and again when the
+    operator picks the CPU-only torch (installed first from that index, at pyproject's pins). Here the
+    venv's python stops local.sh right after the install step."""
+    import tomllib
+
+    clone = _clone(tmp_path, python="#!/bin/sh\nexit 3\n")
+    env = _local_sh_env(tmp_path, TELEGRAM_BOT_TOKEN="123:abc", PAINTBOT_REDIS_PORT=str(free_port()))
+
+    def start(**more: str) -> list[str]:
+        run = subprocess.run([shutil.which("bash"), str(clone / "deploy" / "local.sh")], capture_output=True,
+                             text=True, timeout=60, env={**env, **more})
+        assert run.returncode == 3, run.stderr
+        return (clone / "pip.log").read_text().splitlines() if (clone / "pip.log").exists() else []
+
+    assert start() == ["install -q -e .[worker]"]
+    assert start() == ["install -q -e .[worker]"], "nothing changed: no install"
+    pins = [d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][
+        "worker"] if re.match(r"torch(vision)?==", d)]
+    cpu = "https://download.pytorch.org/whl/cpu"
+    assert start(PAINTBOT_TORCH_INDEX=cpu)[1:] == [f"install -q --index-url {cpu} {' '.join(pins)}",
+                                                   "install -q -e .[worker]"]
+    assert len(start(PAINTBOT_TORCH_INDEX=cpu)) == 3

@@ -44,10 +44,10 @@ READY_TTL = 24 * 3600  # the "ready" record of a worker killed without a goodbye
 
 
 class _Routine(logging.Filter):
-    """RQ's "cleaning registries" line, every MAINTENANCE_EVERY s of an idle worker, is routine: DEBUG, not INFO."""
+    """RQ's "cleaning registries" lines, every MAINTENANCE_EVERY s of an idle worker, are routine: DEBUG, not INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO and "cleaning registries" in str(record.msg):
+        if record.levelno == logging.INFO and str(record.msg).startswith("Worker %s: cleaning "):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger().isEnabledFor(logging.DEBUG)
         return True
