@@ -11,10 +11,11 @@
                              device and precision, and where the data lives
 
 Why a script and not the CLI: these are local.sh's words to the person starting it, about this machine's
-defaults; the downloading itself is `paintbot models download` (models/cli.py), called by local.sh.
-`fetch` reads the same variables as the worker (models.engines.config_from_env), so what is downloaded
-first is what the worker loads; it is one process (one torch import) for the whole step. `ready` imports neither torch nor models/: it only reads Redis
-and asks Telegram who the bot is.
+defaults; the downloading itself is `paintbot models download NAME` (models/cli.py), called in-process
+once per engine, so one engine that cannot be had does not stop the others, and the whole step costs
+one torch import. `fetch` reads the same variables as the worker (models.engines.config_from_env), so
+what is downloaded first is what the worker loads. `ready` imports neither torch nor models/: it only
+reads Redis and asks Telegram who the bot is (the token is never printed).
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def missing() -> int:
     absent = [(family, e, files) for family, e, files in chosen if files]
     if not absent:
         return 0
-    folder = config.weights_dir or config.cache_dir / "weights"
-    lines = ["Some default models could not be had (no internet here?):"]
+    lines = [f"Some default models are not in PAINTBOT_WEIGHTS_DIR ({config.weights_dir}):" if config.weights_dir
+             else "Some default models could not be downloaded (no internet here?):"]
     for family, e, files in absent:
         size = sum(f.remote.size or 0 for f in files)
         sources = dict.fromkeys(f"{f.remote.archive or f.filename} from {f.remote.url}" for f in files)
@@ -91,7 +92,9 @@ def missing() -> int:
             for family, _, _ in absent for e in engines.of_family(family) if not e.files]
     lines += ["Two ways out:",
               f"  1. on a machine with internet: paintbot models download {names}",
-              f"     then copy its folder {_home(folder)} here and set PAINTBOT_WEIGHTS_DIR to it;",
+              f"     then copy the files of its ~/.cache/paintbot/weights into {config.weights_dir};"
+              if config.weights_dir else
+              "     then copy its folder ~/.cache/paintbot/weights here and set PAINTBOT_WEIGHTS_DIR to it;",
               f"  2. engines that need no download: {', '.join(free) if free else 'none in these families'}."]
     now = []
     for family, _, _ in absent:  # what the worker falls back to (models.engines.load): the first it can have

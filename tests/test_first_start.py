@@ -247,7 +247,7 @@ def test_local_sh_offline_says_what_is_missing_and_starts_with_what_it_has(tmp_p
     assert re.search(r"vgg_normalised\.pth: .*B/s", text) and "decoder.pth: " in text, "a progress bar per file"
     assert (cache / "weights" / "decoder.pth").is_file()
     # offline: one block, what is missing and the two ways out
-    assert "Some default models could not be had" in text
+    assert "Some default models could not be downloaded (no internet here?):" in text
     assert tiny.files[0].remote.url in text and "paintbot models download ddcolor-tiny" in text
     assert "PAINTBOT_WEIGHTS_DIR" in text and "exemplar (colorize" in text
     assert 'Starting without them: colorize is answered "not available on this bot right now"' in text
