@@ -1,6 +1,7 @@
 """A first start on a bare machine: deploy/local.sh says everything that is missing before the long
-install (and needs no system Redis), and a worker without some model files starts with the engines it
-can load, naming in one line each missing file, where to get it and the variable that points at a copy."""
+install (and needs no system Redis), fetches the default models first with a progress bar, and offline
+starts all the same: the worker with the engines it can load (naming in one line each missing file, where
+to get it and the variable that points at a copy), the bot saying what is not available."""
 
 from __future__ import annotations
 
@@ -81,64 +82,6 @@ def test_local_sh_without_redis_nor_a_way_to_build_one_says_how_to_get_it(tmp_pa
     assert not (tmp_path / ".venv").exists()
 
 
-def test_a_worker_starts_with_the_engines_it_can_load_and_the_bot_says_what_is_missing(
-        tmp_path, redis_url, telegram, standin_weights):
-    """Offline, with no colouriser's files but AdaIN's: the worker says in one line that colourising is not
-    offered (naming the file, its URL and the variable), starts, publishes only what it can run and says it
-    is ready; the bot answers a photo with "not available on this bot right now" and still paints."""
-    import redis
-
-    from bot.contract import keys, records
-    from tests.harness import BotThread, Workers, gray_photo, settings_for
-
-    offline = tmp_path / "weights"
-    offline.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAINTBOT_")}
-    env.update(TELEGRAM_BOT_TOKEN=telegram.token, PAINTBOT_TELEGRAM_API=telegram.api_root, REDIS_URL=redis_url,
-               PAINTBOT_DEVICE="cpu", PAINTBOT_TORCH_THREADS="1", PAINTBOT_WEIGHTS_DIR=str(offline),
-               PAINTBOT_CACHE_DIR=str(tmp_path / "cache"), PAINTBOT_STYLES_DIR=os.path.abspath(SHARED_STYLES),
-               PAINTBOT_STYLE_ENGINE="adain", PAINTBOT_STYLE_MAX_SIZE="96",
-               PAINTBOT_ADAIN_ENCODER_WEIGHTS=str(standin_weights["adain_vgg_normalised"]),
-               PAINTBOT_ADAIN_DECODER_WEIGHTS=str(standin_weights["adain_decoder"]))
-    conn = redis.Redis.from_url(redis_url)
-    workers = Workers(env, tmp_path)
-    bot = BotThread(settings_for(telegram, redis_url)).start()
-    try:
-        w = workers.start("w1")
-        deadline = time.monotonic() + 90
-        while not conn.exists(keys.worker_ready("w1")):
-            assert w.poll() is None, workers.log("w1")[-3000:]
-            assert time.monotonic() < deadline, workers.log("w1")[-3000:]
-            time.sleep(0.2)
-        ready = conn.get(keys.worker_ready("w1")).decode()
-        assert re.search(r"style adain \(cpu, (bfloat16|float32)\)", ready), ready
-        assert "colorize: not offered" in ready and str(offline) in ready, ready
-        log = workers.log("w1")
-        missing = [line for line in log.splitlines() if "colorize is not offered" in line]
-        assert len(missing) == 1 and "Traceback" not in log, log[-3000:]
-        first = next(e for e in engines.of_family("colorize") if "cpu" in e.default_on)  # the default it tried
-        assert any(f.filename in missing[0] and f.remote.url in missing[0] for f in first.files), missing[0]
-        assert "PAINTBOT_WEIGHTS_DIR" in missing[0]
-        assert f"worker w1 ready: {ready}" in log
-        published = records.published(conn)
-        assert {e.name for e in published.engines if e.family == "colorize"} <= {
-            e.name for e in engines.of_family("colorize") if not e.files}, "only what needs no file"
-        assert not published.offers("colorize") and published.offers("style")
-        assert "cleaning registries" not in log, "RQ's routine maintenance line is DEBUG"
-
-        tg = telegram
-        chat = tg.private_chat(4101)
-        tg.user_sends_photo(chat, gray_photo(96, 96))
-        (answer,) = tg.wait_for("sendMessage", chat_id=4101)
-        assert answer.params["text"] == render("family.unavailable", "en")
-        photo = tg.user_sends_photo(chat, gray_photo(96, 96, seed=1))
-        tg.user_sends_text(chat, "/style vangogh", reply_to=photo["message_id"])
-        tg.wait_for("sendPhoto", chat_id=4101, timeout=60)  # the rest of the bot works
-    finally:
-        bot.stop()
-        workers.stop_all()
-
-
 def test_local_sh_says_a_busy_redis_port_and_the_variable_that_picks_another(tmp_path):
     with socket.socket() as taken:  # someone else's server on the port local.sh would use
         taken.bind(("127.0.0.1", 0))
@@ -198,8 +141,14 @@ def _local_sh_env(tmp_path: Path, **env: str) -> dict:
 def test_local_sh_offline_says_what_is_missing_and_starts_with_what_it_has(tmp_path, telegram, standin_weights):
     """A first start where AdaIN's files download (from loopback, with a progress bar) and the colouriser's
     cannot (no network): local.sh says what it fetches and where, then what is missing and the two ways out,
-    starts everything all the same, and prints one "ready" line naming the bot and what the worker runs."""
+    starts everything all the same, and prints one "ready" line naming the bot and what the worker runs.
+    The worker says in one line that colourising is not offered (the file, its URL, the variable), publishes
+    only what it runs, and the bot answers a photo "not available on this bot right now" and still paints."""
+    import redis
+
+    from bot.contract import records
     from tests.conftest import FileServer
+    from tests.harness import gray_photo
 
     clone = _clone(tmp_path)
     served = tmp_path / "served"
@@ -227,6 +176,19 @@ def test_local_sh_offline_says_what_is_missing_and_starts_with_what_it_has(tmp_p
         while "paintbot is ready" not in out.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, out.read_text()[-4000:]
             time.sleep(0.3)
+        # The worker publishes only what it runs: the bot says colourising is not available, and paints.
+        conn = redis.Redis(port=port)
+        published = records.published(conn)
+        assert {e.name for e in published.engines if e.family == "colorize"} <= {
+            e.name for e in engines.of_family("colorize") if not e.files}, "only what needs no file"
+        assert not published.offers("colorize") and published.offers("style")
+        chat = telegram.private_chat(4101)
+        telegram.user_sends_photo(chat, gray_photo(96, 96))
+        (answer,) = telegram.wait_for("sendMessage", chat_id=4101)
+        assert answer.params["text"] == render("family.unavailable", "en")
+        photo = telegram.user_sends_photo(chat, gray_photo(96, 96, seed=1))
+        telegram.user_sends_text(chat, "/style vangogh", reply_to=photo["message_id"])
+        telegram.wait_for("sendPhoto", chat_id=4101, timeout=60)
         text = out.read_text()
     finally:
         proc.send_signal(2)  # Ctrl-C
@@ -256,7 +218,12 @@ def test_local_sh_offline_says_what_is_missing_and_starts_with_what_it_has(tmp_p
     assert f"@{telegram.bot_username} https://t.me/{telegram.bot_username}" in ready
     assert re.search(r"style adain \(cpu, (bfloat16|float32)\)", ready) and "colorize: not offered" in ready
     assert f"models in {cache}" in ready and str(clone / ".paintbot" / "redis") in ready
-    assert "cleaning registries" not in text
+    assert "cleaning registries" not in text and "cleaning group registries" not in text, "RQ's routine: DEBUG"
+    worker = re.search(r"worker (local-\d+) ready: ", text)[1]
+    missing = [line for line in text.splitlines() if "colorize is not offered by this worker" in line]
+    assert len(missing) == 1 and "Traceback" not in text, text[-4000:]
+    assert tiny.files[0].remote.url in missing[0] and "PAINTBOT_WEIGHTS_DIR" in missing[0]
+    assert f"worker {worker}: style adain" in ready
     assert proc.returncode is not None
     with pytest.raises(OSError):  # Ctrl-C stopped Redis too
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
