@@ -89,8 +89,10 @@ ready_pid=""
 cleanup() {
   trap - EXIT INT TERM
   if [ -n "$ready_pid" ]; then kill "$ready_pid" 2>/dev/null || true; fi
-  kill "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
+  if [ "${#pids[@]}" -gt 0 ]; then  # a bare `wait` would wait for Redis too, which is stopped last
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT INT TERM

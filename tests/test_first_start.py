@@ -252,3 +252,31 @@ def test_local_sh_installs_again_only_when_something_changed_and_can_take_the_cp
     assert start(PAINTBOT_TORCH_INDEX=cpu)[1:] == [f"install -q --index-url {cpu} {' '.join(pins)}",
                                                    "install -q -e .[worker]"]
     assert len(start(PAINTBOT_TORCH_INDEX=cpu)) == 3
+
+
+def test_local_sh_never_uses_a_redis_it_did_not_start(tmp_path):
+    """The port was free when checked, but the server that answers on it is not the process local.sh started
+    (here a redis-server wrapper whose child answers: as when another Redis took the port in between). local.sh
+    stops with the port and the variable, and starts nothing on that Redis."""
+    real = shutil.which("redis-server")
+    clone = _clone(tmp_path, python=f"#!/bin/sh\n[ \"$1 $2\" = 'deploy/local_steps.py fetch' ] && exit 0\n"
+                                    f"exec {sys.executable} \"$@\"\n")
+    (clone / ".paintbot").mkdir()
+    wrapper = f"#!/bin/sh\n{real} \"$@\" &\npid=$!\ntrap 'kill $pid' TERM INT\nwait $pid\n"
+    port = free_port()
+    env = _local_sh_env(tmp_path, TELEGRAM_BOT_TOKEN="123:abc", PAINTBOT_REDIS_PORT=str(port))
+    (tmp_path / "other").mkdir()
+    env["PATH"] = _path_with(tmp_path / "other", **{"redis-server": wrapper}) + ":" + env["PATH"]
+    try:
+        run = subprocess.run([shutil.which("bash"), str(clone / "deploy" / "local.sh")], capture_output=True,
+                             text=True, timeout=60, env=env)
+        assert run.returncode != 0
+        assert f"port {port} is busy (another Redis answers on it)" in run.stderr, run.stdout + run.stderr
+        assert "PAINTBOT_REDIS_PORT" in run.stderr and "Redis (system) on" not in run.stdout
+    finally:
+        import redis
+
+        try:  # the wrapper's child, should the wrapper not have passed the stop on
+            redis.Redis(port=port, socket_connect_timeout=1).shutdown(nosave=True)
+        except redis.RedisError:
+            pass
