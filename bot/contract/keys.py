@@ -15,7 +15,7 @@ never content. RQ's own keys (`rq:queue:paintbot`, `rq:job:<id>`, its registries
 | `paintbot:workers:idle` | sorted set of worker names | worker | bot | 45 s unless renewed |
 | `paintbot:engines` | hash: engine name -> EngineInfo JSON | worker at start | bot | until replaced |
 | `paintbot:styles` | JSON list of preset names | worker at start | bot | until replaced |
-| `paintbot:worker:<name>:ready` | string: what the worker runs, for the operator | worker at start | deploy/ready.py | until it stops, a day at most |
+| `paintbot:worker:<name>:ready` | string: what the worker runs, for the operator | worker at start | deploy/local_steps.py (the "ready" line) | until it stops, a day at most |
 | `paintbot:delivered:<job id>` | JSON list of the result's message ids | worker, from Telegram's answer | worker | a week; a tap's: until its job ends (`release`) |
 | `paintbot:sending:<job id>` | string: the sending attempt's token | worker, while it sends | worker | 20 s, renewed while alive |
 | `paintbot:flood:<chat id>`, `paintbot:flood:all` | string: next free send slot | worker | worker | seconds |
