@@ -45,7 +45,7 @@ async def options_from_words(context: Context, msg: Message, op: Op, words: list
     ask for a family no worker runs (workers that published their engines, none of them a restorer: an
     older release, or the repair weights missing): then the user has been told why, in reply to `msg`."""
     vocabulary = await context.vocabulary()
-    if vocabulary.engines and not vocabulary.names(op.family):
+    if not vocabulary.offers(op.family, reference is not None):
         await refuse(msg.reply_text, msg.chat_id, "unavailable", render(f"{op.family}.unavailable", context.lang))
         return None
     try:
@@ -88,10 +88,6 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
             await refuse(reply_to.reply_text, request.chat_id, "too_big",
                          render("too_big", context.lang, limit_mb=MAX_DOWNLOAD_BYTES // 2**20))
             return "refused"
-    if op.family and not (await context.vocabulary()).offers(op.family, reference is not None):
-        await refuse(reply_to.reply_text, request.chat_id, "not_offered", render("family.unavailable", context.lang),
-                     context.bursts)
-        return "refused"
     job = Job(op=op, chat_id=request.chat_id, request_id=request.message_id if request_id is None else request_id,
               reply_to=reply_to.message_id, file_id=img.file_id if img else None,
               as_document=bool(img and img.as_document), file_name=img.file_name if img else None, options=options,

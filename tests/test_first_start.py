@@ -185,7 +185,7 @@ def test_local_sh_offline_says_what_is_missing_and_starts_with_what_it_has(tmp_p
         chat = telegram.private_chat(4101)
         telegram.user_sends_photo(chat, gray_photo(96, 96))
         (answer,) = telegram.wait_for("sendMessage", chat_id=4101)
-        assert answer.params["text"] == render("family.unavailable", "en")
+        assert answer.params["text"] == render("colorize.unavailable", "en")
         photo = telegram.user_sends_photo(chat, gray_photo(96, 96, seed=1))
         telegram.user_sends_text(chat, "/style vangogh", reply_to=photo["message_id"])
         telegram.wait_for("sendPhoto", chat_id=4101, timeout=60)

@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 
 from models import color
-from models.fetch import FetchError
 
 log = logging.getLogger("paintbot.worker")
 
@@ -35,9 +34,8 @@ def colour_first(engines, img: Image.Image, keep_colors: bool) -> tuple[Image.Im
     """The content to paint, and whether it was colourised first (only with keep-colors, only gray photos)."""
     if not keep_colors or not is_black_and_white(img):
         return img, False
-    try:
-        colorizer = engines.get(None, "colorize")
-    except FetchError as exc:
-        log.warning("keep-colors on a black-and-white photo: not colourised first (%s)", exc)
+    colorizer = engines.defaults.get("colorize")
+    if colorizer is None:
+        log.warning("keep-colors on a black-and-white photo: not colourised first (this worker has no colouriser)")
         return img, False
     return colorizer(img), True

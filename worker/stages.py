@@ -90,8 +90,8 @@ def run_engine(rt: Runtime, engine: Engine, job: Job, img: Image.Image, second: 
         repaired = engine(img)
         out, colorizer = repaired.image, None
         if options.color and chain.is_black_and_white(out):  # a colour print keeps its own colours
-            colorizer = rt.engines.get(None, "colorize")
-            out = colorizer(out)
+            colorizer = rt.engines.defaults.get("colorize")  # None: this worker has none, the result stays gray
+            out = colorizer(out) if colorizer is not None else out
         return Made(out, "restored", repaired=repaired.regions, colorizer=colorizer)
     style_img = second if second is not None else preset(rt, options.style)
     content, colorized_first = chain.colour_first(rt.engines, img, options.keep_colors)

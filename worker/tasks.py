@@ -138,7 +138,8 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
         engine = rt.engines.get(job.options.engine, job.op, reference=bool(job.reference_file_id))
     except FetchError as exc:  # its files cannot be had on this worker: a retry would not help
         log.error("job=%s model unavailable: %s", job.job_id, exc)
-        _tell(rt, job, render("engine.unavailable" if job.options.engine else "family.unavailable", job.lang))
+        said = "engine.unavailable" if job.options.engine else f"{job.op.family}.unavailable"  # a named one, or all
+        _tell(rt, job, render(said, job.lang))
         return "unavailable"
     if job.status_message_id:  # it waited in line (`status` made "Queued" "Colourising…")
         tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo", job.thread_id)
