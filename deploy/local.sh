@@ -47,6 +47,7 @@ if [ -n "$redis_from" ] && command -v python3 >/dev/null; then
     missing+=("PAINTBOT_REDIS_PORT must be a port number (1-65535), not '$port'")
   elif ! python3 -c 'import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as redis-server does: a port in TIME_WAIT is free
 s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
     missing+=("port $port is busy (another program, perhaps another Redis, listens on it): set PAINTBOT_REDIS_PORT
   to a free port for the Redis this script starts, or REDIS_URL to a Redis you run")
@@ -118,11 +119,13 @@ for _ in range(100):
     except ProcessLookupError:
         break
     try:
-        info = redis.Redis.from_url(url).info("server")
-    except redis.ConnectionError:
+        info = redis.Redis.from_url(url, socket_timeout=2).info("server")
+    except redis.ConnectionError:  # not listening yet, or still loading its data
         time.sleep(0.1)
         continue
-    sys.exit(0 if info["process_id"] == pid else f"port {port} is busy (another Redis answers on it): "
+    except redis.RedisError:  # a server that wants a password, or speaks another protocol: not ours
+        info = {}
+    sys.exit(0 if info.get("process_id") == pid else f"port {port} is busy (another Redis answers on it): "
              "set PAINTBOT_REDIS_PORT to a free port")
 sys.exit(f"redis-server did not start on 127.0.0.1:{port} (port busy? set PAINTBOT_REDIS_PORT to a free one)")' \
     "$REDIS_URL" "$redis_pid" "$port"
