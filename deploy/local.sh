@@ -6,7 +6,8 @@
 # bundles (pip, into .venv).
 # Everything missing is said at once, before the install that takes minutes. The install runs again only
 # when pyproject.toml, the extras or PAINTBOT_TORCH_INDEX changed (a stamp in .paintbot/installed);
-# PAINTBOT_TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only torch (no CUDA libraries).
+# PAINTBOT_TORCH_INDEX=https://download.pytorch.org/whl/cpu installs the CPU-only torch (no CUDA libraries)
+# into a new .venv (pip keeps a torch already there: rm -rf .venv to switch).
 # Then the default engines' files are downloaded, with a progress bar, before anything starts; offline,
 # what is missing is said in one block and the service starts without it. Once all is up, one line says so.
 set -euo pipefail
