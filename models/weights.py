@@ -159,3 +159,23 @@ def identity(files, config: ModelConfig) -> str | None:
         else:
             return None
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def describe_used(files, config: ModelConfig) -> str:
+    """One line naming the weight files an engine runs with, for reports (`paintbot eval`): each file's
+    path and whether it is the authors' published file (its SHA-256 checked), an operator's file that
+    is not (a stand-in, a fine-tune: numbers measured with it say nothing of the published model), or
+    a file no hash is published for (its SHA-256, pinned on first load)."""
+    if not files:
+        return "no downloaded weights"
+    parts = []
+    for wf in files:
+        path = path_of(wf, config)  # already fetched and verified when the engine loaded
+        digest = fetch.sha256_of(Path(path))
+        if wf.remote.sha256 and len(wf.remote.sha256) >= 8 and fetch.matches(wf.remote, digest):
+            parts.append(f"{path} (the published {wf.filename}, SHA-256 checked)")
+        elif wf.remote.sha256:
+            parts.append(f"{path} (SHA-256 {digest[:12]}…: NOT the published {wf.filename})")
+        else:
+            parts.append(f"{path} (SHA-256 {digest[:12]}…; no hash is published for {wf.filename})")
+    return ", ".join(parts)

@@ -183,7 +183,7 @@ def test_bad_folders_and_arguments_give_clear_errors(folder, tmp_path):
     empty = tmp_path / "empty"
     (empty / "deep").mkdir(parents=True)
     (empty / "deep" / "readme.txt").write_text("no photos here")
-    with pytest.raises(evaluate.EvalError, match=r"no photos \(jpg, jpeg, png, webp, heic, heif\) in .*empty"):
+    with pytest.raises(evaluate.EvalError, match=r"no photos \(jpg, jpeg, png, webp, heic, heif, tif, tiff, bmp\) in .*empty"):
         colorize(empty, {}, tmp_path / "e")
     with pytest.raises(evaluate.EvalError, match="is not a folder"):
         colorize(tmp_path / "missing", {}, tmp_path / "e")
@@ -321,7 +321,7 @@ def test_eval_style_command_and_unknown_names(folder, cli_config, tmp_path, caps
         rows = list(csv.DictReader(f))
     assert {r["engine"] for r in rows} == {"photo", "adain"} and {r["style"] for r in rows} == {"munch"}
     capsys.readouterr()
-    assert main(["eval", "colorize", str(folder), "--engines", "eccv16,pix2pix"]) == 1
+    assert main(["eval", "colorize", str(folder), "--engines", "eccv16,pix2pix"]) == 2  # a wrong command line
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "pix2pix" in err and "siggraph17" in err
     assert main(["eval", "style", str(folder), "--styles", "rembrandt", "--engines", "adain"]) == 1

