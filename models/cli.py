@@ -329,8 +329,7 @@ def add_style(sub) -> None:
 
 
 def run_style(args: argparse.Namespace) -> int:
-    from models import engines
-    from models.style import presets
+    from models.style import presets  # no torch: --list and a wrong command line answer at once
 
     if args.list:
         rows = [(e["name"], f"{e['title']} ({e['artist']}, {e['year'] or 'undated'})") for e in presets.CATALOG]
@@ -345,6 +344,8 @@ def run_style(args: argparse.Namespace) -> int:
         presets.entry(args.style)  # an unknown preset is refused before anything loads
     chosen = _engine(args.engine, "style", "--engine")
     pairs = plan(args.inputs, args.output, Path(args.style).stem, args.force)
+    from models import engines
+
     config = _config()
     style_img = _open(args.style) if custom else presets.open_preset(args.style, config)
     with _loading(chosen.name if chosen else None):
@@ -399,9 +400,9 @@ def run_models_list(args: argparse.Namespace) -> int:
         print("  files: none to download" if not e.files else
               f"  files: {len(e.files)}, {_megabytes(sum(sizes))} in all" if all(sizes) else f"  files: {len(e.files)}")
         for f in e.files:
-            present = weights.is_present(f, config)
-            size = _megabytes(f.remote.size)
-            print(f"    {f.filename}  {size}  {'present' if present else 'not downloaded'}"
+            here = weights.local_path(f, config)
+            size = _megabytes(here.stat().st_size if here and not f.remote.size else f.remote.size)
+            print(f"    {f.filename}  {size}  {'present' if here else 'not downloaded'}"
                   + (f"  (or {f.override_env})" if f.override_env else ""))
         for field in dataclasses.fields(e.Settings) if e.Settings else ():
             print(f"  {settings_variable(e.name, field.name)} (default {field.default})")
@@ -426,11 +427,14 @@ def run_models_download(args: argparse.Namespace) -> int:
     for f in big:  # said before anything starts, so nobody is surprised by a 912 MB download
         print(f"note: {f.filename} is {f.remote.size / 1e6:.0f} MB", file=sys.stderr)
 
-    def progress(wf):
-        bar = tqdm(desc=wf.filename, total=wf.remote.size, unit="B", unit_scale=True, leave=False, file=sys.stderr)
+    def progress(wf):  # a bar per file, from its first byte (a file that is here or fails draws none)
+        bar = None
 
         def update(done: int, total: int | None) -> None:
-            bar.total = total or bar.total
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(desc=wf.filename, total=total or wf.remote.size, unit="B", unit_scale=True, leave=False,
+                           file=sys.stderr)
             bar.update(done - bar.n)
             if total and done >= total:
                 bar.close()
@@ -572,15 +576,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
-    from models.device import DeviceError
+def _is_users(exc: Exception) -> bool:
+    """A file, setting or device a person can change (InputError and ConfigError are ValueErrors).
+    DeviceError is looked up only once torch is in: `paintbot style --list` must not import it."""
     from models.fetch import FetchError
 
+    device = sys.modules.get("models.device")
+    return isinstance(exc, (FetchError, ValueError)) or (device is not None and isinstance(exc, device.DeviceError))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.run(args) or 0
     except UsageError:
         raise
-    except (FetchError, ValueError, DeviceError) as exc:  # InputError and ConfigError are ValueErrors
+    except (RuntimeError, ValueError) as exc:
+        if not _is_users(exc):
+            raise
         print(f"paintbot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # an input that is not there, an output folder that cannot be written

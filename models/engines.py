@@ -147,11 +147,12 @@ def default_here(family: str, device_type: str, config: ModelConfig) -> tuple[st
     for e in of_family(family):
         if e.name in why:
             continue
-        if chosen is not None:
-            why[e.name] = f"by name (the default is {chosen})"
+        if e.needs_reference:
+            why[e.name] = "when a reference photo is given (--like; in the chat, a reply with a colour photo)"
         elif device_type not in e.default_on:
-            why[e.name] = ("when a reference photo is given" if e.needs_reference
-                           else f"by name only on {device_type}")
+            why[e.name] = f"by name only on {device_type}"
+        elif chosen is not None:
+            why[e.name] = f"by name; {chosen} comes first"
         elif excluded_by_licence(e, config):
             why[e.name] = "by name only: PAINTBOT_COMMERCIAL=1 and its licence forbids commercial use"
         elif config.weights_dir is not None and not e.files_present(config):

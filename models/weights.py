@@ -97,6 +97,15 @@ def is_present(wf: WeightFile, config: ModelConfig) -> bool:
     return fetch.is_present(wf.remote, config.cache_dir / "weights", config.weights_dir)
 
 
+def local_path(wf: WeightFile, config: ModelConfig) -> Path | None:
+    """Where `wf` is on disk now (the operator's file, the offline folder or the cache), unverified;
+    None when it is not (or only as its archive). For listings: its size, where it is."""
+    override = config.weight_overrides.get(wf.filename)
+    folder = config.weights_dir if config.weights_dir is not None else config.cache_dir / "weights"  # as fetch.ensure
+    path = Path(override) if override is not None else folder / wf.filename
+    return path if path.is_file() else None
+
+
 def load(wf: WeightFile, config: ModelConfig, path: Path | None = None):
     """`wf.build()` with the file's weights, loaded strictly (from `path` if given)."""
     path = path or path_of(wf, config)

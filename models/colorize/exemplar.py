@@ -73,7 +73,7 @@ class ReferenceNotColour(InputError):
 
     def __init__(self):
         super().__init__("reference.gray",
-                         "the reference photo is black and white: send a colour photo to take the colours from")
+                         "the reference photo is black and white: it has no colours to give")
 
 
 class ExemplarColorizer:
