@@ -171,7 +171,8 @@ def test_help_version_and_wrong_command_lines_never_import_torch(no_torch, tmp_p
                         (["paint", photo], "invalid choice")]:
         done = paintbot(*argv, env=env)
         assert done.returncode == 2 and done.stdout == "", argv
-        assert done.stderr.count("\n") == 1 and done.stderr.startswith("paintbot: ") and words in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("paintbot: "), done.stderr
+        assert words in done.stderr, done.stderr
         assert "SENTINEL" not in done.stderr and "usage:" not in done.stderr
     assert not list(tmp_path.glob("old_*")), "nothing written"
 

@@ -183,7 +183,9 @@ def test_bad_folders_and_arguments_give_clear_errors(folder, tmp_path):
     empty = tmp_path / "empty"
     (empty / "deep").mkdir(parents=True)
     (empty / "deep" / "readme.txt").write_text("no photos here")
-    with pytest.raises(evaluate.EvalError, match=r"no photos \(jpg, jpeg, png, webp, heic, heif, tif, tiff, bmp\) in .*empty"):
+    listed = ", ".join(s.lstrip(".") for s in evaluate.PHOTO_SUFFIXES)
+    assert listed.startswith("jpg, jpeg, png, webp, heic, heif")
+    with pytest.raises(evaluate.EvalError, match=rf"no photos \({listed}\) in .*empty"):
         colorize(empty, {}, tmp_path / "e")
     with pytest.raises(evaluate.EvalError, match="is not a folder"):
         colorize(tmp_path / "missing", {}, tmp_path / "e")

