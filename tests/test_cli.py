@@ -30,6 +30,9 @@ def env(monkeypatch, tmp_path, standin_weights):
                 "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"])}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
+    from models import cli
+
+    monkeypatch.setattr(cli, "SHOW_AFTER", 3600.0)  # stderr holds only the error, however busy the machine
     return monkeypatch
 
 
