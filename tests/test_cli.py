@@ -216,14 +216,16 @@ def test_folders_keep_formats_never_overwrite_and_end_with_a_summary(env, tmp_pa
     assert main(["colorize", str(src / "d.webp")]) == 1 and "already exists" in _one_line_error(capsys)
 
 
-def test_a_wrong_model_name_is_one_line_with_the_closest(tmp_path, standin_weights):
-    done = paintbot("colorize", tmp_path / "old.jpg", "--model", "ddcolr", env=cli_env(tmp_path, standin_weights))
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "did you mean ddcolor?" in done.stderr and "eccv16" in done.stderr and "--model" in done.stderr
-
-
-def test_a_reference_goes_with_the_model_that_takes_one(env, photo, capsys):
+def test_wrong_model_names_and_references_are_refused_before_any_model_loads(env, photo, capsys):
+    """(In this process: torch is already in, and the parsing is the console script's.) A wrong name is
+    one line with the choices and the closest one; a reference goes with the model that takes one."""
     from models import engines
+
+    assert main(["colorize", photo, "--model", "ddcolr"]) == 2
+    err = _one_line_error(capsys)
+    assert "--model: unknown model 'ddcolr' (did you mean ddcolor?)" in err and "eccv16" in err
+    assert main(["style", photo, "--style", "munch", "--engine", "adaln"]) == 2
+    assert "(did you mean adain?)" in _one_line_error(capsys)
 
     exemplar = engines.reference_engine("colorize")
     assert main(["colorize", photo, "--model", exemplar]) == 2
@@ -231,6 +233,9 @@ def test_a_reference_goes_with_the_model_that_takes_one(env, photo, capsys):
     assert main(["colorize", photo, "--model", "eccv16", "--like", photo]) == 2
     err = _one_line_error(capsys)
     assert "--like" in err and "eccv16" in err and "no reference" in err
+    assert main(["colorize", photo, "--like", photo]) == 1  # a black-and-white reference: terminal words
+    err = _one_line_error(capsys)
+    assert f"--like {photo}: the photo is black and white; give a colour one" in err and "send" not in err.lower()
 
 
 def test_a_long_step_draws_a_bar_from_the_engines_reports(monkeypatch, capsys):
