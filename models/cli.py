@@ -25,7 +25,10 @@ Why it is shaped so:
   longer than SHOW_AFTER seconds (loading a model, Gatys' optimisation) draws a progress bar.
 
 Adding a command is one function `add_NAME(sub)` that builds its parser and sets `run=`, listed in
-COMMANDS. The environment is read once, in `_config`, into a ModelConfig that is passed inward.
+COMMANDS; a command that turns photos into results takes `inputs`, `-o` and `--force` as colorize
+does, and its `run` is `run_each(plan(args.inputs, args.output, TAG, args.force), work, DESC)` after
+loading its engine under `_loading(name)`. The environment is read once, in `_config`, into a
+ModelConfig that is passed inward.
 """
 
 from __future__ import annotations
@@ -295,8 +298,9 @@ def run_colorize(args: argparse.Namespace) -> int:
     pairs = plan(args.inputs, args.output, "color", args.force)
     reference = _open(args.like) if args.like else None
     name = chosen.name if chosen else (engines.reference_engine("colorize") if reference else None)
-    with _loading(name):
-        engine = colorize.load(name, weights=args.weights, config=_config())
+    config = _config()
+    with _loading(name or config.colorize_engine):
+        engine = colorize.load(name, weights=args.weights, config=config)
 
     def work(img):
         try:
@@ -348,7 +352,7 @@ def run_style(args: argparse.Namespace) -> int:
 
     config = _config()
     style_img = _open(args.style) if custom else presets.open_preset(args.style, config)
-    with _loading(chosen.name if chosen else None):
+    with _loading(chosen.name if chosen else config.style_engine):
         engine = engines.load(chosen.name if chosen else None, "style", config=config)  # named: no other
 
     def work(content):
