@@ -276,12 +276,24 @@ def test_models_list_shows_licences_sizes_and_the_defaults_here(tmp_path, standi
     assert "912 MB" in blocks["ddcolor"] and "by name only on cpu" in blocks["ddcolor"]
 
 
-def test_commercial_operators_get_only_commercially_usable_defaults(monkeypatch):
+def test_commercial_operators_get_only_commercially_usable_defaults(monkeypatch, standin_weights, tmp_path):
     """PAINTBOT_COMMERCIAL=1: an engine whose licence forbids commercial use is never a default (it
-    stays usable by name), and `models list` says why."""
+    stays usable by name), and `models list` says why; the worker's load(None) follows the same rule."""
     import dataclasses
 
     from models import engines
+    from models.fetch import FetchError
+    from tests.harness import model_config
+
+    (tmp_path / "offline").mkdir()  # only eccv16's stand-in can be had: the default falls through to it
+    offline = model_config(standin_weights, tmp_path / "cache", colorize_engine=None, weights_dir=tmp_path / "offline")
+    eccv16 = engines.get("eccv16")
+    assert engines.load(None, "colorize", "cpu", offline).name == "eccv16"
+    monkeypatch.setattr(eccv16, "licence", dataclasses.replace(eccv16.licence, commercial=False))
+    with pytest.raises(FetchError):
+        engines.load(None, "colorize", "cpu", offline.replace(commercial_only=True))
+    assert engines.load("eccv16", "colorize", "cpu", offline.replace(commercial_only=True)).name == "eccv16"
+    monkeypatch.undo()
 
     config = engines.config_from_env({"PAINTBOT_COMMERCIAL": "1"})
     assert config.commercial_only and not engines.config_from_env({}).commercial_only
