@@ -196,12 +196,15 @@ def plan(inputs: list[str], output: str | None, tag: str, force: bool) -> list[t
     several = len(photos) > 1 or any(Path(i).is_dir() for i in inputs)
     out = Path(output) if output else None
     into_folder = out is not None and (out.is_dir() or output.endswith(("/", os.sep)) or several)
-    if into_folder and out.exists() and not out.is_dir():
-        raise ValueError(f"-o {out}: several photos need a folder for their results, and this is a file")
+    if into_folder and not out.is_dir() and (out.exists() or out.suffix.lower() in imageio.SUFFIX_FORMATS):
+        raise ValueError(f"-o {out}: several photos need a folder for their results, and this names a file")
     pairs = []
     for photo, sub in photos:
         if out is not None and not into_folder:
             dest = out
+            if not dest.suffix:
+                raise ValueError(f"-o {dest}: name a file .jpg, .png or .webp, or a folder (one that exists, "
+                                 f"or end it with /)")
             imageio.format_for(dest)
             if not dest.parent.is_dir():
                 raise ValueError(f"cannot write {dest}: there is no folder {dest.parent}")

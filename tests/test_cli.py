@@ -95,7 +95,7 @@ def test_cuda_asked_for_without_a_gpu_is_one_line(env, photo, monkeypatch, capsy
 
 
 @pytest.mark.parametrize("case", ["missing", "not_an_image", "empty", "tiny", "intensity", "unknown_style",
-                                  "no_style", "output_folder"])
+                                  "no_style", "output_folder", "output_no_suffix", "several_into_a_file"])
 def test_errors_are_one_line_in_terminal_words(env, photo, tmp_path, capsys, case):
     files = {"not_an_image": b"just some text", "empty": b""}
     if case in files:
@@ -112,10 +112,12 @@ def test_errors_are_one_line_in_terminal_words(env, photo, tmp_path, capsys, cas
             "unknown_style": ["style", photo, "--style", "picasso"],
             "no_style": ["style", photo],
             "output_folder": ["colorize", photo, "-o", str(tmp_path / "no" / "such" / "folder.png")],
+            "output_no_suffix": ["colorize", photo, "-o", str(tmp_path / "result")],
+            "several_into_a_file": ["colorize", photo, photo, "-o", str(tmp_path / "both.jpg")],
             }.get(case, ["colorize", photo])
     assert main(argv) == (2 if case in ("intensity", "no_style") else 1)  # 2: a wrong command line
     err = _one_line_error(capsys)
-    if case in ("missing", "not_an_image", "empty", "tiny", "output_folder"):
+    if case in ("missing", "not_an_image", "empty", "tiny", "output_folder", "output_no_suffix", "several_into_a_file"):
         assert os.path.basename(argv[-1]) in err, "the file is named"
     assert not any(word in err for word in ("Please", "Reply /", "Send ", "I don't", "/style NAME")), err
     assert err.removeprefix("paintbot: ").strip() not in TEXTS["en"].values()
