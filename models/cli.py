@@ -249,12 +249,13 @@ def run_each(pairs: list[tuple[Path, Path]], work: Callable, desc: str) -> int:
                     out = work(img)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 imageio.save_path(out, dest, made_from=img)
-            except (InputError, OSError) as exc:  # this photo's fault: the others may still be fine
+            except (InputError, OSError) as exc:  # this photo's (or its result's) fault: the others may be fine
                 why = getattr(exc, "strerror", None) or str(exc)
+                where = getattr(exc, "filename", None) or photo  # an OSError may be about the result
                 if single:
-                    raise ValueError(f"{photo}: {why}") from None
+                    raise ValueError(f"{where}: {why}") from None
                 failed.append((photo, why))
-                tqdm.write(f"paintbot: {photo}: {why}", file=sys.stderr)
+                tqdm.write(f"paintbot: {where}: {why}", file=sys.stderr)
             else:
                 written.append(dest)
                 print(dest, flush=True)
