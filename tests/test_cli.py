@@ -270,6 +270,7 @@ def test_models_list_shows_licences_sizes_and_the_defaults_here(tmp_path, standi
     blocks = {b.split()[0]: b for b in done.stdout.split("\n\n")[1:]}
     assert list(blocks) == engines.names()
     for e in engines.ENGINES:
+        assert e.licence is not None and e.licence.source, f"{e.name} declares no licence and its source"
         block = blocks[e.name]
         assert f"code {e.licence.code}; weights {e.licence.weights}" in block and "commercial use allowed" in block
         assert ("none to download" in block) == (not e.files)
