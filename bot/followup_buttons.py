@@ -12,7 +12,7 @@ import redis
 from telegram import Message, Update
 
 from bot.context import Context
-from bot.contract import followups
+from bot.contract import followups, paintings
 from bot.contract.job import AlbumItem, Op
 from bot.contract.options import ColorizeOptions, RestoreOptions, StyleOptions, Vocabulary
 from bot.contract.texts import render
@@ -48,7 +48,7 @@ async def followup_button(update: Update, context: Context) -> None:
     if action == "paint":
         await query.answer()
         await tapped.reply_text(render("style.pick", context.lang),
-                                reply_markup=followups.presets_keyboard(rid, vocabulary.styles))
+                                reply_markup=followups.presets_keyboard(rid, vocabulary.styles, context.lang))
         return
     request = _request(record, action, vocabulary)
     if request is None:
@@ -69,7 +69,7 @@ async def followup_button(update: Update, context: Context) -> None:
         await query.answer({"queued": render("followup.working", context.lang),
                             "duplicate": render("request.duplicate", context.lang)}.get(outcome))
     if outcome in ("queued", "cached") and action.startswith("s:"):
-        await tapped.edit_text(render("style.chosen", context.lang, name=action[2:]))  # one style per keyboard
+        await tapped.edit_text(render("style.chosen", context.lang, painting=paintings.named(action[2:], context.lang)))
 
 
 def _request(record: followups.Followup, action: str, vocabulary: Vocabulary):

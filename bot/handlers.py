@@ -11,6 +11,7 @@ from telegram import Message, Update
 
 from bot import albums, language
 from bot.context import Context
+from bot.contract import paintings
 from bot.contract.job import Op
 from bot.contract.options import StyleOptions
 from bot.contract.texts import render
@@ -98,10 +99,11 @@ async def style_button(update: Update, context: Context) -> None:
         outcome = await submit(context, keyboard_msg, content_msg, image_of(content_msg), Op.STYLE,
                                StyleOptions(style=name), user_id=query.from_user.id)
     finally:
-        await query.answer({"queued": render("style.painting_as", context.lang, name=name),
+        await query.answer({"queued": render("style.painting_as", context.lang,
+                                             painting=paintings.named(name, context.lang)),
                             "duplicate": render("request.duplicate", context.lang)}.get(outcome))
     if outcome in ("queued", "cached"):
-        await keyboard_msg.edit_text(render("style.chosen", context.lang, name=name))  # one tap per keyboard
+        await keyboard_msg.edit_text(render("style.chosen", context.lang, painting=paintings.named(name, context.lang)))
 
 
 async def unknown_button(update: Update, context: Context) -> None:

@@ -18,6 +18,7 @@ from telegram.error import TelegramError
 
 from bot import instant, metrics
 from bot.context import Bursts, Context
+from bot.contract import paintings
 from bot.contract.job import MAX_DOWNLOAD_BYTES, AlbumItem, Job, Op
 from bot.contract.options import OPTIONS, BadOptions, Options
 from bot.contract.texts import render, render_error
@@ -51,7 +52,7 @@ async def options_from_words(context: Context, msg: Message, op: Op, words: list
     try:
         options = OPTIONS[op.family].parse(words, vocabulary)
     except BadOptions as exc:
-        await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc, context.lang))
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", _explained(exc, context.lang))
         return None
     info = vocabulary.info(options.engine) if options.engine else None
     if op is Op.COLORIZE and reference is None and info is not None and info.needs_reference:
@@ -60,14 +61,22 @@ async def options_from_words(context: Context, msg: Message, op: Op, words: list
     return options
 
 
+def _explained(exc: BadOptions, lang: str) -> str:
+    """Why the words make no options; a painting's name that matches none gets the closest ones."""
+    if exc.params.get("suggestions"):
+        return render("options.did_you_mean", lang, name=exc.params["name"],
+                      choices=paintings.either(exc.params["suggestions"], lang))
+    return render_error(exc, lang)
+
+
 async def offer_presets(context: Context, content_msg: Message) -> None:
     """`/style` without a name: the presets as buttons, replying to the photo so that a tap finds it."""
     presets = (await context.vocabulary()).styles
     if not presets:  # no worker has said which it has yet
         await content_msg.reply_text(render("unavailable", context.lang))
         return
-    buttons = [InlineKeyboardButton(n, callback_data=f"style:{n}") for n in presets]
-    rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
+    buttons = [InlineKeyboardButton(paintings.button(n, context.lang), callback_data=f"style:{n}") for n in presets]
+    rows = [buttons[i:i + paintings.PER_ROW] for i in range(0, len(buttons), paintings.PER_ROW)]
     await content_msg.reply_text(render("style.pick", context.lang), reply_markup=InlineKeyboardMarkup(rows))
 
 

@@ -18,7 +18,7 @@ import logging
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from bot.contract import readiness
+from bot.contract import paintings, readiness
 from bot.contract.job import Job, Op
 from bot.contract.records import release
 from bot.contract.texts import render, render_error
@@ -127,7 +127,7 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
     if job.op is Op.STYLES:
         job = finish_status(job, status)
         sheet, as_document = _styles_sheet(rt.models.styles_dir, rt.models.cache_dir)
-        text = render("styles.caption", job.lang, names=", ".join(_preset_names()))
+        text = render("styles.caption", job.lang, names=paintings.catalogue(_preset_names(), job.lang))
         deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, sheet, as_document, "styles.jpg",
                                                 caption=text, thread_id=job.thread_id)])
         return "ok"

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.contract import keys
+from bot.contract import keys, paintings
 from bot.contract.job import AlbumItem, Job, Op
 from bot.contract.options import INTENSITY_MAX, EngineInfo, Options
 from bot.contract.texts import render
@@ -166,9 +166,10 @@ def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequenc
     return InlineKeyboardMarkup(rows)
 
 
-def presets_keyboard(rid: str, presets: tuple[str, ...]) -> InlineKeyboardMarkup:
-    buttons = [InlineKeyboardButton(n, callback_data=data(rid, f"s:{n}")) for n in presets]
-    return InlineKeyboardMarkup([buttons[i:i + 3] for i in range(0, len(buttons), 3)])
+def presets_keyboard(rid: str, presets: tuple[str, ...], lang: str | None) -> InlineKeyboardMarkup:
+    """The presets under "Paint it…", each by its painting's title in `lang`."""
+    buttons = [InlineKeyboardButton(paintings.button(n, lang), callback_data=data(rid, f"s:{n}")) for n in presets]
+    return InlineKeyboardMarkup([buttons[i:i + paintings.PER_ROW] for i in range(0, len(buttons), paintings.PER_ROW)])
 
 
 def remember(conn: redis.Redis, rid: str, record: Followup, ttl: int) -> None:
