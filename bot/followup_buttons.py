@@ -56,7 +56,6 @@ async def followup_button(update: Update, context: Context) -> None:
         await query.answer(render(key, context.lang), show_alert=True)
         return
     op, img, options, reference, album = request
-    status_text = render(f"album.{op}", context.lang, count=len(album)) if album else None
     # The result answers the result tapped; a style chosen under "Paint it…" answers the result it was for.
     result_msg = tapped.reply_to_message if action.startswith("s:") and tapped.reply_to_message else tapped
     outcome = None
@@ -64,7 +63,7 @@ async def followup_button(update: Update, context: Context) -> None:
         outcome = await submit(context, tapped, result_msg, img, op, options, user_id=query.from_user.id,
                                reference=reference,
                                request_id=followups.request_id(tapped.message_id, action, vocabulary.styles),
-                               album=album, status_text=status_text)
+                               album=album)
     finally:
         await query.answer({"queued": render("followup.working", context.lang),
                             "duplicate": render("request.duplicate", context.lang)}.get(outcome))
@@ -97,6 +96,8 @@ def _request(record: followups.Followup, action: str, vocabulary: Vocabulary):
     if action in ("more", "less"):
         return (Op.COLORIZE, source, options.replace(intensity=followups.stepped(options.intensity, action)), None,
                 sources)
+    if action == "anyway":  # the photo was in colour: colourise it all the same
+        return Op.COLORIZE, source, options.replace(if_gray=False), None, sources
     if action == "model":
         following = vocabulary.next_engine(record.engine, "colorize")
         return None if following is None else (Op.COLORIZE, source, options.replace(engine=following), None, sources)

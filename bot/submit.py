@@ -83,12 +83,12 @@ async def offer_presets(context: Context, content_msg: Message) -> None:
 async def submit(context: Context, request: Message, reply_to: Message, img: Image | None,
                  op: Op, options: Options | None = None, user_id: int | None = None,
                  reference: Image | None = None, request_id: int | None = None,
-                 album: tuple[AlbumItem, ...] | None = None, status_text: str | None = None) -> str:
+                 album: tuple[AlbumItem, ...] | None = None) -> str:
     """Admit and enqueue: all or nothing, so a request that does not become a job holds no slot.
     A job that has to wait in line is told "Queued" with its position (replying to the photo);
-    one a worker takes at once gets a chat action instead (bot/contract/readiness.py), unless `status_text`
-    asks for a status message all the same (an album's). Every outcome gets exactly one answer;
-    returns which: "queued", "cached" (answered at once from the result cache, bot/instant.py; never
+    one a worker takes at once gets a chat action instead (bot/contract/readiness.py), and a status message
+    from the worker only if it turns out long (worker/progress.py; an album's too). Every outcome gets exactly
+    one answer; returns which: "queued", "cached" (answered at once from the result cache, bot/instant.py; never
     for an album), "refused", "duplicate" (the same request is already queued: nothing said) or
     "unreachable" (the chat cannot be written to: nothing can be said). `request_id`: the job's, when
     the request is no message of its own (a follow-up tap)."""
@@ -120,10 +120,9 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
                      context.bursts)
         return "refused"
     status = None
-    if not at_once or status_text is not None:
+    if not at_once:
         try:
-            status = await reply_to.reply_text(status_text if at_once else
-                                               render("queued", context.lang, position=position))
+            status = await reply_to.reply_text(render("queued", context.lang, position=position))
         except TelegramError as exc:  # kicked from the group (403), no right to write there (400), ...
             log.warning("job=%s not queued: cannot write to chat %s (%s)", job.job_id, job.chat_id, exc)
             await _withdraw(context, job)

@@ -44,7 +44,7 @@ def test_a_painting_is_named_in_the_users_language(service):
     service.wait_queued(1)
     service.run_worker()
     (sent,) = tg.calls("sendPhoto")
-    assert "Звёздная ночь (Винсент ван Гог)" in sent.params["caption"]
+    assert "«Звёздная ночь» (Винсент ван Гог)" in sent.params["caption"]
     assert service.runtime.engines.defaults["style"].label in sent.params["caption"]
 
 

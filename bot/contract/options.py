@@ -137,6 +137,9 @@ def _number(word: str) -> int | None:
 class ColorizeOptions:
     engine: str | None = None  # None: the worker's default colouriser
     intensity: int = 100  # percent of the predicted chroma, 0..INTENSITY_MAX
+    # Colourise only a black-and-white photo; one already in colour gets a question instead (worker/tasks.py).
+    # Set for a photo sent without a command; a command, or "Colourise anyway", colourises whatever it is.
+    if_gray: bool = False
 
     def __post_init__(self):
         if not 0 <= self.intensity <= INTENSITY_MAX:
@@ -160,13 +163,14 @@ class ColorizeOptions:
         return cls(engine, intensity)
 
     def to_dict(self) -> dict:
-        return {"engine": self.engine, "intensity": self.intensity}
+        return {"engine": self.engine, "intensity": self.intensity, **({"if_gray": True} if self.if_gray else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "ColorizeOptions":
         intensity = d.get("intensity", 100)
         return cls(engine=d.get("engine") or None,
-                   intensity=min(max(int(intensity), 0), INTENSITY_MAX) if intensity is not None else 100)
+                   intensity=min(max(int(intensity), 0), INTENSITY_MAX) if intensity is not None else 100,
+                   if_gray=bool(d.get("if_gray")))
 
     def replace(self, **changes) -> "ColorizeOptions":
         return dataclasses.replace(self, **changes)
