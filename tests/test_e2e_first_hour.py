@@ -13,7 +13,8 @@ from PIL import Image
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from bot.contract import keys, readiness
+from bot.contract import keys, readiness, records
+from bot.contract.options import EngineInfo
 from bot.contract.keys import ENGINES as ENGINES_KEY
 from bot.contract.texts import render
 from tests.harness import gray_photo
@@ -90,6 +91,9 @@ def test_a_colour_photo_is_asked_about_not_recoloured(service):
     """Point 10: a colour photo sent to be colourised gets a question with buttons, in the user's language;
     "Colourise anyway" colourises it; an explicit /colorize does so at once. Point 9: the intensity is said."""
     tg = service.telegram
+    # A worker runs a restorer (the repair engine's own tests run it: tests/test_e2e_restore.py); only the
+    # button and the job it queues are this test's.
+    records.publish(service.redis, [EngineInfo("repair", "restore", "Repair")], [])
     chat = tg.private_chat(2521)
     ana = tg.user(2521, "Ana", language_code="pt")
     photo = tg.user_sends_photo(chat, _colour_photo(), user=ana)
@@ -98,8 +102,8 @@ def test_a_colour_photo_is_asked_about_not_recoloured(service):
     assert not tg.calls("sendPhoto"), "a colour photo is not recoloured silently"
     (question,) = [m for m in tg.bot_messages(chat["id"]) if m.get("text") == render("colour.already", "pt")]
     assert question["reply_to_message"]["message_id"] == photo["message_id"]
-    labels = [b["text"] for row in question["reply_markup"]["inline_keyboard"] for b in row]
-    assert labels == [render("followup.paint", "pt"), "Colorizar mesmo assim"]
+    labels = [[b["text"] for b in row] for row in question["reply_markup"]["inline_keyboard"]]
+    assert labels == [[render("followup.paint", "pt"), render("followup.repair", "pt")], ["Colorizar mesmo assim"]]
     tg.user_presses_button(chat, question["message_id"], _buttons(question)["anyway"], user=ana)
     service.wait_queued(1)
     (job,) = _jobs(service)
@@ -114,6 +118,11 @@ def test_a_colour_photo_is_asked_about_not_recoloured(service):
     strong = tg.calls("sendPhoto")[1]
     assert strong.params["caption"].splitlines()[-1] == "Cor: 150 %"
     assert "%" not in anyway.params["caption"], "the default intensity goes unsaid"
+    # "Repair" asks for what /restore does, on the photo itself.
+    tg.user_presses_button(chat, question["message_id"], _buttons(question)["repair"], user=ana)
+    service.wait_queued(1)
+    (repair,) = _jobs(service)
+    assert repair["op"] == "restore" and repair["file_id"] == photo["photo"][-1]["file_id"]
 
 
 def test_another_model_is_offered_only_when_one_was_published(service):

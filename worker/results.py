@@ -29,7 +29,7 @@ def buttons(rt: runtime.Runtime, job: Job, damaged: bool = False):
 
 def published_engines(rt: runtime.Runtime):
     """What buttons may offer: the engines every worker published, which the bot answers a tap from (not this
-    worker's own list: a button it offered must never meet "not available"). None while Redis is away."""
+    worker's own list: a button it offered must never meet "not available"); none while Redis is away."""
     try:
         return records.published(rt.redis).engines
     except redis.RedisError:
