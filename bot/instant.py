@@ -18,7 +18,7 @@ from telegram.error import BadRequest
 
 from bot import metrics
 from bot.context import Context
-from bot.contract import cache, captions, followups
+from bot.contract import cache, captions, followups, records
 from bot.contract.job import Job
 from bot.requests import Image
 
@@ -76,7 +76,8 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
     media = sent.photo[-1] if sent.photo else sent.document
     record = followups.Followup.of(job, hit.engine, hit.file_id, media.file_unique_id if media else None)
     try:
-        await asyncio.to_thread(followups.remember, jobs.redis, rid, record, ttl)
+        await asyncio.to_thread(followups.remember, jobs.redis, rid, record, ttl, job.user_id)
+        await asyncio.to_thread(records.own, jobs.redis, job.user_id, key, ttl)  # their photo's result, too
     except redis.RedisError as exc:
         log.warning("follow-up record of a cached answer not kept (%s): its buttons will ask for the photo again",
                     type(exc).__name__)

@@ -71,6 +71,12 @@ def sender_of(msg: Message) -> int | None:
     return msg.from_user.id if msg.from_user else None
 
 
+def quotes(msg: Message) -> bool:
+    """Whether an answer to `msg` quotes it: in a group, to say whom and what it answers; in a private chat
+    a plain command (/start, /help, /forget) or words are answered without quoting them back."""
+    return msg.chat.type != "private"
+
+
 def is_file_but_not_image(msg: Message) -> bool:
     return msg.document is not None and image_of(msg) is None
 

@@ -143,3 +143,27 @@ def mean_chroma(rgb: torch.Tensor) -> float:
     """Mean C*ab = sqrt(a*² + b*²) of sRGB (3, H, W), uint8 or float 0..1."""
     lab = rgb_to_lab(rgb)
     return float(torch.hypot(lab[1], lab[2]).mean())
+
+
+# A photo is in colour when, once any toning that follows its lightness is taken away (sepia, cyanotype,
+# selenium: each gray level one tint), the chroma left over (CIE ab length) exceeds this at its 90th
+# percentile. Toned and gray photos leave under 3, colour photos and paintings over 10 (tests/test_colour_check.py).
+COLOUR_RESIDUAL_CHROMA = 6.0
+COLOUR_CHECK_SIDE = 256  # pixels of the long side the check looks at
+
+
+def is_colour_photo(img) -> bool:
+    """Whether a PIL image is already in colour: its chroma cannot be explained by a tint per lightness
+    (a quadratic in L fitted to a and b). A black-and-white photo, toned or not, is not."""
+    import numpy as np
+
+    if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return False
+    small = img.convert("RGB")
+    small.thumbnail((COLOUR_CHECK_SIDE, COLOUR_CHECK_SIDE))
+    lab = rgb_to_lab(torch.from_numpy(np.asarray(small).copy()).permute(2, 0, 1)).reshape(3, -1).double()
+    lightness, ab = lab[0] / 100, lab[1:].T
+    basis = torch.stack([torch.ones_like(lightness), lightness, lightness * lightness], 1)
+    tint = basis @ torch.linalg.lstsq(basis, ab).solution
+    left = torch.linalg.vector_norm(ab - tint, dim=1)
+    return float(torch.quantile(left, 0.9)) > COLOUR_RESIDUAL_CHROMA

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from bot.contract import keys
+from bot.contract import keys, records
 from bot.contract.job import Op
 from bot.contract.options import Options, Vocabulary
 
@@ -89,6 +89,8 @@ def lookup(conn: redis.Redis, cache_key: str) -> Cached | None:
     return Cached.from_json(raw) if raw else None
 
 
-def store(conn: redis.Redis, cache_key: str, result: Cached, ttl: int) -> None:
+def store(conn: redis.Redis, cache_key: str, result: Cached, ttl: int, owner: int | None = None) -> None:
+    """Keep `result` for `ttl` s, noted as `owner`'s (whose photo it is: `/forget` deletes it)."""
     if ttl > 0:
         conn.set(cache_key, result.to_json(), ex=ttl)
+        records.own(conn, owner, cache_key, ttl)

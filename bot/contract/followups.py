@@ -36,15 +36,16 @@ from dataclasses import asdict, dataclass
 import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.contract import keys
+from bot.contract import keys, paintings, records
 from bot.contract.job import AlbumItem, Job, Op
 from bot.contract.options import INTENSITY_MAX, EngineInfo, Options
 from bot.contract.texts import render
 
 PREFIX = "fu"
 STEP = 50  # percent of colour a More/Less tap adds or takes
-ACTIONS = ("more", "less", "model", "paint", "ba", "repair")  # and "s:<preset>", a style chosen after "Paint it…"
-_DATA = re.compile(r"^fu:([A-Za-z0-9_-]{8}):(more|less|model|paint|ba|repair|s:[a-z0-9_-]{1,32})$")
+# and "s:<preset>", a style chosen after "Paint it…"; "anyway": colourise a photo that is in colour already
+ACTIONS = ("more", "less", "model", "paint", "ba", "repair", "anyway")
+_DATA = re.compile(r"^fu:([A-Za-z0-9_-]{8}):(more|less|model|paint|ba|repair|anyway|s:[a-z0-9_-]{1,32})$")
 _ACTION_SLOTS = 64  # request ids: message id * this + the action's number
 
 
@@ -166,14 +167,28 @@ def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequenc
     return InlineKeyboardMarkup(rows)
 
 
-def presets_keyboard(rid: str, presets: tuple[str, ...]) -> InlineKeyboardMarkup:
-    buttons = [InlineKeyboardButton(n, callback_data=data(rid, f"s:{n}")) for n in presets]
-    return InlineKeyboardMarkup([buttons[i:i + 3] for i in range(0, len(buttons), 3)])
+def in_colour_keyboard(rid: str, lang: str | None, engines: Sequence[EngineInfo]) -> InlineKeyboardMarkup:
+    """The choices under "This photo is already in colour": paint it, repair it (when a worker published a
+    restorer: /restore keeps a colour photo's colours), or colourise it anyway. The record's result is the
+    photo itself, so "Paint it…" paints the photo."""
+    def button(key: str, action: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(render(key, lang), callback_data=data(rid, action))
+
+    first = [button("followup.paint", "paint")] + ([button("followup.repair", "repair")] if can_repair(engines) else [])
+    return InlineKeyboardMarkup([first, [button("colour.anyway", "anyway")]])
 
 
-def remember(conn: redis.Redis, rid: str, record: Followup, ttl: int) -> None:
+def presets_keyboard(rid: str, presets: tuple[str, ...], lang: str | None) -> InlineKeyboardMarkup:
+    """The presets under "Paint it…", each by its painting's title in `lang`."""
+    buttons = [InlineKeyboardButton(paintings.button(n, lang), callback_data=data(rid, f"s:{n}")) for n in presets]
+    return InlineKeyboardMarkup([buttons[i:i + paintings.PER_ROW] for i in range(0, len(buttons), paintings.PER_ROW)])
+
+
+def remember(conn: redis.Redis, rid: str, record: Followup, ttl: int, owner: int | None = None) -> None:
+    """Keep `record` for `ttl` s, noted as `owner`'s (the requester's: `/forget` deletes it)."""
     if ttl > 0:
         conn.set(Followup.key_for(rid), record.to_json(), ex=ttl)
+        records.own(conn, owner, Followup.key_for(rid), ttl)
 
 
 def recall(conn: redis.Redis, rid: str) -> Followup | None:

@@ -26,6 +26,8 @@ never content. RQ's own keys (`rq:queue:paintbot`, `rq:job:<id>`, its registries
 | `paintbot:album:<chat>:<group>` | hash: message id -> picture JSON | bot | bot | 2 days |
 | `paintbot:albums:gathering` | set of the keys below | bot | bot at start | until handled |
 | `paintbot:albums:gathering:<chat>:<group>` | hash: message id -> update JSON | bot | bot at start | a day |
+| `paintbot:owned:<user>` | set of the keys above a user's requests made (cache, follow-ups, albums) | worker, bot | bot (`/forget`) | as long as the longest of them |
+| `paintbot:last_photo:<chat>` | the last photo message a person sent in a private chat (JSON) | bot | bot (`/style` without a reply) | 5 minutes |
 """
 
 from __future__ import annotations
@@ -90,3 +92,11 @@ def album(chat_id: int, group: str) -> str:
 
 def album_gathering(chat_id: int, group: str) -> str:
     return f"{PREFIX}:albums:gathering:{chat_id}:{group}"
+
+
+def owned(user_id: int) -> str:
+    return f"{PREFIX}:owned:{user_id}"
+
+
+def last_photo(chat_id: int) -> str:
+    return f"{PREFIX}:last_photo:{chat_id}"
