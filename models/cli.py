@@ -96,6 +96,8 @@ def _cmd_models_list(args: argparse.Namespace) -> None:
     config = _config()
     for e in engines.ENGINES:
         print(f"{e.name:<18} {e.family:<9} {e.label}" + (f" (also: {', '.join(e.aliases)})" if e.aliases else ""))
+        if e.licence:
+            print(f"{'':<18} licence: {e.licence}")
         for f in e.files:
             state = "present" if weights.is_present(f, config) else "not downloaded"
             print(f"{'':<18} file {f.filename} [{state}]" + (f" (or {f.override_env})" if f.override_env else ""))

@@ -27,6 +27,7 @@ class Engine:
     name: ClassVar[str]  # what users type: /colorize NAME, --model NAME
     family: ClassVar[str]  # "colorize" or "style"
     label: ClassVar[str]  # how a caption names it, in every language: proper names and a citation only
+    licence: ClassVar[str] = ""  # of its code and weights, where they carry terms worth stating (models list)
     files: ClassVar[tuple[weights.WeightFile, ...]] = ()
     # Device types on which this engine may be chosen as the family's default (in registry order,
     # the first whose files are present wins); empty: only when asked for by name.
