@@ -301,13 +301,11 @@ def resize_uint8(planes: torch.Tensor, h: int, w: int) -> torch.Tensor:
     x0, x1, a0, a1 = (torch.from_numpy(t).to(dev) for t in _linear_coefficients(src_w, w, True))
     y0, y1, b0, b1 = (torch.from_numpy(t).to(dev) for t in _linear_coefficients(src_h, h, False))
     p = planes.to(torch.int32)
-    rows = torch.unique(torch.cat((y0, y1)))  # only the source rows the output needs
-    horizontal = torch.zeros((p.shape[0], src_h, w), dtype=torch.int32, device=dev)
-    picked = p[:, rows]
-    horizontal[:, rows] = picked[:, :, x0] * a0 + picked[:, :, x1] * a1
-    top = ((horizontal[:, y0] >> 4).clamp_(max=32767) * b0[:, None]) >> 16
-    bottom = ((horizontal[:, y1] >> 4).clamp_(max=32767) * b1[:, None]) >> 16
-    return ((top + bottom + 2) >> 2).clamp_(0, 255).to(torch.uint8)
+    # the horizontal pass, already >> 4 (a shift commutes with picking rows), on the source rows only
+    horizontal = (p.index_select(2, x0) * a0).add_(p.index_select(2, x1) * a1).bitwise_right_shift_(4)
+    top = (horizontal.index_select(1, y0) * b0[:, None]).bitwise_right_shift_(16)
+    bottom = (horizontal.index_select(1, y1) * b1[:, None]).bitwise_right_shift_(16)
+    return top.add_(bottom).add_(2).bitwise_right_shift_(2).clamp_(0, 255).to(torch.uint8)
 
 
 def _lightness_tables() -> tuple[torch.Tensor, torch.Tensor]:
@@ -326,14 +324,19 @@ _L_OF_GRAY = _L_OF_Y[_DECODE.long()]  # R = G = B: Y is the decoded value itself
 _Y_WEIGHTS = (871, 2929, 296)  # round(4096 x sRGB->Y coefficients), summing to 4096
 
 
+def _lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table[index] for a 1-D table (index_select: several times faster than indexing)."""
+    flat = index.reshape(-1).to(torch.int32)
+    return table.to(index.device).index_select(0, flat).view(index.shape)
+
+
 def lightness_uint8(pixels: torch.Tensor) -> torch.Tensor:
     """OpenCV's 8-bit L (0..255) of 8-bit gray (H, W) or RGB (3, H, W) pixels, bit-exact."""
-    dev = pixels.device
     if pixels.dim() == 2:
-        return _L_OF_GRAY.to(dev)[pixels.long()]
-    r, g, b = _DECODE.to(dev)[pixels.long()].unbind(0)
+        return _lookup(_L_OF_GRAY, pixels)
+    r, g, b = _lookup(_DECODE, pixels).unbind(0)
     y = (r * _Y_WEIGHTS[0] + g * _Y_WEIGHTS[1] + b * _Y_WEIGHTS[2] + 2048) >> 12
-    return _L_OF_Y.to(dev)[y]
+    return _lookup(_L_OF_Y, y)
 
 
 def _pixels(img: Image.Image, device: torch.device) -> torch.Tensor:
