@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import sys
 
 import h5py
@@ -76,7 +77,9 @@ def net(arrays) -> cg.ChromaGAN:
 
 @pytest.fixture(scope="module")
 def engine(standin_h5, tmp_path_factory):
-    """Through the registry's own path: override file -> WeightFile.read -> strict load -> class head freed."""
+    """Through the registry's own path: a weights file given by the operator -> WeightFile.read -> strict load ->
+    class head freed. (The download, the offline folder and the pin on first strict load are the registry's
+    path for every file: tests/test_registry.py runs it for this one too.)"""
     config = ModelConfig(device="cpu", reduced_precision=False, cache_dir=tmp_path_factory.mktemp("cache"),
                          weight_overrides={cg.WEIGHTS.filename: standin_h5})
     return engines.load("chromagan", "colorize", config=config)
@@ -193,6 +196,21 @@ def test_a_file_that_is_not_keras_h5_is_a_one_line_error(tmp_path):
     assert "\n" not in str(e.value) and str(bad) in str(e.value) and cg.WEIGHTS.remote.url in str(e.value)
 
 
+def test_offline_folder_errors_name_the_file_its_url_and_the_variable(tmp_path):
+    config = ModelConfig(cache_dir=tmp_path / "cache", weights_dir=tmp_path / "offline")
+    with pytest.raises(fetch.FetchError) as e:
+        weights.path_of(cg.WEIGHTS, config)
+    message = str(e.value)
+    assert "\n" not in message and f"missing file {tmp_path / 'offline' / cg.WEIGHTS.filename}" in message
+    assert cg.WEIGHTS.remote.url in message and weights.OFFLINE_ENV in message
+    (tmp_path / "offline").mkdir()
+    (tmp_path / "offline" / cg.WEIGHTS.filename).write_bytes(b"not the file pinned before")
+    (tmp_path / "cache" / "weights").mkdir(parents=True)
+    (tmp_path / "cache" / "weights" / "pins.json").write_text(json.dumps({cg.WEIGHTS.filename: "0" * 64}))
+    with pytest.raises(fetch.FetchError, match=f"differs from the one pinned.*{re.escape(cg.WEIGHTS.remote.url)}"):
+        weights.path_of(cg.WEIGHTS, config)
+
+
 def test_conv_kernels_sharing_a_shape_swapped_load_silently_and_the_goldens_catch_it(arrays, net):
     """Pitfall 2: conv2d_7 and conv2d_10 (both 3x3x512x512) in each other's place: no error, wrong output."""
     names = [k for k, _ in arrays]
@@ -261,12 +279,15 @@ def test_authors_post_processing_from_the_golden_ab_and_rgb_within_one_level(eng
     assert off.max() <= 1  # paintbot's exact Lab -> RGB beside OpenCV's 8-bit one: measured 7,864 values +-1
 
 
-def test_end_to_end_from_the_photo(engine, photo):
-    ab = engine.predict_ab(photo)
+def test_end_to_end_from_the_photo(engine, photo, monkeypatch):
+    predicted = []
+    monkeypatch.setattr(engine, "predict_ab", lambda img, reference=None, original=engine.predict_ab:
+                        predicted.append(original(img, reference)) or predicted[-1])
+    out = engine(photo)  # one forward pass: the ab it predicted is kept for the checks below
+    (ab,) = predicted
     assert ab.shape == (1, 2, 224, 224) and ab.dtype == torch.float32
     ab_u8 = (ab[0] + 128).to(torch.uint8).permute(1, 2, 0).numpy()
     assert (ab_u8 != _golden("ab_u8_224")).mean() <= 1e-3 and np.abs(ab_u8.astype(int) - _golden("ab_u8_224")).max() <= 1
-    out = engine(photo)
     assert out.mode == "RGB" and out.size == photo.size
     off = np.abs(np.asarray(out, dtype=int) - _golden("rgb_u8"))
     assert off.max() <= 1, int(off.max())
