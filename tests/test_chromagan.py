@@ -12,6 +12,7 @@ full forward passes. Float32 on 2 threads.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -209,6 +210,23 @@ def test_offline_folder_errors_name_the_file_its_url_and_the_variable(tmp_path):
     (tmp_path / "cache" / "weights" / "pins.json").write_text(json.dumps({cg.WEIGHTS.filename: "0" * 64}))
     with pytest.raises(fetch.FetchError, match=f"differs from the one pinned.*{re.escape(cg.WEIGHTS.remote.url)}"):
         weights.path_of(cg.WEIGHTS, config)
+
+
+def test_download_falls_back_to_the_authors_second_place(drive, file_server, tmp_path):
+    """Google Drive over its quota (a loopback imitation): the university server's copy is fetched instead."""
+    drive.variant = "quota"
+    drive.files["chromagan"] = b"from drive"
+    (file_server.directory / cg.WEIGHTS.filename).write_bytes(b"the authors' file")
+    rf = dataclasses.replace(cg.WEIGHTS.remote, url=drive.url("chromagan"),
+                             mirrors=(file_server.url(cg.WEIGHTS.filename),))
+    assert fetch.ensure(rf, tmp_path / "cache", None).read_bytes() == b"the authors' file"
+    assert any("id=chromagan" in r for r in drive.requests)
+    nowhere = dataclasses.replace(rf, mirrors=(file_server.url("gone.h5"),))
+    with pytest.raises(fetch.FetchError) as e:
+        fetch.ensure(nowhere, tmp_path / "other", None)
+    message = str(e.value)
+    assert "\n" not in message and "quota" in message and "404" in message and weights.OFFLINE_ENV in message
+    assert drive.url("chromagan") in message and file_server.url("gone.h5") in message
 
 
 def test_conv_kernels_sharing_a_shape_swapped_load_silently_and_the_goldens_catch_it(arrays, net):

@@ -267,8 +267,13 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return state_dict_from_keras(keras_arrays(path), path)
 
 
+# The authors publish the file in two places (chromagan.json): the Google Drive file their Dockerfiles fetch, over
+# HTTPS, first; their university's web server (plain HTTP, as their README gives it) when Drive refuses (its
+# daily quota). No hash is published: the file is pinned on its first strict load.
 WEIGHTS = WeightFile(remote("https://docs.google.com/uc?export=download&id=12hyrk6A3bcpAFIBNW0sfeEevJ9daUTGr",
-                            None, filename="my_model_colorization.h5"), ChromaGAN, read=read_weights)
+                            None, filename="my_model_colorization.h5",
+                            mirrors=("http://gpi.upf.edu/chromagan/my_model_colorization.h5",)),
+                     ChromaGAN, read=read_weights)
 
 
 # ---------------------------------------------------------------------------------------------------
