@@ -485,3 +485,22 @@ def test_reduced_precision_is_close(net):
     golden = _golden("ab")
     # measured: relL2 9.5e-3, max 0.0104 (2.7 levels of the 8-bit a, b; about half of them move by 1-2)
     assert 0 < _rel(_nhwc(ab), golden) <= 0.02 and np.abs(_nhwc(ab) - golden).max() <= 0.02
+
+
+# 8-bit Lab -> cv2.cvtColor(..., COLOR_Lab2RGB), measured with OpenCV 5.1.0 (opencv-python-headless, not a
+# dependency): strong yellows beyond the gamut, where OpenCV lets Z go negative and scikit-image clips it.
+OPENCV_LAB2RGB = [((20, 89, 225), (28, 33, 0)), ((32, 106, 240), (52, 36, 0)), ((25, 103, 228), (44, 32, 0)),
+                  ((12, 122, 227), (52, 12, 0)), ((8, 118, 251), (55, 8, 0))]
+
+
+def test_lab_to_rgb_follows_opencv_where_it_differs_from_scikit_image():
+    lab = torch.tensor([lab for lab, _ in OPENCV_LAB2RGB], dtype=torch.float32).T[:, None, :]  # (3, 1, 5)
+    lightness, ab = lab[:1] * 100 / 255, lab[1:] - 128
+    expected = np.array([rgb for _, rgb in OPENCV_LAB2RGB])
+
+    def rgb(clip_z: bool) -> np.ndarray:
+        return color.lab_to_rgb_uint8(lightness, ab, clip_z=clip_z)[:, 0].T.numpy().astype(int)
+
+    assert cg.ChromaGANEngine.clip_z is False
+    assert np.abs(rgb(clip_z=False) - expected).max() <= 1
+    assert np.abs(rgb(clip_z=True) - expected).max() > 20  # scikit-image's clip, the other engines' default

@@ -32,6 +32,7 @@ class ColorizeEngine(Engine):
 
     family = "colorize"
     ab_resize: ClassVar[str] = "bilinear"  # how the network's ab reaches full size (as its authors do)
+    clip_z: ClassVar[bool] = True  # Lab -> RGB as scikit-image (False: as OpenCV, where its authors used it)
 
     def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
         """ab (CIE units) for an 8-bit L or RGB image: (1, 2, h, w) float32 on the engine's device,
@@ -75,5 +76,5 @@ class ColorizeEngine(Engine):
         ab = self.upsample_ab(ab_small, h, w)
         if intensity != 1.0:
             ab = ab * intensity
-        planes = color.lab_to_rgb_uint8(lum, ab).cpu().numpy()
+        planes = color.lab_to_rgb_uint8(lum, ab, clip_z=self.clip_z).cpu().numpy()
         return Image.merge("RGB", [Image.fromarray(p) for p in planes])
