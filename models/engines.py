@@ -30,7 +30,8 @@ from models.engine import Engine
 from models.errors import UnknownEngine
 from models.fetch import FetchError
 
-from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColorTinyEngine  # noqa: E402,I001
+from models.colorize.chromagan import ChromaGANEngine  # noqa: E402,I001
+from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColorTinyEngine  # noqa: E402
 from models.colorize.exemplar import ExemplarEngine  # noqa: E402
 from models.colorize.instance import InstanceEngine  # noqa: E402
 from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402
@@ -47,6 +48,7 @@ ENGINES: tuple[type[Engine], ...] = (
     InstanceEngine,
     SIGGRAPH17Engine,
     ECCV16Engine,
+    ChromaGANEngine,
     ExemplarEngine,
     AdaAttNEngine,
     AdaINEngine,

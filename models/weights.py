@@ -34,13 +34,14 @@ class WeightFile:
     build: Callable[[], object]  # a fresh nn.Module with the file's exact keys and shapes
     prepare: Callable[[dict], dict] | None = None  # unwrap / strip prefixes / drop documented unused keys
     override_env: str | None = None  # a variable naming a file to use instead (loaded as given)
+    read: Callable[[Path], dict] | None = None  # a file that is not a PyTorch checkpoint -> its state_dict
 
     @property
     def filename(self) -> str:
         return self.remote.filename
 
     def state_dict(self, path: Path) -> dict:
-        sd = load_state_dict(path)
+        sd = (self.read or load_state_dict)(path)
         return self.prepare(sd) if self.prepare else sd
 
     def check(self, path: Path) -> None:

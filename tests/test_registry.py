@@ -22,6 +22,7 @@ from PIL import Image
 from models import engines, fetch
 from models.config import ModelConfig
 from tests.conftest import SHARED
+from tests.harness import write_chromagan_standin
 
 sys.path.insert(0, str(SHARED / "weights"))
 from standin import layout, make_standin  # noqa: E402
@@ -50,6 +51,7 @@ LAYOUTS = {
     "adaattn_transformer.pth": ("adaattn.json", "adaattn_transformer"),
     "adaattn_decoder.pth": ("adaattn.json", "adaattn_decoder"),
     "decoder.pth": ("official.json", "adain_decoder"),
+    "my_model_colorization.h5": ("chromagan.json", "generator"),  # Keras: written by write_chromagan_standin
 }
 
 
@@ -63,6 +65,9 @@ def standin_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("standins")
     out = {}
     for i, wf in enumerate(registered_files()):
+        if wf.filename.endswith(".h5"):
+            out[wf.filename] = write_chromagan_standin(folder / wf.filename, seed=100 + i)
+            continue
         source = LAYOUTS[wf.filename]
         shapes = source() if callable(source) else layout(*source)
         sd = {k: torch.from_numpy(v) for k, v in make_standin(shapes, seed=100 + i).items()}
