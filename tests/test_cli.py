@@ -272,7 +272,8 @@ def test_models_list_shows_licences_sizes_and_the_defaults_here(tmp_path, standi
     for e in engines.ENGINES:
         assert e.licence is not None and e.licence.source, f"{e.name} declares no licence and its source"
         block = blocks[e.name]
-        assert f"code {e.licence.code}; weights {e.licence.weights}" in block and "commercial use allowed" in block
+        assert f"code {e.licence.code}; weights {e.licence.weights}" in block
+        assert ("commercial use allowed" if e.licence.commercial else "NOT for commercial use") in block
         assert ("none to download" in block) == (not e.files)
     defaults = [name for name, b in blocks.items() if "default here" in b]
     assert defaults == [engines.default_here(f, "cpu", engines.config_from_env({}))[0] for f in engines.FAMILIES]
