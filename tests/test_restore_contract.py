@@ -41,7 +41,7 @@ def test_repair_is_offered_only_for_a_damaged_photo_where_a_worker_repairs():
     damaged = followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", VOCAB.engines, damaged=True)
     assert "repair" in actions(damaged)
     assert "repair" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", VOCAB.engines))
-    no_repairer = (ECCV, SIGG)
+    no_repairer = (ECCV, SIGG, EngineInfo("upscale", "restore", "Real-ESRGAN"))  # a restorer, but not the repairer
     assert "repair" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", no_repairer, damaged=True))
     restored = followups.keyboard("abcdefgh", Op.RESTORE, {}, "en", VOCAB.engines, damaged=True)
     assert actions(restored) == ["paint", "ba"], "a restored result: paint it, before/after"

@@ -137,8 +137,9 @@ def another_model(engines: Sequence[EngineInfo]) -> bool:
 
 
 def can_repair(engines: Sequence[EngineInfo]) -> bool:
-    """Whether "Repair" has an engine to run: a worker published one of the restore family."""
-    return any(e.family == "restore" for e in engines)
+    """Whether "Repair" has an engine to run: a worker published the restore family's default (the repair
+    engine; the family's other engines, faces and upscale, are steps after it, by name only)."""
+    return any(e.family == "restore" and e.default for e in engines)
 
 
 def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequence[EngineInfo],
