@@ -45,3 +45,56 @@ def write_standin(name: str, path: Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(standin_state_dict(name, seed), path)
     return path
+
+
+SCRATCH_SEED = 2507  # ../shared/weights/golden/SCRATCH.md
+SCRATCH_FINGERPRINT = "e219f833f757d8147a1a06da92abf4e887311fc06d01edbe256db674324b282d"
+
+
+def write_scratch_standin(path: Path) -> Path:
+    """The scratch detector's stand-in of SCRATCH.md (shared rule, seed 2507, fingerprint checked), saved as
+    the authors' FT_Epoch_latest.pt is: a dict with the weights under "model_state"."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(OFFICIAL.parent))
+    from standin import fingerprint, layout, make_standin
+
+    arrays = make_standin(layout("scratch_detection.json", "detection"), SCRATCH_SEED)
+    assert fingerprint(arrays) == SCRATCH_FINGERPRINT, "the scratch stand-in differs from SCRATCH.md's"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_state": {k: torch.from_numpy(v) for k, v in arrays.items()}, "epoch": 0}, path)
+    return path
+
+
+def write_lama_standin(path: Path, seed: int = 0) -> Path:
+    """A big-lama.pt stand-in in the published file's format: spandrel's own LaMa architecture with seeded
+    random weights, traced and saved as a TorchScript archive whose state dict holds `generator.model.*`
+    (what spandrel's LaMa detection keys on in the real file)."""
+    import torch
+    from spandrel.architectures.LaMa import LaMa
+
+    torch.manual_seed(seed)
+    lama = LaMa(in_nc=4, out_nc=3).eval()
+    g = torch.Generator().manual_seed(seed)
+    for name, buf in lama.named_buffers():  # trained-looking BatchNorm statistics, not the identity
+        if name.endswith("running_mean"):
+            buf.copy_(torch.randn(buf.shape, generator=g) * 0.1)
+        elif name.endswith("running_var"):
+            buf.copy_(1 + torch.rand(buf.shape, generator=g) * 0.1)
+
+    class Exported(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.generator = lama.model  # FFCResNetGenerator: keys generator.model.*
+
+        def forward(self, image, mask):
+            return lama(image, mask)
+
+    with torch.inference_mode(False), torch.no_grad():
+        x = torch.rand(1, 3, 64, 64)
+        traced = torch.jit.trace(Exported().eval(), (x, (x[:, :1] > 0.5).float()), check_trace=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(traced, str(path))
+    return path
