@@ -193,3 +193,48 @@ def test_reduced_precision_detector_agrees_with_float32(engine):
     exact = DETECTOR_FILE.network(engine.config.weight_overrides["FT_Epoch_latest.pt"]).eval()
     a, b = scratch.detect(exact, img), scratch.detect(engine.detector, img, dtype=engine.dtype)
     assert (a != b).mean() < 0.05  # the stand-in's prob sits near 0.4 everywhere: real weights are firmer
+
+
+# --- the CLI and the evaluation -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_env(standin_weights, tmp_path, monkeypatch):
+    for var, key in (("PAINTBOT_SCRATCH_WEIGHTS", "scratch_detection"), ("PAINTBOT_LAMA_WEIGHTS", "big_lama"),
+                     ("PAINTBOT_COLORIZE_WEIGHTS", "eccv16")):
+        monkeypatch.setenv(var, str(standin_weights[key]))
+    monkeypatch.setenv("PAINTBOT_COLORIZE_MODEL", "eccv16")
+    monkeypatch.setenv("PAINTBOT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PAINTBOT_DEVICE", "cpu")
+
+
+def test_cli_repairs_colourises_a_gray_photo_and_writes_the_mask(restore_env, tmp_path, capsys):
+    from models.cli import main
+
+    src = tmp_path / "old.png"
+    photo(120, 80, "L").save(src)
+    assert main(["restore", str(src), "-o", str(tmp_path / "new.png"), "--mask-out", str(tmp_path / "m.png")]) == 0
+    assert "damaged area" in capsys.readouterr().out
+    out, mask = Image.open(tmp_path / "new.png"), Image.open(tmp_path / "m.png")
+    assert out.mode == "RGB" and out.size == (120, 80) and mask.size == (120, 80)
+    r, g, b = out.split()
+    assert r.tobytes() != b.tobytes()  # colourised
+    assert main(["restore", str(src), "--mask-out", str(tmp_path / "m.bmp")]) == 1  # checked before any model
+
+
+def test_eval_restore_writes_a_report_that_names_its_weights(engine, standin_weights, tmp_path):
+    from models.evaluate_restore import draw_damage, evaluate_restore
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo(96, 64).save(folder / "a.png")
+    photo(64, 96, "L").save(folder / "b.png")
+    a1, m1 = draw_damage(photo(96, 64), 7, "a.png")
+    a2, m2 = draw_damage(photo(96, 64), 7, "a.png")
+    assert np.array_equal(np.asarray(a1), np.asarray(a2)) and m1.any()  # seeded: the same damage every run
+    assert not np.array_equal(m1, draw_damage(photo(96, 64), 8, "a.png")[1])
+    files = [("FT_Epoch_latest.pt", standin_weights["scratch_detection"]), ("big-lama.pt", standin_weights["big_lama"])]
+    report = evaluate_restore(folder, engine, files, size=96, out_dir=tmp_path / "ev")
+    assert len(report.rows) == 2 and all(r["untouched_outside_fill"] for r in report.rows)
+    assert "NOT the published big-lama.pt" in report.markdown and "damaged input (baseline)" in report.markdown
+    assert {p.name for p in (tmp_path / "ev").iterdir()} == {"report.md", "results.csv", "sheet.jpg"}
