@@ -192,7 +192,7 @@ def test_reduced_precision_detector_agrees_with_float32(engine):
     assert engine.dtype == reduced_dtype(engine.device) or engine.dtype == torch.float32
     exact = DETECTOR_FILE.network(engine.config.weight_overrides["FT_Epoch_latest.pt"]).eval()
     a, b = scratch.detect(exact, img), scratch.detect(engine.detector, img, dtype=engine.dtype)
-    assert (a != b).mean() < 0.05  # the stand-in's prob sits near 0.4 everywhere: real weights are firmer
+    assert (a != b).mean() < 0.01  # 0.47 % measured; the stand-in's prob sits near 0.4, real weights are firmer
 
 
 # --- the CLI and the evaluation -----------------------------------------------------------------------------
