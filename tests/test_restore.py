@@ -17,6 +17,7 @@ from models.fetch import FetchError
 from models.device import reduced_dtype
 from models.restore import framing, lama, scratch
 from models.restore.framing import Damage, Repaired
+from models.restore import repair
 from models.restore.repair import DETECTOR_FILE
 from tests.conftest import SHARED
 
@@ -149,6 +150,16 @@ def test_large_photos_are_filled_at_the_working_size_and_pasted_at_full_size(eng
     assert x.shape[-2:] == (72, 128)  # 1300 x 700 -> 128 x 69, padded to 8
     assert out.image.size == img.size and outside_identical(img, out)
     assert ((np.asarray(out.image) != np.asarray(img)).any(-1) == (np.asarray(out.mask) > 0)).mean() > 0.99
+
+
+def test_local_damage_is_filled_from_its_surroundings_only(engine, lama_calls):
+    img = photo(400, 300)
+    damage = scratches(img.size, ((330, 250, 360, 260),))
+    out = engine(img, damage=damage)
+    (x, m), = lama_calls  # the damage's box grown by 64 px, cut at the photo's edge, padded to 8
+    assert x.shape[-2:] == (120, 144) and outside_identical(img, out)  # 119 x 139 of 300 x 400
+    assert ((np.asarray(out.image) != np.asarray(img)).any(-1) <= (np.asarray(out.mask) > 0)).all()
+    assert repair.context_box(np.zeros((5, 7), bool), 64) == (0, 0, 5, 7)
 
 
 def test_odd_and_tiny_sizes_are_padded_for_lama(engine, lama_calls):

@@ -6,7 +6,8 @@ working size: the photo's long side is brought down to `work_size` (512 on CPU: 
 per quarter megapixel and has no bfloat16 FFT; 1024 on CUDA), the mask grown by a few pixels and taken
 to the same size (a working pixel is filled when any of its photo pixels is damaged), LaMa fills it, the
 fill is resized back, and only the pixels under the full-resolution mask are pasted into the untouched
-photo. Thin scratches are what old photos have: at their scale the fill is smooth texture, so it loses
+photo (LaMa sees only the damage's bounding box and CONTEXT pixels around it when the damage is local).
+Thin scratches are what old photos have: at their scale the fill is smooth texture, so it loses
 little by coming from a smaller picture, and the rest of the photo keeps every original pixel.
 """
 
@@ -32,6 +33,21 @@ DETECTOR_FILE = WeightFile(remote(DETECTOR_ARCHIVE_URL, None, filename="FT_Epoch
                            override_env="PAINTBOT_SCRATCH_WEIGHTS")
 LAMA_FILE = WeightFile(remote(lama.URL, None), None, override_env="PAINTBOT_LAMA_WEIGHTS",
                        read=lama.read, detect=lama.detect)
+
+
+CONTEXT = 64  # working pixels of photo around the damage that LaMa sees when the damage is local
+
+
+def context_box(mask: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the damage's bounding box grown by `margin`, within the picture: LaMa
+    fills a photo with a few specks in one corner from that part alone (lama-cleaner's "crop" strategy),
+    at a fraction of the cost; damage spread over the photo gives the whole photo."""
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    h, w = mask.shape
+    if not len(rows):
+        return 0, 0, h, w
+    return (max(rows[0] - margin, 0), max(cols[0] - margin, 0), min(rows[-1] + 1 + margin, h),
+            min(cols[-1] + 1 + margin, w))
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,10 @@ class RepairEngine(RestoreEngine):
             m = m.resize(size, Image.BOX)  # any damaged photo pixel marks its working pixel
         x = torch.from_numpy(np.array(small.convert("RGB"))).permute(2, 0, 1)[None].float().div_(255)
         mk = torch.from_numpy(np.array(m) > 0)[None, None].float()
-        out = lama.fill(self.filler, x.to(self.device), mk.to(self.device))
-        rgb = Image.fromarray(out[0].mul(255).round_().byte().permute(1, 2, 0).cpu().numpy())
+        top, left, bottom, right = context_box(np.array(m) > 0, CONTEXT)
+        out = x.clone()  # outside the box nothing is filled (and nothing of it is pasted)
+        out[..., top:bottom, left:right] = lama.fill(self.filler, x[..., top:bottom, left:right].to(self.device),
+                                                     mk[..., top:bottom, left:right].to(self.device)).cpu()
+        rgb = Image.fromarray(out[0].mul(255).round_().byte().permute(1, 2, 0).numpy())
         result = rgb.convert("L") if img.mode == "L" else rgb  # a gray photo: the fill's lightness
         return result.resize(img.size, Image.BICUBIC) if result.size != img.size else result
