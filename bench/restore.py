@@ -18,6 +18,7 @@ threads): on a machine shared with other work it is the steadier figure (wall ti
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import tempfile
 import time
@@ -99,7 +100,8 @@ def main() -> None:
           f"fill working size {engine.work_size}; colouriser {colorizer.name} ({colorizer.dtype}); "
           f"best of {args.repeat}\n")
     stages = ["decode", "detect", "fill", "paste", "colourise"]
-    print(f"{'photo':<22}" + "".join(f"{s:>11}" for s in stages) + f"{'repaired':>10}{'+colour':>9}{'cpu':>8}{'peak MB':>9}")
+    print(f"{'photo':<22}" + "".join(f"{s:>11}" for s in stages)
+          + f"{'repaired':>10}{'+colour':>9}{'cpu':>8}{'peak MB':>9}")
     memory = PeakMemory(torch.device("cpu"))
     for mp in (float(m) for m in args.megapixels.split(",")):
         data = damaged_jpeg(mp)
@@ -116,7 +118,7 @@ def main() -> None:
         memory.reset()
         run(engine, colorizer, data, {})
         peak = memory.peak_mb()
-        size = Image.open(__import__("io").BytesIO(data)).size
+        size = Image.open(io.BytesIO(data)).size
         print(f"{f'{size[0]}x{size[1]} ({mp:g} MP)':<22}" + "".join(f"{best[s]:>10.2f}s" for s in stages)
               + f"{best['repaired']:>9.2f}s{best['+colour']:>8.2f}s{best['cpu']:>7.1f}s{peak:>9.0f}")
     print(f"\nbudgets (2 cores): 1 MP repaired <= {BUDGETS['repaired']} s, repaired+colourised <= "
