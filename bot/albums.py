@@ -31,10 +31,10 @@ from telegram import Message, Update
 from telegram.ext import Application
 
 from bot.context import BotData, Context
-from bot.contract import keys
+from bot.contract import keys, records
 from bot.contract.job import MAX_ALBUM, AlbumItem, Op
 from bot.contract.texts import render
-from bot.requests import OPERATION_COMMANDS, Image, for_another_bot, image_of, parse_command
+from bot.requests import OPERATION_COMMANDS, Image, for_another_bot, image_of, parse_command, sender_of
 from bot.submit import offer_presets, options_from_words, refuse, submit
 
 log = logging.getLogger("paintbot.bot")
@@ -141,7 +141,7 @@ async def _gathered(context: Context, messages: list[Message]) -> None:
     or any album in a private chat), make that one request."""
     first = messages[0]
     pictures = [(m.message_id, image_of(m)) for m in messages if image_of(m) is not None]
-    await _remember(context, first.chat_id, first.media_group_id, pictures)
+    await _remember(context, first.chat_id, first.media_group_id, pictures, sender_of(first))
     command, request = None, first
     for m in messages:
         if for_another_bot(m.caption, context.bot.username):
@@ -161,13 +161,15 @@ async def _gathered(context: Context, messages: list[Message]) -> None:
         await request.reply_text(render("help", context.lang))
 
 
-async def _remember(context: Context, chat_id: int, group: str, pictures: list[tuple[int, Image]]) -> None:
+async def _remember(context: Context, chat_id: int, group: str, pictures: list[tuple[int, Image]],
+                    owner: int | None) -> None:
     conn = context.jobs.redis
 
     def store():
         key = keys.album(chat_id, group)
         conn.hset(key, mapping={str(mid): json.dumps(img.to_dict()) for mid, img in pictures})
         conn.expire(key, ALBUM_TTL)
+        records.own(conn, owner, key, ALBUM_TTL)  # the sender's: /forget deletes it
 
     if not pictures:
         return
@@ -219,5 +221,6 @@ async def request_album(context: Context, request: Message, reply_to: Message, p
         return
     album = tuple(AlbumItem(mid, img.file_id, img.file_name) for mid, img in pictures)
     first = pictures[0][1]
-    await submit(context, request, reply_to, first, op, options, album=album, reference=reference,
-                 status_text=render(f"album.{op}", context.lang, count=len(album)))
+    # No status message of the bot's own when a worker takes it at once: the worker posts one only if the
+    # album turns out long (worker/progress.py), as for a single photo.
+    await submit(context, request, reply_to, first, op, options, album=album, reference=reference)

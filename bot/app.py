@@ -26,7 +26,7 @@ log = logging.getLogger("paintbot.bot")
 
 # Reactions are only delivered when asked for by name (they count results' likes: bot/feedback.py).
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION]
-COMMANDS = ["colorize", "style", "styles", "language", "help"]  # the menu; descriptions are texts "command.NAME"
+COMMANDS = ["colorize", "restore", "style", "styles", "language", "forget", "help"]  # the menu; descriptions are texts "command.NAME"
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -142,10 +142,12 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
     private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler(["start", "help"], handlers.help_command))
     app.add_handler(CommandHandler(commands_of(Op.COLORIZE), handlers.colorize_command))
+    app.add_handler(CommandHandler("restore", handlers.restore_command))
     app.add_handler(CommandHandler("style", handlers.style_command))
     app.add_handler(CommandHandler("styles", handlers.styles_command))
     app.add_handler(CommandHandler("stats", stats_command))
     app.add_handler(CommandHandler("language", language.language_command))
+    app.add_handler(CommandHandler("forget", handlers.forget_command))
     app.add_handler(CallbackQueryHandler(handlers.style_button, pattern=r"^style:"))
     app.add_handler(CallbackQueryHandler(language.language_button, pattern=r"^language:"))
     app.add_handler(CallbackQueryHandler(followup_buttons.followup_button, pattern=r"^fu:"))

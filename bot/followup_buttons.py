@@ -12,9 +12,9 @@ import redis
 from telegram import Message, Update
 
 from bot.context import Context
-from bot.contract import followups
+from bot.contract import followups, paintings
 from bot.contract.job import AlbumItem, Op
-from bot.contract.options import ColorizeOptions, StyleOptions, Vocabulary
+from bot.contract.options import ColorizeOptions, RestoreOptions, StyleOptions, Vocabulary
 from bot.contract.texts import render
 from bot.handlers import unknown_button
 from bot.requests import Image
@@ -48,15 +48,14 @@ async def followup_button(update: Update, context: Context) -> None:
     if action == "paint":
         await query.answer()
         await tapped.reply_text(render("style.pick", context.lang),
-                                reply_markup=followups.presets_keyboard(rid, vocabulary.styles))
+                                reply_markup=followups.presets_keyboard(rid, vocabulary.styles, context.lang))
         return
     request = _request(record, action, vocabulary)
     if request is None:
-        key = "followup.no_other_model" if action == "model" else "button.unknown"
+        key = {"model": "followup.no_other_model", "repair": "restore.unavailable"}.get(action, "button.unknown")
         await query.answer(render(key, context.lang), show_alert=True)
         return
     op, img, options, reference, album = request
-    status_text = render(f"album.{op}", context.lang, count=len(album)) if album else None
     # The result answers the result tapped; a style chosen under "Paint it…" answers the result it was for.
     result_msg = tapped.reply_to_message if action.startswith("s:") and tapped.reply_to_message else tapped
     outcome = None
@@ -64,12 +63,12 @@ async def followup_button(update: Update, context: Context) -> None:
         outcome = await submit(context, tapped, result_msg, img, op, options, user_id=query.from_user.id,
                                reference=reference,
                                request_id=followups.request_id(tapped.message_id, action, vocabulary.styles),
-                               album=album, status_text=status_text)
+                               album=album)
     finally:
         await query.answer({"queued": render("followup.working", context.lang),
                             "duplicate": render("request.duplicate", context.lang)}.get(outcome))
     if outcome in ("queued", "cached") and action.startswith("s:"):
-        await tapped.edit_text(render("style.chosen", context.lang, name=action[2:]))  # one style per keyboard
+        await tapped.edit_text(render("style.chosen", context.lang, painting=paintings.named(action[2:], context.lang)))
 
 
 def _request(record: followups.Followup, action: str, vocabulary: Vocabulary):
@@ -83,17 +82,22 @@ def _request(record: followups.Followup, action: str, vocabulary: Vocabulary):
         name = action[2:]
         if name not in vocabulary.styles:
             return None
-        if record.op == Op.COLORIZE:  # paint the colourised result
+        if record.op in (Op.COLORIZE, Op.RESTORE):  # paint the colourised (or repaired) result
             return Op.STYLE, result, StyleOptions(style=name), None, results
         return Op.STYLE, source, StyleOptions(style=name), None, sources
     if action == "ba":
         return None if sources else (Op.COMPARE, source, None, result, None)
+    if action == "repair":  # the photo the user sent, repaired then colourised (as /restore does)
+        return None if not followups.can_repair(vocabulary.engines) else (Op.RESTORE, source, RestoreOptions(), None,
+                                                                          sources)
     if record.op != Op.COLORIZE:
         return None
     options = ColorizeOptions.from_dict(record.options).replace(engine=record.engine)
     if action in ("more", "less"):
         return (Op.COLORIZE, source, options.replace(intensity=followups.stepped(options.intensity, action)), None,
                 sources)
+    if action == "anyway":  # the photo was in colour: colourise it all the same
+        return Op.COLORIZE, source, options.replace(if_gray=False), None, sources
     if action == "model":
         following = vocabulary.next_engine(record.engine, "colorize")
         return None if following is None else (Op.COLORIZE, source, options.replace(engine=following), None, sources)

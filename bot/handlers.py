@@ -5,53 +5,113 @@ The list of which update goes to which handler is bot/app.py; an album's picture
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 
+import redis
 from telegram import Message, Update
 
 from bot import albums, language
 from bot.context import Context
+from bot.contract import keys, paintings, records
 from bot.contract.job import Op
 from bot.contract.options import StyleOptions
 from bot.contract.texts import render
 from bot.requests import (OPERATION_COMMANDS, Image, for_another_bot, image_of, is_file_but_not_image,
-                          parse_command)
+                          parse_command, quotes)
 from bot.submit import offer_presets, options_from_words, refuse, submit
 
 log = logging.getLogger("paintbot.bot")
 
+LAST_PHOTO_TTL = 5 * 60  # how long /style or /colorize without a reply still means the last photo sent
+
 
 async def help_command(update: Update, context: Context) -> None:
-    await update.effective_message.reply_text(render("help", context.lang))
+    msg = update.effective_message
+    await msg.reply_text(render("help", context.lang), do_quote=quotes(msg))
+
+
+async def forget_command(update: Update, context: Context) -> None:
+    """/forget: every record about the person deleted at once (bot/contract/records.py `forget`)."""
+    msg, user = update.effective_message, update.effective_user
+    if user is None:
+        return
+    try:
+        gone = await asyncio.to_thread(records.forget, context.jobs.redis, user.id)
+    except redis.RedisError as exc:
+        log.warning("/forget of user %s failed while Redis is away (%s)", user.id, type(exc).__name__)
+        await msg.reply_text(render("unavailable", context.lang), do_quote=quotes(msg))
+        return
+    log.info("forgot user %s: %d records deleted", user.id, gone)
+    await msg.reply_text(render("forget.done", context.lang), do_quote=quotes(msg))
+
+
+async def _remember_photo(context: Context, msg: Message) -> None:
+    """The last photo a person sent in a private chat, so that /style (or /colorize) sent right after it,
+    without the reply gesture, means that photo (`_photo_meant`)."""
+    try:
+        await asyncio.to_thread(context.jobs.redis.set, keys.last_photo(msg.chat_id), msg.to_json(),
+                                ex=LAST_PHOTO_TTL)
+    except redis.RedisError as exc:  # then /style needs a reply, as before
+        log.info("last photo in chat %s not remembered (%s)", msg.chat_id, type(exc).__name__)
+
+
+async def _photo_meant(context: Context, msg: Message) -> Message | None:
+    """The photo a command is about: the one it replies to; in a private chat without a reply, the last
+    photo the person sent there within LAST_PHOTO_TTL s."""
+    if msg.reply_to_message is not None or msg.chat.type != "private":
+        return msg.reply_to_message
+    try:
+        raw = await asyncio.to_thread(context.jobs.redis.get, keys.last_photo(msg.chat_id))
+    except redis.RedisError:
+        return None
+    return Message.de_json(json.loads(raw), context.bot) if raw else None
 
 
 async def colorize_command(update: Update, context: Context) -> None:
     """/colorize [MODEL] [INTENSITY] as a reply to a photo (any chat); to a photo of an album, the album."""
     msg = update.effective_message
-    if await _album_reply(context, msg, Op.COLORIZE):
+    photo_msg = await _photo_meant(context, msg)
+    if await _album_reply(context, msg, photo_msg, Op.COLORIZE):
         return
-    await _colorize_request(context, msg, msg.reply_to_message, context.args or [])
+    await _photo_request(context, msg, photo_msg, Op.COLORIZE, context.args or [])
 
 
-async def _colorize_request(context: Context, msg: Message, photo_msg: Message | None, args: list[str],
-                            reference: Image | None = None) -> None:
-    """Colourise the photo of `photo_msg`; with a `reference` photo, like that one."""
+async def restore_command(update: Update, context: Context) -> None:
+    """/restore [nocolor] as a reply to a photo (any chat): repair its damage, then colourise it if it is
+    black and white; to a photo of an album, the album."""
+    msg = update.effective_message
+    photo_msg = await _photo_meant(context, msg)
+    if await _album_reply(context, msg, photo_msg, Op.RESTORE):
+        return
+    await _photo_request(context, msg, photo_msg, Op.RESTORE, context.args or [])
+
+
+async def _photo_request(context: Context, msg: Message, photo_msg: Message | None, op: Op, args: list[str],
+                         reference: Image | None = None, if_gray: bool = False) -> None:
+    """Colourise or restore the photo of `photo_msg`; colourise with a `reference` photo: like that one;
+    `if_gray`: colourise only if it is black and white (a photo sent without a command: one in colour gets
+    a question instead)."""
     img = image_of(photo_msg)
     if img is None:
-        await msg.reply_text(render("need_photo.colorize", context.lang))
+        await msg.reply_text(render(f"need_photo.{op}", context.lang))
         return
-    options = await options_from_words(context, msg, Op.COLORIZE, args, reference)
+    options = await options_from_words(context, msg, op, args, reference)
     if options is not None:
-        await submit(context, msg, photo_msg, img, Op.COLORIZE, options, reference=reference)
+        if if_gray:
+            options = options.replace(if_gray=True)
+        await submit(context, msg, photo_msg, img, op, options, reference=reference)
 
 
 async def style_command(update: Update, context: Context) -> None:
     """/style NAME [strength] [keep-colors] [hq] as a reply to a photo (of an album: the whole album);
     /style alone shows the presets."""
     msg = update.effective_message
-    if await _album_reply(context, msg, Op.STYLE):
+    photo_msg = await _photo_meant(context, msg)
+    if await _album_reply(context, msg, photo_msg, Op.STYLE):
         return
-    await _style_request(context, msg, msg.reply_to_message, style_img=None, args=context.args or [])
+    await _style_request(context, msg, photo_msg, style_img=None, args=context.args or [])
 
 
 async def _style_request(context: Context, msg: Message, content_msg: Message | None, style_img: Image | None,
@@ -89,10 +149,11 @@ async def style_button(update: Update, context: Context) -> None:
         outcome = await submit(context, keyboard_msg, content_msg, image_of(content_msg), Op.STYLE,
                                StyleOptions(style=name), user_id=query.from_user.id)
     finally:
-        await query.answer({"queued": render("style.painting_as", context.lang, name=name),
+        await query.answer({"queued": render("style.painting_as", context.lang,
+                                             painting=paintings.named(name, context.lang)),
                             "duplicate": render("request.duplicate", context.lang)}.get(outcome))
     if outcome in ("queued", "cached"):
-        await keyboard_msg.edit_text(render("style.chosen", context.lang, name=name))  # one tap per keyboard
+        await keyboard_msg.edit_text(render("style.chosen", context.lang, painting=paintings.named(name, context.lang)))
 
 
 async def unknown_button(update: Update, context: Context) -> None:
@@ -107,12 +168,12 @@ async def styles_command(update: Update, context: Context) -> None:
     await submit(context, msg, msg, None, Op.STYLES)
 
 
-async def _album_reply(context: Context, msg: Message, op: Op) -> bool:
-    """A command replying to a photo of an album the bot saw applies to the whole album (bot/albums.py)."""
-    pictures = await albums.recalled(context, msg.reply_to_message)
+async def _album_reply(context: Context, msg: Message, photo_msg: Message | None, op: Op) -> bool:
+    """A command about a photo of an album the bot saw applies to the whole album (bot/albums.py)."""
+    pictures = await albums.recalled(context, photo_msg)
     if pictures is None:
         return False
-    await albums.request_album(context, msg, msg.reply_to_message, pictures, op, context.args or [])
+    await albums.request_album(context, msg, photo_msg, pictures, op, context.args or [])
     return True
 
 
@@ -120,10 +181,13 @@ async def image_message(update: Update, context: Context) -> None:
     """A photo or file. Its caption may hold a command (CommandHandler does not see captions).
     A picture of an album waits for the rest of it (bot/albums.py)."""
     msg = update.effective_message
+    mine = not for_another_bot(msg.caption, context.bot.username)
+    if mine and msg.chat.type == "private" and image_of(msg) is not None:
+        await _remember_photo(context, msg)  # an album's picture too: /style then means the album
     if msg.media_group_id:
         await albums.gather(update, context)
         return
-    if for_another_bot(msg.caption, context.bot.username):
+    if not mine:
         return
     parsed = parse_command(msg.caption, context.bot.username)
     private = msg.chat.type == "private"
@@ -136,6 +200,9 @@ async def image_message(update: Update, context: Context) -> None:
         else:
             await _style_request(context, msg, msg, style_img=None, args=args)
         return
+    if op is Op.RESTORE:
+        await _photo_request(context, msg, msg, Op.RESTORE, args)
+        return
     if op is Op.COLORIZE or (cmd is None and private):
         if is_file_but_not_image(msg):
             await refuse(msg.reply_text, msg.chat_id, "not_image", render("not_an_image", context.lang))
@@ -147,17 +214,18 @@ async def image_message(update: Update, context: Context) -> None:
                 await albums.request_album(context, msg, msg.reply_to_message, pictures, Op.COLORIZE, args,
                                            reference=image_of(msg))
             else:
-                await _colorize_request(context, msg, msg.reply_to_message, args, reference=image_of(msg))
+                await _photo_request(context, msg, msg.reply_to_message, Op.COLORIZE, args, reference=image_of(msg))
         else:
-            await _colorize_request(context, msg, msg, args)
+            await _photo_request(context, msg, msg, Op.COLORIZE, args, if_gray=cmd is None)
         return
     if private and cmd is not None:
-        await msg.reply_text(render("help", context.lang))
+        await msg.reply_text(render("help", context.lang), do_quote=False)
 
 
 async def unknown_command(update: Update, context: Context) -> None:
-    """Private chats only: an unknown command or plain text gets the help text."""
-    await update.effective_message.reply_text(render("help", context.lang))
+    """Private chats only: words or an unknown command get one line saying what to do (the help is /help)."""
+    msg = update.effective_message
+    await msg.reply_text(render("text.hint", context.lang), do_quote=quotes(msg))
 
 
 async def on_error(update: object, context: Context) -> None:

@@ -18,7 +18,7 @@ from telegram.error import BadRequest
 
 from bot import metrics
 from bot.context import Context
-from bot.contract import cache, captions, followups
+from bot.contract import cache, captions, followups, records
 from bot.contract.job import Job
 from bot.requests import Image
 
@@ -49,11 +49,11 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
             return False  # answered already, or being: `admit` says Duplicate
     except redis.RedisError:
         return False
-    info = vocabulary.info(hit.engine)
-    caption = captions.result_caption(op, options, info.label if info else hit.engine, context.lang,
-                                      colorized_first=hit.colorized_first)
+    caption = captions.result_caption(op, options, _label(vocabulary, hit.engine), context.lang,
+                                      colorized_first=hit.colorized_first, repaired=hit.repaired,
+                                      colorizer_label=_label(vocabulary, hit.colorizer) if hit.colorizer else None)
     rid = followups.new_id()
-    keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, vocabulary.engines)
+    keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, vocabulary.engines, damaged=hit.damaged)
     try:
         if hit.as_document:
             sent = await reply_to.reply_document(hit.file_id, caption=caption, reply_markup=keyboard)
@@ -76,11 +76,17 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
     media = sent.photo[-1] if sent.photo else sent.document
     record = followups.Followup.of(job, hit.engine, hit.file_id, media.file_unique_id if media else None)
     try:
-        await asyncio.to_thread(followups.remember, jobs.redis, rid, record, ttl)
+        await asyncio.to_thread(followups.remember, jobs.redis, rid, record, ttl, job.user_id)
+        await asyncio.to_thread(records.own, jobs.redis, job.user_id, key, ttl)  # their photo's result, too
     except redis.RedisError as exc:
         log.warning("follow-up record of a cached answer not kept (%s): its buttons will ask for the photo again",
                     type(exc).__name__)
     return True
+
+
+def _label(vocabulary, engine: str) -> str:
+    info = vocabulary.info(engine)
+    return info.label if info else engine
 
 
 def _forget(conn: redis.Redis, key: str | None, unclaim, job: Job) -> None:

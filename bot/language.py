@@ -16,6 +16,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 
 from bot.context import Context
 from bot.contract.texts import LANGUAGES, language_of, render
+from bot.requests import quotes
 
 log = logging.getLogger("paintbot.bot")
 
@@ -36,8 +37,9 @@ async def language_command(update: Update, context: Context) -> None:
     buttons = [InlineKeyboardButton(render("language.name", lang), callback_data=f"language:{lang}")
                for lang in LANGUAGES]
     rows = [buttons[i:i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)]
-    await update.effective_message.reply_text(render("language.pick", context.lang),
-                                              reply_markup=InlineKeyboardMarkup(rows))
+    msg = update.effective_message
+    await msg.reply_text(render("language.pick", context.lang), reply_markup=InlineKeyboardMarkup(rows),
+                         do_quote=quotes(msg))
 
 
 async def language_button(update: Update, context: Context) -> None:

@@ -156,7 +156,7 @@ class JobQueue:
         if outcome == b"duplicate":
             raise Duplicate(job.job_id)
         if outcome != b"admitted":
-            raise Refused(outcome.decode(), in_flight=number)
+            raise Refused(outcome.decode(), count=number)
         return number
 
     def unclaim(self, job: Job) -> None:

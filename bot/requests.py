@@ -17,7 +17,8 @@ from bot.contract.job import MAX_DOWNLOAD_BYTES, Op
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 # The commands that ask for an operation on a photo, in every spelling the bot takes.
-OPERATION_COMMANDS: Mapping[str, Op] = {"colorize": Op.COLORIZE, "colorise": Op.COLORIZE, "style": Op.STYLE}
+OPERATION_COMMANDS: Mapping[str, Op] = {"colorize": Op.COLORIZE, "colorise": Op.COLORIZE, "style": Op.STYLE,
+                                        "restore": Op.RESTORE}
 
 
 def commands_of(op: Op) -> list[str]:
@@ -68,6 +69,12 @@ def sender_of(msg: Message) -> int | None:
     if msg.sender_chat is not None:
         return msg.sender_chat.id
     return msg.from_user.id if msg.from_user else None
+
+
+def quotes(msg: Message) -> bool:
+    """Whether an answer to `msg` quotes it: in a group, to say whom and what it answers; in a private chat
+    a plain command (/start, /help, /forget) or words are answered without quoting them back."""
+    return msg.chat.type != "private"
 
 
 def is_file_but_not_image(msg: Message) -> bool:

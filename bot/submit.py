@@ -18,8 +18,9 @@ from telegram.error import TelegramError
 
 from bot import instant, metrics
 from bot.context import Bursts, Context
+from bot.contract import paintings
 from bot.contract.job import MAX_DOWNLOAD_BYTES, AlbumItem, Job, Op
-from bot.contract.options import BadOptions, ColorizeOptions, Options, StyleOptions
+from bot.contract.options import OPTIONS, BadOptions, Options
 from bot.contract.texts import render, render_error
 from bot.queue import Duplicate, Refused
 from bot.requests import Image, sender_of, too_big
@@ -40,14 +41,18 @@ async def refuse(answer, chat_id: int, reason: str, text: str, bursts: Bursts | 
 
 async def options_from_words(context: Context, msg: Message, op: Op, words: list[str],
                              reference: Image | None = None) -> Options | None:
-    """The options `words` ask for (`/colorize instance 150`, `/style vangogh 60 keep-colors`); None when
-    they do not make options, or name an engine that needs a reference photo and there is none: then the
-    user has been told why, in reply to `msg`."""
+    """The options `words` ask for (`/colorize instance 150`, `/style vangogh 60 keep-colors`, `/restore nocolor`);
+    None when they do not make options, name an engine that needs a reference photo and there is none, or
+    ask for a family no worker runs (workers that published their engines, none of them a restorer: an
+    older release, or the repair weights missing): then the user has been told why, in reply to `msg`."""
     vocabulary = await context.vocabulary()
+    if not vocabulary.offers(op.family, reference is not None):
+        await refuse(msg.reply_text, msg.chat_id, "unavailable", render(f"{op.family}.unavailable", context.lang))
+        return None
     try:
-        options = (ColorizeOptions if op is Op.COLORIZE else StyleOptions).parse(words, vocabulary)
+        options = OPTIONS[op.family].parse(words, vocabulary)
     except BadOptions as exc:
-        await refuse(msg.reply_text, msg.chat_id, "bad_options", render_error(exc, context.lang))
+        await refuse(msg.reply_text, msg.chat_id, "bad_options", _explained(exc, context.lang))
         return None
     info = vocabulary.info(options.engine) if options.engine else None
     if op is Op.COLORIZE and reference is None and info is not None and info.needs_reference:
@@ -56,26 +61,34 @@ async def options_from_words(context: Context, msg: Message, op: Op, words: list
     return options
 
 
+def _explained(exc: BadOptions, lang: str) -> str:
+    """Why the words make no options; a painting's name that matches none gets the closest ones."""
+    if exc.params.get("suggestions"):
+        return render("options.did_you_mean", lang, name=exc.params["name"],
+                      choices=paintings.either(exc.params["suggestions"], lang))
+    return render_error(exc, lang)
+
+
 async def offer_presets(context: Context, content_msg: Message) -> None:
     """`/style` without a name: the presets as buttons, replying to the photo so that a tap finds it."""
     presets = (await context.vocabulary()).styles
     if not presets:  # no worker has said which it has yet
         await content_msg.reply_text(render("unavailable", context.lang))
         return
-    buttons = [InlineKeyboardButton(n, callback_data=f"style:{n}") for n in presets]
-    rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
+    buttons = [InlineKeyboardButton(paintings.button(n, context.lang), callback_data=f"style:{n}") for n in presets]
+    rows = [buttons[i:i + paintings.PER_ROW] for i in range(0, len(buttons), paintings.PER_ROW)]
     await content_msg.reply_text(render("style.pick", context.lang), reply_markup=InlineKeyboardMarkup(rows))
 
 
 async def submit(context: Context, request: Message, reply_to: Message, img: Image | None,
                  op: Op, options: Options | None = None, user_id: int | None = None,
                  reference: Image | None = None, request_id: int | None = None,
-                 album: tuple[AlbumItem, ...] | None = None, status_text: str | None = None) -> str:
+                 album: tuple[AlbumItem, ...] | None = None) -> str:
     """Admit and enqueue: all or nothing, so a request that does not become a job holds no slot.
     A job that has to wait in line is told "Queued" with its position (replying to the photo);
-    one a worker takes at once gets a chat action instead (bot/contract/readiness.py), unless `status_text`
-    asks for a status message all the same (an album's). Every outcome gets exactly one answer;
-    returns which: "queued", "cached" (answered at once from the result cache, bot/instant.py; never
+    one a worker takes at once gets a chat action instead (bot/contract/readiness.py), and a status message
+    from the worker only if it turns out long (worker/progress.py; an album's too). Every outcome gets exactly
+    one answer; returns which: "queued", "cached" (answered at once from the result cache, bot/instant.py; never
     for an album), "refused", "duplicate" (the same request is already queued: nothing said) or
     "unreachable" (the chat cannot be written to: nothing can be said). `request_id`: the job's, when
     the request is no message of its own (a follow-up tap)."""
@@ -107,10 +120,9 @@ async def submit(context: Context, request: Message, reply_to: Message, img: Ima
                      context.bursts)
         return "refused"
     status = None
-    if not at_once or status_text is not None:
+    if not at_once:
         try:
-            status = await reply_to.reply_text(status_text if at_once else
-                                               render("queued", context.lang, position=position))
+            status = await reply_to.reply_text(render("queued", context.lang, position=position))
         except TelegramError as exc:  # kicked from the group (403), no right to write there (400), ...
             log.warning("job=%s not queued: cannot write to chat %s (%s)", job.job_id, job.chat_id, exc)
             await _withdraw(context, job)

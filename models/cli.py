@@ -1,20 +1,36 @@
 """`paintbot`: the image science from the command line, no Telegram involved.
 
-    paintbot colorize IN.jpg [-o OUT.jpg] [--model NAME] [--weights PATH] [--intensity 150] [--like REF.jpg]
-    paintbot style IN.jpg --style vangogh|PATH [--engine NAME] [--strength 0.6] [--keep-colors]
-                          [--size N] [-o OUT.jpg]
+    paintbot colorize PHOTO|FOLDER ... [-o OUT] [--force] [--model NAME] [--weights PATH] [--intensity 150]
+                      [--like REF.jpg]
+    paintbot style PHOTO|FOLDER ... --style vangogh|PATH [--engine NAME] [--strength 0.6] [--keep-colors]
+                   [--size N] [-o OUT] [--force]
     paintbot style --list
-    paintbot restore IN.jpg [-o OUT.jpg] [--no-color] [--mask-out MASK.png]
     paintbot models list | download [NAME ...]
     paintbot eval colorize FOLDER [--engines all|NAME,...] [--size 256|full] [--limit N] [--out DIR]
                                   [--exemplar same-scene]
     paintbot eval style FOLDER [--styles all|NAME,...] [--engines all|NAME,...] [--size N] [--out DIR]
+    paintbot restore PHOTO|FOLDER ... [-o OUT] [--force] [--no-color] [--mask-out MASK.png]
     paintbot eval restore FOLDER [--size 512] [--seed 2026] [--limit N] [--out DIR]
 
-The environment is read once, here, into a ModelConfig that is passed inward. Engine names come
-from the registry (models/engines.py). Errors are one line on stderr in terminal words (what is wrong,
-and the file, option or variable to change), exit status 1; Ctrl-C exits with 130. Results are written
-in the format their name asks for (.jpg, .png, .webp), labelled as AI-made like the bot's files.
+Why it is shaped so:
+- A person at a terminal waits for nothing needless: `paintbot`, `--help`, `--version` and every
+  argument error are answered without importing torch (seconds on a small machine). So this module
+  imports only the standard library at the top; each command imports what it needs when it runs,
+  and engine names are checked against the registry after parsing, before any model loads.
+- Nothing is overwritten unless --force says so, and every output is planned (names, formats,
+  clashes, existing files) before a model loads, so a mistake costs nothing.
+- A result keeps its photo's format (JPEG for JPEG, PNG for PNG/TIFF/BMP/GIF, WebP for WebP, JPEG
+  for HEIC) unless -o names another; several photos or folders go to -o FOLDER with a progress bar
+  and a summary. Results are labelled as AI-made like the bot's files.
+- Errors are one line on stderr in terminal words (what is wrong, and the file, option or variable
+  to change): exit status 1, 2 for a wrong command line; Ctrl-C exits with 130. A step that takes
+  longer than SHOW_AFTER seconds (loading a model, Gatys' optimisation) draws a progress bar.
+
+Adding a command is one function `add_NAME(sub)` that builds its parser and sets `run=`, listed in
+COMMANDS; a command that turns photos into results takes `inputs`, `-o` and `--force` as colorize
+does, and its `run` is `run_each(plan(args.inputs, args.output, TAG, args.force), work, DESC)` after
+loading its engine under `_loading(name)`. The environment is read once, in `_config`, into a
+ModelConfig that is passed inward.
 """
 
 from __future__ import annotations
@@ -22,21 +38,32 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-
-def _out_path(inp: str, out: str | None, suffix: str) -> Path:
-    """Where the result goes; checked before any model runs, so a wrong suffix costs nothing."""
-    from models import imageio
-
-    path = Path(out) if out else Path(inp).with_name(f"{Path(inp).stem}_{suffix}.jpg")
-    imageio.format_for(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"cannot write {path}: there is no folder {path.parent}")
-    return path
+SHOW_AFTER = 2.0  # seconds a step may take before it gets a progress bar
 
 
-def _open(path: str):
+class UsageError(Exception):
+    """A wrong command line: one line, exit status 2, no model touched."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage dump -> one line naming the command's --help
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+# --- shared pieces ----------------------------------------------------------------------------------
+
+def _config():
+    from models import engines
+
+    return engines.config_from_env(os.environ)  # as the worker does (worker/main.py)
+
+
+def _open(path: str | Path):
     """An input image; its error names the file (decode's own words do not know it)."""
     from models import imageio
 
@@ -46,97 +73,425 @@ def _open(path: str):
         raise ValueError(f"{path}: {exc}") from None
 
 
-def _config():
+def _percent(text: str) -> int:
+    """--intensity: checked while parsing, so a wrong value never waits for a model."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of percent") from None
+    if not 0 <= value <= 200:
+        raise argparse.ArgumentTypeError(f"must be 0..200 (percent of the predicted colour), not {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be 0..1, not {value}")
+    return value
+
+
+def _engine(name: str | None, family: str, option: str):
+    """The registry's engine called `name` (None: None); a wrong name is one line with the choices and
+    the closest one, naming the option."""
     from models import engines
+    from models.errors import UnknownEngine
 
-    return engines.config_from_env(os.environ)  # as the worker does (worker/main.py)
+    if name is None:
+        return None
+    try:
+        return engines.get(name, family)
+    except UnknownEngine as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
-def _cmd_colorize(args: argparse.Namespace) -> None:
-    from models import colorize, engines, imageio
+class Step:
+    """A progress bar on stderr for one step that may take long: drawn only once the step has taken
+    SHOW_AFTER seconds (quick steps print nothing), filled by the engine's `models.progress.report`
+    where it reports how far it is (Gatys), else counting the seconds."""
 
-    if not 0 <= args.intensity <= 200:
-        raise ValueError(f"--intensity must be 0..200 (percent of the predicted colour), not {args.intensity}")
-    dest = _out_path(args.input, args.output, "color")
-    img = _open(args.input)
+    def __init__(self, desc: str, enabled: bool = True):
+        self.desc, self.enabled = desc, enabled
+        self.fraction: float | None = None
+        self.stop = threading.Event()
+        self.started = time.time()
+
+    def __enter__(self):
+        from models import progress
+
+        if not self.enabled:
+            return self
+        self.reporting = progress.reporting(self.listen)
+        self.reporting.__enter__()
+        self.thread = threading.Thread(target=self.draw, daemon=True)
+        self.thread.start()
+        return self
+
+    def listen(self, fraction: float) -> None:
+        self.fraction = fraction
+
+    def draw(self) -> None:
+        from tqdm import tqdm
+
+        if self.stop.wait(SHOW_AFTER):
+            return
+        bar, known = None, None
+        while True:
+            if bar is None or known != (self.fraction is not None):
+                if bar is not None:
+                    bar.close()
+                known = self.fraction is not None
+                fmt = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}" if known else "{desc}… {elapsed}"
+                bar = tqdm(total=100 if known else None, desc=self.desc, bar_format=fmt, leave=False,
+                           file=sys.stderr)
+                bar.start_t = self.started  # the elapsed time counts from the step's start
+            if known:
+                bar.n = round(100 * self.fraction)
+            bar.refresh()
+            if self.stop.wait(0.25):
+                bar.close()
+                return
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.stop.set()
+            self.thread.join()
+            self.reporting.__exit__(*exc)
+        return False
+
+
+# --- where results go -------------------------------------------------------------------------------
+
+# The format a result keeps from its photo: lossless stays lossless, WebP stays WebP, what paintbot
+# cannot write (HEIC) becomes JPEG, the format of photos.
+KEEP_FORMAT = {".jpg": ".jpg", ".jpeg": ".jpeg", ".png": ".png", ".tif": ".png", ".tiff": ".png", ".bmp": ".png",
+               ".gif": ".png", ".webp": ".webp"}
+
+
+def result_suffix(photo: Path) -> str:
+    return KEEP_FORMAT.get(photo.suffix.lower(), ".jpg")
+
+
+def plan(inputs: list[str], output: str | None, tag: str, force: bool) -> list[tuple[Path, Path]]:
+    """(photo, result) for every photo named or inside a folder named, all checked before any work:
+    the photos exist, no two results share a name, none exists unless `force`. A result is PHOTO_<tag>
+    in the photo's format beside it, or inside -o when that is a folder (an existing one, one ending in
+    "/", or any -o given with several photos; a photo's subfolder is kept there), or -o itself."""
+    from models import imageio
+
+    photos: list[tuple[Path, Path]] = []  # (photo, its folder relative to the folder given)
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in imageio.PHOTO_SUFFIXES
+                           and not p.stem.endswith(f"_{tag}"))  # an earlier run's results are no photos to redo
+            if not found:
+                raise ValueError(f"{path}: no photos in this folder ({', '.join(imageio.PHOTO_SUFFIXES)})")
+            photos += [(p, p.parent.relative_to(path)) for p in found]
+        elif path.is_file():
+            photos.append((path, Path()))
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+    several = len(photos) > 1 or any(Path(i).is_dir() for i in inputs)
+    out = Path(output) if output else None
+    into_folder = out is not None and (out.is_dir() or output.endswith(("/", os.sep)) or several)
+    if into_folder and not out.is_dir() and (out.exists() or out.suffix.lower() in imageio.SUFFIX_FORMATS):
+        raise ValueError(f"-o {out}: several photos need a folder for their results, and this names a file")
+    pairs = []
+    for photo, sub in photos:
+        if out is not None and not into_folder:
+            dest = out
+            if not dest.suffix:
+                raise ValueError(f"-o {dest}: name a file .jpg, .png or .webp, or a folder (one that exists, "
+                                 f"or end it with /)")
+            imageio.format_for(dest)
+            if not dest.parent.is_dir():
+                raise ValueError(f"cannot write {dest}: there is no folder {dest.parent}")
+        else:
+            name = f"{photo.stem}_{tag}{result_suffix(photo)}"
+            dest = out / sub / name if into_folder else photo.with_name(name)
+        pairs.append((photo, dest))
+    seen: dict[Path, Path] = {}
+    for photo, dest in pairs:
+        key = dest.resolve()
+        if key == photo.resolve():
+            raise ValueError(f"{dest} is the photo itself: name the result otherwise with -o")
+        if key in seen:
+            raise ValueError(f"{seen[key]} and {photo} would both be written to {dest}: give -o another name, "
+                             f"or rename one of them")
+        seen[key] = photo
+    existing = [dest for _, dest in pairs if dest.exists()]
+    if existing and not force:
+        if len(pairs) == 1:
+            raise ValueError(f"{existing[0]} already exists: add --force to replace it, or name another with -o")
+        raise ValueError(f"{len(existing)} of the {len(pairs)} results already exist (e.g. {existing[0]}): "
+                         f"add --force to replace them, or give -o another folder")
+    return pairs
+
+
+def run_each(pairs: list[tuple[Path, Path]], work: Callable, desc: str) -> int:
+    """`work(photo image) -> result image` for every pair, each result written as soon as it is made.
+    One photo: a step bar if it takes long, its error ends the run. Several: a bar over the photos, a
+    photo that cannot be read is reported and skipped, and a summary ends the run (exit 1 if any failed)."""
+    from tqdm import tqdm
+
+    from models import imageio
+    from models.errors import InputError
+
+    single = len(pairs) == 1
+    written, failed = [], []
+    with tqdm(total=len(pairs), unit="photo", desc=desc, file=sys.stderr, disable=single) as bar:
+        for photo, dest in pairs:
+            try:
+                img = imageio.open_path(photo)
+                with Step(desc, enabled=single):
+                    out = work(img)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                imageio.save_path(out, dest, made_from=img)
+            except (InputError, OSError) as exc:  # this photo's (or its result's) fault: the others may be fine
+                why = getattr(exc, "strerror", None) or str(exc)
+                where = getattr(exc, "filename", None) or photo  # an OSError may be about the result
+                if single:
+                    raise ValueError(f"{where}: {why}") from None
+                failed.append((photo, why))
+                tqdm.write(f"paintbot: {where}: {why}", file=sys.stderr)
+            else:
+                written.append(dest)
+                print(dest, flush=True)
+            bar.update()
+    if not single:
+        print(f"paintbot: {len(written)} of {len(pairs)} photos done" + (f", {len(failed)} failed: "
+              + "; ".join(f"{p.name} ({e})" for p, e in failed) if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _loading(engine_name: str | None):
+    return Step(f"loading {engine_name or 'the default model'}")
+
+
+# --- colorize ---------------------------------------------------------------------------------------
+
+def add_colorize(sub) -> None:
+    c = sub.add_parser("colorize", aliases=["colourise", "colorise"], help="colourise black-and-white photos",
+                       description="Colourise black-and-white photos. A result keeps its photo's format and is "
+                                   "written beside it as NAME_color.EXT, or into -o.")
+    c.add_argument("inputs", nargs="+", metavar="PHOTO|FOLDER")
+    c.add_argument("-o", "--output", metavar="OUT", help="the result's name (.jpg, .png, .webp), or a folder")
+    c.add_argument("-f", "--force", action="store_true", help="replace results that already exist")
+    c.add_argument("--model", default=None,
+                   help="see `paintbot models list` (default: PAINTBOT_COLORIZE_MODEL, else the best this "
+                        "machine can run; with --like, the model that colours like a photo)")
+    c.add_argument("--weights", default=None, help="a .pth checkpoint to use instead of the registry's file")
+    c.add_argument("--intensity", type=_percent, default=100,
+                   help="percent of the predicted colour, 0..200 (default 100)")
+    c.add_argument("--like", metavar="REF", help="a colour photo to take the colours from (e.g. of the same place)")
+    c.set_defaults(run=run_colorize)
+
+
+def run_colorize(args: argparse.Namespace) -> int:
+    from models import colorize, engines
+    from models.errors import InputError
+
+    chosen = _engine(args.model, "colorize", "--model")
+    if chosen is not None and args.like and not chosen.needs_reference:
+        raise UsageError(f"--like: the {chosen.name} model takes no reference photo "
+                         f"(--model {engines.reference_engine('colorize')} does, or leave --model out)")
+    if chosen is not None and chosen.needs_reference and not args.like:
+        raise UsageError(f"the {chosen.name} model colours like a photo you give: add --like REF.jpg")
+    pairs = plan(args.inputs, args.output, "color", args.force)
     reference = _open(args.like) if args.like else None
-    name = args.model or (engines.reference_engine("colorize") if reference else None)
-    engine = colorize.load(name, weights=args.weights, config=_config())
-    out = engine(img, intensity=args.intensity / 100, reference=reference)
-    imageio.save_path(out, dest, made_from=img)
-    print(dest)
+    name = chosen.name if chosen else (engines.reference_engine("colorize") if reference else None)
+    config = _config()
+    with _loading(name or config.colorize_engine):
+        engine = colorize.load(name, weights=args.weights, config=config)
+
+    def work(img):
+        try:
+            return engine(img, intensity=args.intensity / 100, reference=reference)
+        except InputError as exc:
+            if exc.code == "reference.gray":  # the reference, not this photo: no other photo would do better
+                raise ValueError(f"--like {args.like}: the photo is black and white; give a colour one") from None
+            raise
+    return run_each(pairs, work, "colourising")
 
 
-def _cmd_style(args: argparse.Namespace) -> None:
-    from models import engines, imageio
-    from models.style import presets
+# --- style ------------------------------------------------------------------------------------------
+
+def add_style(sub) -> None:
+    s = sub.add_parser("style", help="repaint photos in the style of a painting",
+                       description="Repaint photos in the style of a painting (a preset or an image). A result "
+                                   "keeps its photo's format and is written beside it as NAME_STYLE.EXT, or into -o.")
+    s.add_argument("inputs", nargs="*", metavar="PHOTO|FOLDER")
+    s.add_argument("--style", help="a preset name (see --list) or an image path")
+    s.add_argument("--list", action="store_true", help="list the preset styles")
+    s.add_argument("--engine", default=None,
+                   help="see `paintbot models list` (default: PAINTBOT_STYLE_ENGINE, else the best this machine "
+                        "can run)")
+    s.add_argument("--strength", type=_fraction, default=1.0, help="0..1, how much of the style (default 1)")
+    s.add_argument("--keep-colors", action="store_true", help="keep the photo's own colours")
+    s.add_argument("--size", type=int, default=None, help="long side of the result in pixels")
+    s.add_argument("-o", "--output", metavar="OUT", help="the result's name (.jpg, .png, .webp), or a folder")
+    s.add_argument("-f", "--force", action="store_true", help="replace results that already exist")
+    s.set_defaults(run=run_style)
+
+
+def run_style(args: argparse.Namespace) -> int:
+    from models.style import presets  # no torch: --list and a wrong command line answer at once
 
     if args.list:
-        for e in presets.CATALOG:
-            print(f"{e['name']:<12} {e['title']} ({e['artist']}, {e['year'] or 'undated'})")
-        return
-    if not args.input or not args.style:
-        raise ValueError("give a photo and --style NAME|PATH (paintbot style --list shows the names)")
-    dest = _out_path(args.input, args.output, Path(args.style).stem)
-    config = _config()
-    content = _open(args.input)
+        rows = [(e["name"], f"{e['title']} ({e['artist']}, {e['year'] or 'undated'})") for e in presets.CATALOG]
+        width = max(len(name) for name, _ in rows)
+        for name, what in rows:
+            print(f"{name:<{width}}  {what}")
+        return 0
+    if not args.inputs or not args.style:
+        raise UsageError("give photos and --style NAME|PATH (paintbot style --list shows the names)")
     custom = Path(args.style).is_file()
+    if not custom:
+        presets.entry(args.style)  # an unknown preset is refused before anything loads
+    chosen = _engine(args.engine, "style", "--engine")
+    pairs = plan(args.inputs, args.output, Path(args.style).stem, args.force)
+    from models import engines
+
+    config = _config()
     style_img = _open(args.style) if custom else presets.open_preset(args.style, config)
-    engine = engines.load(args.engine, "style", config=config)  # named: its own files or an error, no other
-    out = engine(content, style_img, strength=args.strength, keep_colors=args.keep_colors,
-                 style_key=None if custom else args.style.lower(), size=args.size)
-    imageio.save_path(out, dest, made_from=content)
-    print(dest)
+    with _loading(chosen.name if chosen else config.style_engine):
+        engine = engines.load(chosen.name if chosen else None, "style", config=config)  # named: no other
+
+    def work(content):
+        return engine(content, style_img, strength=args.strength, keep_colors=args.keep_colors,
+                      style_key=None if custom else args.style.lower(), size=args.size)
+    return run_each(pairs, work, "painting")
 
 
-def _cmd_models_list(args: argparse.Namespace) -> None:
+# --- models -----------------------------------------------------------------------------------------
+
+def add_models(sub) -> None:
+    m = sub.add_parser("models", help="the registered models: licences, sizes, defaults, files; download them")
+    msub = m.add_subparsers(dest="models_command", required=True, metavar="list|download")
+    lst = msub.add_parser("list", help="every registered engine: licence, size, whether it is the default here and "
+                                       "why, its files and settings")
+    lst.set_defaults(run=run_models_list)
+    d = msub.add_parser("download", help="fetch every weight file and preset style now (for offline use)")
+    d.add_argument("names", nargs="*", metavar="NAME", help="only these engines' files (default: all, and presets)")
+    d.set_defaults(run=run_models_download)
+
+
+def _megabytes(n: int | None) -> str:
+    return "size not published" if n is None else f"{n / 1e6:,.0f} MB"
+
+
+def run_models_list(args: argparse.Namespace) -> int:
     import dataclasses
 
     from models import engines, weights
     from models.config import settings_variable
+    from models.device import pick_device
 
     config = _config()
+    device = pick_device(config.device).type
+    why = {}
+    for family in engines.FAMILIES:
+        why |= engines.default_here(family, device, config)[1]
+    print(f"On this machine ({device}{', PAINTBOT_COMMERCIAL=1' if config.commercial_only else ''}); "
+          f"cache {config.cache_dir / 'weights'}" + (f", offline folder {config.weights_dir}" if config.weights_dir
+                                                      else ""))
     for e in engines.ENGINES:
-        print(f"{e.name:<18} {e.family:<9} {e.label}" + (f" (also: {', '.join(e.aliases)})" if e.aliases else ""))
+        print()
+        print(f"{e.name}  ({e.family}) {e.label}" + (f"; also: {', '.join(e.aliases)}" if e.aliases else ""))
+        print(f"  {why.get(e.name, 'by name')}")
+        lic = e.licence
+        print(f"  licence: code {lic.code}; weights {lic.weights}; "
+              f"{'commercial use allowed' if lic.commercial else 'NOT for commercial use'}")
+        sizes = [f.remote.size for f in e.files]
+        print("  files: none to download" if not e.files else
+              f"  files: {len(e.files)}, {_megabytes(sum(sizes))} in all" if all(sizes) else f"  files: {len(e.files)}")
         for f in e.files:
-            state = "present" if weights.is_present(f, config) else "not downloaded"
-            print(f"{'':<18} file {f.filename} [{state}]" + (f" (or {f.override_env})" if f.override_env else ""))
+            here = weights.local_path(f, config)
+            size = _megabytes(here.stat().st_size if here and not f.remote.size else f.remote.size)
+            print(f"    {f.filename}  {size}  {'present' if here else 'not downloaded'}"
+                  + (f"  (or {f.override_env})" if f.override_env else ""))
         for field in dataclasses.fields(e.Settings) if e.Settings else ():
-            print(f"{'':<18} {settings_variable(e.name, field.name)} (default {field.default})")
+            print(f"  {settings_variable(e.name, field.name)} (default {field.default})")
+    return 0
 
 
-def _cmd_models_download(args: argparse.Namespace) -> None:
+def run_models_download(args: argparse.Namespace) -> int:
+    """Every file is tried, whatever fails before it; a summary says what was fetched and what failed, why."""
     from tqdm import tqdm
 
     from models import engines, weights
+    from models.fetch import FetchError
     from models.style import presets
 
     config = _config()
-    chosen = [engines.get(n) for n in args.names] if args.names else None
-    big = [f for e in chosen or engines.ENGINES for f in e.files
-           if (f.remote.size or 0) > 500e6 and not weights.is_present(f, config)]
+    chosen = [_engine(n, None, "models download") for n in args.names] if args.names else None
+    for e in chosen or ():
+        if not e.files:
+            print(f"{e.name}: needs no files (nothing to download)", file=sys.stderr)
+    todo = [e for e in chosen or engines.ENGINES if e.files]
+    big = [f for e in todo for f in e.files if (f.remote.size or 0) > 500e6 and not weights.is_present(f, config)]
     for f in big:  # said before anything starts, so nobody is surprised by a 912 MB download
         print(f"note: {f.filename} is {f.remote.size / 1e6:.0f} MB", file=sys.stderr)
-    bars = []
 
-    def progress(wf):
-        bar = tqdm(desc=wf.filename, total=wf.remote.size, unit="B", unit_scale=True, leave=False, file=sys.stderr)
-        bars.append(bar)
+    def progress(wf):  # a bar per file, from its first byte (a file that is here or fails draws none)
+        bar = None
 
         def update(done: int, total: int | None) -> None:
-            bar.total = total or bar.total
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(desc=wf.filename, total=total or wf.remote.size, unit="B", unit_scale=True, leave=False,
+                           file=sys.stderr)
             bar.update(done - bar.n)
+            if total and done >= total:
+                bar.close()
         return update
 
-    try:
-        for path in engines.download_all(config, chosen, progress):
-            print(path)
-    finally:
-        for bar in bars:
-            bar.close()
+    results = engines.download_all(config, todo, progress) if todo else []
     if not args.names:
-        for path in presets.download_all(config):
-            print(path)
+        for entry in presets.CATALOG:
+            try:
+                results.append((entry["file"], presets.preset_path(entry["name"], config)))
+            except FetchError as exc:
+                results.append((entry["file"], exc))
+    fetched = [(name, r) for name, r in results if not isinstance(r, FetchError)]
+    failed = [(name, r) for name, r in results if isinstance(r, FetchError)]
+    for _, path in fetched:
+        print(path)
+    if results:
+        print(f"paintbot: {len(fetched)} of {len(results)} files here" + (f"; {len(failed)} failed:" if failed else ""),
+              file=sys.stderr)
+    for name, exc in failed:
+        print(f"  {name}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# --- eval -------------------------------------------------------------------------------------------
+
+def add_eval(sub) -> None:
+    ev = sub.add_parser("eval", help="compare engines on a folder of photos (the paper's Table 1, and more)")
+    esub = ev.add_subparsers(dest="family", required=True, metavar="colorize|style|restore")
+    ec = esub.add_parser("colorize", help="PSNR, SSIM, colourfulness and speed of each colouriser")
+    ec.add_argument("folder")
+    ec.add_argument("--engines", default="all", help="all, or a comma-separated list of models")
+    ec.add_argument("--size", default="256", choices=("256", "full"), help="256: resize to 256x256 first (default)")
+    ec.add_argument("--limit", type=int, default=None, help="at most this many photos")
+    ec.add_argument("--out", default="eval", help="folder for report.md, results.csv and sheet.jpg")
+    ec.add_argument("--exemplar", default=None, choices=("same-scene",),
+                    help="give reference-based engines the right part of each photo as their reference")
+    ec.set_defaults(run=run_eval)
+    es = esub.add_parser("style", help="content and style losses and speed of each style engine")
+    es.add_argument("folder")
+    es.add_argument("--styles", default="all", help="all, or a comma-separated list of presets")
+    es.add_argument("--engines", default="all", help="all, or a comma-separated list of engines")
+    es.add_argument("--size", type=int, default=256, help="long side of the photos, in pixels")
+    es.add_argument("--limit", type=int, default=None, help="at most this many photos")
+    es.add_argument("--out", default="eval-style", help="folder for report.md, results.csv and sheet.jpg")
+    es.set_defaults(run=run_eval)
+    add_eval_restore(esub)
 
 
 def _engines_for_eval(family: str, chosen: str, config) -> dict:
@@ -149,26 +504,33 @@ def _engines_for_eval(family: str, chosen: str, config) -> dict:
         loaded = {}
         for e in engines.of_family(family):
             try:
-                loaded[e.name] = engines.load(e.name, family, config=config)
+                with _loading(e.name):
+                    loaded[e.name] = engines.load(e.name, family, config=config)
             except FetchError as exc:
                 print(f"paintbot: eval without {e.name}: {exc}", file=sys.stderr)
         return loaded
-    names = [engines.get(n.strip(), family).name for n in chosen.split(",") if n.strip()]
-    return {n: engines.load(n, family, config=config) for n in names}
+    names = [_engine(n.strip(), family, "--engines").name for n in chosen.split(",") if n.strip()]
+    loaded = {}
+    for n in names:
+        with _loading(n):
+            loaded[n] = engines.load(n, family, config=config)
+    return loaded
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from models import evaluate
+def run_eval(args: argparse.Namespace) -> int:
+    from models import evaluate, weights
     from models.style import presets
 
     config = _config()
     out = Path(args.out)
     loaded = _engines_for_eval(args.family, args.engines, config)
+    used = {name: weights.describe_used(type(e).files, config) for name, e in loaded.items()}
     if args.family == "colorize":
+        # Every engine takes its reference by keyword (framing.ColorizeEngine.__call__), never by position.
         colorizers = {name: evaluate.ColorEngine(lambda gray, reference=None, e=e: e(gray, reference=reference),
                                                  needs_reference=e.needs_reference) for name, e in loaded.items()}
         report = evaluate.evaluate_colorize(args.folder, colorizers, size=args.size, limit=args.limit, out_dir=out,
-                                            reference_protocol=args.exemplar)
+                                            reference_protocol=args.exemplar, weights_used=used)
     else:
         names = presets.names() if args.styles == "all" else [presets.entry(n.strip())["name"]
                                                              for n in args.styles.split(",") if n.strip()]
@@ -176,36 +538,71 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         stylizers = {name: (lambda c, s, e=e: e(c, s, size=max(c.size))) for name, e in loaded.items()}
         report = evaluate.evaluate_style(args.folder, styles, stylizers, size=args.size, out_dir=out,
                                          device=next(iter(loaded.values())).device if loaded else "cpu",
-                                         limit=args.limit)
+                                         limit=args.limit, weights_used=used)
     print(report.markdown)
     print(f"written: {out / 'report.md'}, {out / 'results.csv'}, {out / 'sheet.jpg'}", file=sys.stderr)
     return 130 if report.interrupted else 0
 
 
-def _cmd_restore(args: argparse.Namespace) -> None:
-    """Repair the damage; a black-and-white photo is then colourised by the default colouriser (--no-color: not)."""
+# --- restore ----------------------------------------------------------------------------------------
+
+def add_restore(sub) -> None:
+    r = sub.add_parser("restore", help="repair scratches, dust and creases (then colourise black-and-white photos)",
+                       description="Find scratches, dust and creases and paint them out; a black-and-white photo is "
+                                   "then colourised by the default colouriser. Written as NAME_restored.EXT or -o.")
+    r.add_argument("inputs", nargs="+", metavar="PHOTO|FOLDER")
+    r.add_argument("-o", "--output", metavar="OUT", help="the result's name (.jpg, .png, .webp), or a folder")
+    r.add_argument("-f", "--force", action="store_true", help="replace results that already exist")
+    r.add_argument("--no-color", action="store_true", help="repair only: do not colourise black-and-white photos")
+    r.add_argument("--mask-out", metavar="MASK", help="one photo: also write the damage that was filled, as a picture")
+    r.set_defaults(run=run_restore)
+
+
+def run_restore(args: argparse.Namespace) -> int:
     from models import colorize, imageio, restore
     from models.restore.framing import is_gray
 
-    dest = _out_path(args.input, args.output, "restored")
-    mask_dest = _out_path(args.input, args.mask_out, "mask") if args.mask_out else None
-    img = _open(args.input)
+    pairs = plan(args.inputs, args.output, "restored", args.force)
+    mask_out = None
+    if args.mask_out:
+        if len(pairs) != 1:
+            raise UsageError("--mask-out names one picture: give one photo")
+        mask_out = plan([str(pairs[0][0])], args.mask_out, "mask", args.force)[0][1]
     config = _config()
-    repaired = restore.load(config=config)(img)
-    out = repaired.image
-    if not args.no_color and is_gray(out):
-        out = colorize.load(config=config)(out)
-    imageio.save_path(out, dest, made_from=img)
-    if mask_dest:
-        imageio.save_path(repaired.mask, mask_dest)
-    print(f"{dest} (repaired {repaired.regions} damaged area{'' if repaired.regions == 1 else 's'})")
+    with _loading("repair"):
+        repairer = restore.load(config=config)
+    colorizer = None
+
+    def work(img):
+        nonlocal colorizer
+        repaired = repairer(img)
+        if mask_out is not None:
+            imageio.save_path(repaired.mask, mask_out)
+        if args.no_color or not is_gray(repaired.image):
+            return repaired.image
+        if colorizer is None:
+            with _loading(config.colorize_engine):
+                colorizer = colorize.load(config=config)
+        return colorizer(repaired.image)
+    return run_each(pairs, work, "repairing")
 
 
-def _cmd_eval_restore(args: argparse.Namespace) -> int:
+def add_eval_restore(esub) -> None:
+    er = esub.add_parser("restore", help="PSNR and SSIM of repair on seeded synthetic damage of clean photos")
+    er.add_argument("folder")
+    er.add_argument("--size", type=int, default=512, help="long side of the photos, in pixels (default 512)")
+    er.add_argument("--seed", type=int, default=2026, help="the damage's seed (default 2026)")
+    er.add_argument("--limit", type=int, default=None, help="at most this many photos")
+    er.add_argument("--out", default="eval-restore", help="folder for report.md, results.csv and sheet.jpg")
+    er.set_defaults(run=run_eval_restore)
+
+
+def run_eval_restore(args: argparse.Namespace) -> int:
     from models import engines, evaluate_restore, restore, weights
 
     config = _config()
-    engine = restore.load(config=config)
+    with _loading("repair"):
+        engine = restore.load(config=config)
     files = [(f.filename, weights.path_of(f, config)) for f in engines.get(engine.name).files]
     report = evaluate_restore.evaluate_restore(args.folder, engine, files, size=args.size, seed=args.seed,
                                                limit=args.limit, out_dir=args.out)
@@ -215,89 +612,66 @@ def _cmd_eval_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_restore_parsers(sub, esub) -> None:
-    r = sub.add_parser("restore", help="repair scratches, dust and creases (then colourise a black-and-white photo)")
-    r.add_argument("input")
-    r.add_argument("-o", "--output", help="where to write the result (.jpg, .png or .webp)")
-    r.add_argument("--no-color", action="store_true", help="repair only: do not colourise a black-and-white photo")
-    r.add_argument("--mask-out", metavar="MASK", help="also write the filled damage as a black-and-white picture")
-    r.set_defaults(func=_cmd_restore)
-    er = esub.add_parser("restore", help="PSNR and SSIM of repair on seeded synthetic damage of clean photos")
-    er.add_argument("folder")
-    er.add_argument("--size", type=int, default=512, help="long side of the photos, in pixels (default 512)")
-    er.add_argument("--seed", type=int, default=2026, help="the damage's seed (default 2026)")
-    er.add_argument("--limit", type=int, default=None, help="at most this many photos")
-    er.add_argument("--out", default="eval-restore", help="folder for report.md, results.csv and sheet.jpg")
-    er.set_defaults(func=_cmd_eval_restore)
+# --- the program ------------------------------------------------------------------------------------
+
+COMMANDS = (add_colorize, add_style, add_models, add_eval, add_restore)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from models import engines
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
-    p = argparse.ArgumentParser(prog="paintbot", description="Colourise photos and repaint them as paintings.")
-    sub = p.add_subparsers(dest="command", required=True)
+    try:
+        return installed("paintbot")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
-    c = sub.add_parser("colorize", aliases=["colourise", "colorise"], help="colourise a black-and-white photo")
-    c.add_argument("input")
-    c.add_argument("-o", "--output", help="where to write the result (.jpg, .png or .webp)")
-    c.add_argument("--model", default=None, choices=engines.names("colorize"),
-                   help="default: PAINTBOT_COLORIZE_MODEL, else the best this machine can run")
-    c.add_argument("--weights", default=None, help="a .pth checkpoint to use instead of the registry's file")
-    c.add_argument("--intensity", type=int, default=100, help="percent of the predicted colour, 0..200 (default 100)")
-    c.add_argument("--like", metavar="REF", help="a colour photo to take the colours from (e.g. of the same place)")
-    c.set_defaults(func=_cmd_colorize)
 
-    s = sub.add_parser("style", help="repaint a photo in the style of a painting")
-    s.add_argument("input", nargs="?")
-    s.add_argument("--style", help="a preset name (see --list) or an image path")
-    s.add_argument("--list", action="store_true", help="list the preset styles")
-    s.add_argument("--engine", default=None, choices=engines.names("style"),
-                   help="default: PAINTBOT_STYLE_ENGINE, else the best this machine can run")
-    s.add_argument("--strength", type=float, default=1.0, help="0..1, how much of the style (default 1)")
-    s.add_argument("--keep-colors", action="store_true", help="keep the photo's own colours")
-    s.add_argument("--size", type=int, default=None, help="long side of the result in pixels")
-    s.add_argument("-o", "--output", help="where to write the result (.jpg, .png or .webp)")
-    s.set_defaults(func=_cmd_style)
-
-    m = sub.add_parser("models", help="the registered models, their weight files and preset styles")
-    msub = m.add_subparsers(dest="models_command", required=True)
-    lst = msub.add_parser("list", help="every registered engine, its files and settings")
-    lst.set_defaults(func=_cmd_models_list)
-    d = msub.add_parser("download", help="fetch every weight file and preset style now (for offline use)")
-    d.add_argument("names", nargs="*", metavar="NAME", help="only these engines' files (default: all, and presets)")
-    d.set_defaults(func=_cmd_models_download)
-
-    ev = sub.add_parser("eval", help="compare engines on a folder of photos (the paper's Table 1, and more)")
-    esub = ev.add_subparsers(dest="family", required=True)
-    ec = esub.add_parser("colorize", help="PSNR, SSIM, colourfulness and speed of each colouriser")
-    ec.add_argument("folder")
-    ec.add_argument("--engines", default="all", help="all, or a comma-separated list of models")
-    ec.add_argument("--size", default="256", choices=("256", "full"), help="256: resize to 256x256 first (default)")
-    ec.add_argument("--limit", type=int, default=None, help="at most this many photos")
-    ec.add_argument("--out", default="eval", help="folder for report.md, results.csv and sheet.jpg")
-    ec.add_argument("--exemplar", default=None, choices=("same-scene",),
-                    help="give reference-based engines the right part of each photo as their reference")
-    ec.set_defaults(func=_cmd_eval)
-    es = esub.add_parser("style", help="content and style losses and speed of each style engine")
-    es.add_argument("folder")
-    es.add_argument("--styles", default="all", help="all, or a comma-separated list of presets")
-    es.add_argument("--engines", default="all", help="all, or a comma-separated list of engines")
-    es.add_argument("--size", type=int, default=256, help="long side of the photos, in pixels")
-    es.add_argument("--limit", type=int, default=None, help="at most this many photos")
-    es.add_argument("--out", default="eval-style", help="folder for report.md, results.csv and sheet.jpg")
-    es.set_defaults(func=_cmd_eval)
-    _add_restore_parsers(sub, esub)
+def build_parser() -> Parser:
+    p = Parser(prog="paintbot", description="Colourise old photos and repaint them as paintings, at a terminal.",
+               epilog="`paintbot COMMAND --help` says more; `paintbot models list` shows the models, their "
+                      "licences and which are the defaults here.")
+    p.add_argument("--version", action="version", version=f"paintbot {version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from models.device import DeviceError
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    try:
+        if not argv:
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
+        if not hasattr(args, "run"):
+            parser.print_help()
+            return 0
+        return _run(args)
+    except UsageError as exc:
+        print(f"paintbot: {exc}", file=sys.stderr)
+        return 2
+
+
+def _is_users(exc: Exception) -> bool:
+    """A file, setting or device a person can change (InputError and ConfigError are ValueErrors).
+    DeviceError is looked up only once torch is in: `paintbot style --list` must not import it."""
     from models.fetch import FetchError
 
+    device = sys.modules.get("models.device")
+    return isinstance(exc, (FetchError, ValueError)) or (device is not None and isinstance(exc, device.DeviceError))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        return args.func(args) or 0
-    except (FetchError, ValueError, DeviceError) as exc:  # InputError and ConfigError are ValueErrors
+        return args.run(args) or 0
+    except UsageError:
+        raise
+    except (RuntimeError, ValueError) as exc:
+        if not _is_users(exc):
+            raise
         print(f"paintbot: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # an input that is not there, an output folder that cannot be written

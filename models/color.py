@@ -98,10 +98,12 @@ def lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
     return _mix(_RGB_FROM_XYZN, _lab_to_xyzn(*lab.unbind(-3)))
 
 
-def _lab_to_xyzn(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """L, a, b (each ..., H, W) -> XYZ relative to the white point, stacked on axis -3."""
+def _lab_to_xyzn(L: torch.Tensor, a: torch.Tensor, b: torch.Tensor, clip_z: bool = True) -> torch.Tensor:
+    """L, a, b (each ..., H, W) -> XYZ relative to the white point, stacked on axis -3. `clip_z`: f(Z) >= 0, as
+    scikit-image; OpenCV lets Z go below zero for strong yellows beyond the gamut (they differ only there)."""
     fy = (L + 16) / 116
-    return _f_inv(torch.stack((a / 500 + fy, fy, (fy - b / 200).clamp_min(0)), dim=-3))
+    fz = fy - b / 200
+    return _f_inv(torch.stack((a / 500 + fy, fy, fz.clamp_min(0) if clip_z else fz), dim=-3))
 
 
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
@@ -116,12 +118,13 @@ _ENCODE_LUT = (linear_to_srgb(torch.linspace(0, 1, _ENCODE_STEPS + 1, dtype=torc
                + 0.5).clamp(0, 255).to(torch.uint8)
 
 
-def lab_to_rgb_uint8(lightness: torch.Tensor, ab: torch.Tensor, rows: int = 32) -> torch.Tensor:
+def lab_to_rgb_uint8(lightness: torch.Tensor, ab: torch.Tensor, rows: int = 32, clip_z: bool = True) -> torch.Tensor:
     """L (1, H, W) and ab (2, H, W) -> 8-bit sRGB planes (3, H, W), gamut-clipped: the fast path for photos.
 
     Works through `rows` image rows at a time so the intermediates stay in the CPU cache
     (several times faster than whole-image tensors on a 3 MP photo). Planar output goes to PIL
-    with Image.merge, which interleaves faster than any strided copy here.
+    with Image.merge, which interleaves faster than any strided copy here. `clip_z=False` follows
+    OpenCV's 8-bit Lab -> RGB (within one level of it) where scikit-image clips f(Z) at zero.
     """
     _, h, w = lightness.shape
     lut = _ENCODE_LUT.to(ab.device)
@@ -129,7 +132,7 @@ def lab_to_rgb_uint8(lightness: torch.Tensor, ab: torch.Tensor, rows: int = 32) 
     out = torch.empty((3, h, w), dtype=torch.uint8, device=ab.device)
     for top in range(0, h, rows):
         rs = slice(top, top + rows)
-        steps = _mix(m, _lab_to_xyzn(lightness[0, rs], ab[0, rs], ab[1, rs]))
+        steps = _mix(m, _lab_to_xyzn(lightness[0, rs], ab[0, rs], ab[1, rs], clip_z))
         out[:, rs] = _lookup(lut, steps.clamp_(0, _ENCODE_STEPS).add_(0.5))
     return out
 
@@ -143,3 +146,27 @@ def mean_chroma(rgb: torch.Tensor) -> float:
     """Mean C*ab = sqrt(a*² + b*²) of sRGB (3, H, W), uint8 or float 0..1."""
     lab = rgb_to_lab(rgb)
     return float(torch.hypot(lab[1], lab[2]).mean())
+
+
+# A photo is in colour when, once any toning that follows its lightness is taken away (sepia, cyanotype,
+# selenium: each gray level one tint), the chroma left over (CIE ab length) exceeds this at its 90th
+# percentile. Toned and gray photos leave under 3, colour photos and paintings over 10 (tests/test_colour_check.py).
+COLOUR_RESIDUAL_CHROMA = 6.0
+COLOUR_CHECK_SIDE = 256  # pixels of the long side the check looks at
+
+
+def is_colour_photo(img) -> bool:
+    """Whether a PIL image is already in colour: its chroma cannot be explained by a tint per lightness
+    (a quadratic in L fitted to a and b). A black-and-white photo, toned or not, is not."""
+    import numpy as np
+
+    if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return False
+    small = img.convert("RGB")
+    small.thumbnail((COLOUR_CHECK_SIDE, COLOUR_CHECK_SIDE))
+    lab = rgb_to_lab(torch.from_numpy(np.asarray(small).copy()).permute(2, 0, 1)).reshape(3, -1).double()
+    lightness, ab = lab[0] / 100, lab[1:].T
+    basis = torch.stack([torch.ones_like(lightness), lightness, lightness * lightness], 1)
+    tint = basis @ torch.linalg.lstsq(basis, ab).solution
+    left = torch.linalg.vector_norm(ab - tint, dim=1)
+    return float(torch.quantile(left, 0.9)) > COLOUR_RESIDUAL_CHROMA

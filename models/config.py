@@ -91,6 +91,7 @@ class ModelConfig:
     colorize_engine: str | None = None  # PAINTBOT_COLORIZE_MODEL; None: the best the worker can run
     style_engine: str | None = None  # PAINTBOT_STYLE_ENGINE; None: the best the worker can run
     style_max_size: int | None = None  # PAINTBOT_STYLE_MAX_SIZE; None: 1024 on CUDA, 512 on CPU
+    commercial_only: bool = False  # PAINTBOT_COMMERCIAL=1: no engine whose licence forbids commercial use is a default
     # Files to use instead of downloaded ones, by weight file name (each file declares its variable,
     # e.g. PAINTBOT_ADAIN_DECODER_WEIGHTS for decoder.pth): loaded as given, strictly.
     weight_overrides: Mapping[str, Path] = field(default_factory=dict)

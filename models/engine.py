@@ -14,6 +14,7 @@ option objects: models/ imports nothing of the app.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -21,6 +22,22 @@ import torch
 from models import weights
 from models.config import ModelConfig
 from models.device import reduced_dtype
+
+
+@dataclass(frozen=True)
+class Licence:
+    """What the authors allow for an engine's code and for its weights, as they published it.
+
+    Why both: paintbot reimplements each network (so the authors' code licence governs the method as
+    published), but runs the authors' weights, which may carry terms of their own (a model card, a
+    README line). `commercial` is False when either one forbids commercial use; PAINTBOT_COMMERCIAL=1
+    keeps such engines out of the defaults (models/engines.py). `source` says where each was read, so
+    an operator can check it."""
+
+    code: str  # SPDX identifier, or a few words where there is none
+    weights: str
+    commercial: bool
+    source: str
 
 
 class Engine:
@@ -34,6 +51,7 @@ class Engine:
     aliases: ClassVar[tuple[str, ...]] = ()  # other words for it in commands ("hq", "fast")
     needs_reference: ClassVar[bool] = False  # takes a second image (a colour reference)
     Settings: ClassVar[type | None] = None  # a frozen dataclass of its own settings, or None
+    licence: ClassVar[Licence | None] = None  # every registered engine declares one (tests/test_cli.py)
 
     def __init__(self, device: torch.device, config: ModelConfig):
         self.device = device

@@ -7,8 +7,10 @@ each engine declares its own variables). An engine declares itself beside its ne
 settings, how it loads: models/engine.py); adding one is its module plus one line below.
 
 The default of a family is the first engine in this order that may be a default on the device
-(`default_on`) and can be loaded: its files are here, or can be downloaded (online). So a machine
-gets the best engine it can have, and an offline one falls back to what its folder holds.
+(`default_on`), whose licence the operator accepts (PAINTBOT_COMMERCIAL=1: commercial use allowed)
+and can be loaded: its files are here, or can be downloaded (online). So a machine gets the best
+engine it can have, and an offline one falls back to what its folder holds. `default_here` says
+which that is and why, without loading anything (`paintbot models list`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from models.engine import Engine
 from models.errors import UnknownEngine
 from models.fetch import FetchError
 
-from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColorTinyEngine  # noqa: E402,I001
+from models.colorize.chromagan import ChromaGANEngine  # noqa: E402,I001
+from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColorTinyEngine  # noqa: E402
 from models.colorize.exemplar import ExemplarEngine  # noqa: E402
 from models.colorize.instance import InstanceEngine  # noqa: E402
 from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402
@@ -46,6 +49,7 @@ ENGINES: tuple[type[Engine], ...] = (
     InstanceEngine,
     SIGGRAPH17Engine,
     ECCV16Engine,
+    ChromaGANEngine,
     ExemplarEngine,
     AdaAttNEngine,
     AdaINEngine,
@@ -104,6 +108,7 @@ def config_from_env(env: Mapping[str, str]) -> ModelConfig:
         colorize_engine=env_name(env, "PAINTBOT_COLORIZE_MODEL"),
         style_engine=env_name(env, "PAINTBOT_STYLE_ENGINE"),
         style_max_size=env_int(env, "PAINTBOT_STYLE_MAX_SIZE", 16),
+        commercial_only=env.get("PAINTBOT_COMMERCIAL", "").strip().lower() in ("1", "true", "yes", "on"),
         weight_overrides={k: v for k, v in overrides.items() if v is not None},
         engine_settings={e.name: parse_settings(e.name, e.Settings, env) for e in ENGINES if e.Settings is not None},
     )
@@ -113,6 +118,54 @@ def config_from_env(env: Mapping[str, str]) -> ModelConfig:
 
 def configured(family: str, config: ModelConfig) -> str | None:
     return {"colorize": config.colorize_engine, "style": config.style_engine}.get(family)
+
+
+def preferred(family: str, device_type: str, config: ModelConfig) -> type[Engine] | None:
+    """The engine a worker on `device_type` tries first for `family`: the configured one, else the first
+    that may be a default there, licence permitting (what deploy/local.sh downloads before it starts the service)."""
+    name = configured(family, config)
+    if name is not None:
+        return get(name, family)
+    return next(iter(candidates(family, device_type, config)), None)
+
+
+def candidates(family: str, device_type: str, config: ModelConfig) -> list[type[Engine]]:
+    """The engines that may be `family`'s default on this device type, in order of preference."""
+    return [e for e in of_family(family) if device_type in e.default_on and not excluded_by_licence(e, config)]
+
+
+def excluded_by_licence(engine: type[Engine], config: ModelConfig) -> bool:
+    return config.commercial_only and not (engine.licence and engine.licence.commercial)
+
+
+def default_here(family: str, device_type: str, config: ModelConfig) -> tuple[str | None, dict[str, str]]:
+    """(the engine `load(None, family)` would pick, why each engine of the family is or is not it),
+    from the configuration and the files on disk alone: an engine whose files are missing counts as
+    loadable online (no PAINTBOT_WEIGHTS_DIR), since its download is tried."""
+    why: dict[str, str] = {}
+    chosen = configured(family, config)
+    if chosen is not None:
+        chosen = get(chosen, family).name
+        variable = "PAINTBOT_COLORIZE_MODEL" if family == "colorize" else "PAINTBOT_STYLE_ENGINE"
+        why[chosen] = f"default here: {variable} names it"
+    for e in of_family(family):
+        if e.name in why:
+            continue
+        if e.needs_reference:
+            why[e.name] = "when a reference photo is given (--like; in the chat, a reply with a colour photo)"
+        elif device_type not in e.default_on:
+            why[e.name] = f"by name only on {device_type}"
+        elif chosen is not None:
+            why[e.name] = f"by name; {chosen} comes first"
+        elif excluded_by_licence(e, config):
+            why[e.name] = "by name only: PAINTBOT_COMMERCIAL=1 and its licence forbids commercial use"
+        elif config.weights_dir is not None and not e.files_present(config):
+            why[e.name] = "not a default: its files are not in PAINTBOT_WEIGHTS_DIR"
+        else:
+            chosen = e.name
+            why[e.name] = (f"default here ({device_type}): the first {family} engine that can run"
+                           + ("" if e.files_present(config) else ", downloaded on first use"))
+    return chosen, why
 
 
 def load(name: str | None, family: str, device=None, config: ModelConfig | None = None) -> Engine:
@@ -127,7 +180,7 @@ def load(name: str | None, family: str, device=None, config: ModelConfig | None 
     if name is not None:
         return _build(get(name, family), device, config)
     failed: list[tuple[str, FetchError]] = []
-    for engine in (e for e in of_family(family) if device.type in e.default_on):
+    for engine in candidates(family, device.type, config):
         try:
             loaded = _build(engine, device, config)
         except FetchError as exc:
@@ -148,9 +201,16 @@ def _build(engine: type[Engine], device: torch.device, config: ModelConfig) -> E
 
 
 def download_all(config: ModelConfig, engines: list[type[Engine]] | None = None,
-                 progress=None) -> list[Path]:
-    """Fetch and verify every registered weight file now (`paintbot models download`).
+                 progress=None) -> list[tuple[str, Path | FetchError]]:
+    """Fetch and verify every registered weight file now (`paintbot models download`): each file is
+    tried whatever happened to the ones before it; (file name, its path or why it could not be had).
 
     `progress(wf)` may return a per-file progress callback (bytes, total)."""
     files = {f.filename: f for e in (engines or ENGINES) for f in e.files}  # engines may share a file
-    return [weights.path_of(f, config, progress(f) if progress else None) for f in files.values()]
+    results: list[tuple[str, Path | FetchError]] = []
+    for name, f in files.items():
+        try:
+            results.append((name, weights.path_of(f, config, progress(f) if progress else None)))
+        except FetchError as exc:
+            results.append((name, exc))
+    return results

@@ -19,5 +19,9 @@ class InputError(ValueError):
 
 class UnknownEngine(InputError):
     def __init__(self, name: str, choices: list[str]):
-        super().__init__("engine.unknown", f"unknown model {name!r}: choose one of {', '.join(choices)}",
-                         name=name, choices=", ".join(choices))
+        import difflib
+
+        close = difflib.get_close_matches(name.strip().lower(), choices, n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        super().__init__("engine.unknown", f"unknown model {name!r}{hint}: choose one of {', '.join(choices)}",
+                         name=name, choices=", ".join(choices), closest=close[0] if close else None)

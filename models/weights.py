@@ -34,10 +34,9 @@ class WeightFile:
     build: Callable[[], object] | None  # a fresh nn.Module with the file's exact keys and shapes
     prepare: Callable[[dict], dict] | None = None  # unwrap / strip prefixes / drop documented unused keys
     override_env: str | None = None  # a variable naming a file to use instead (loaded as given)
-    # For a file whose network a library recognises by itself (spandrel): how the file becomes a state
-    # dict (default: torch.load, weights only), and the network made from that state dict, strictly,
-    # instead of `build` (FetchError, one line, when it is not the expected one).
-    read: Callable[[Path], dict] | None = None
+    read: Callable[[Path], dict] | None = None  # a file that is not a PyTorch checkpoint -> its state_dict
+    # For a file whose network a library recognises by itself (spandrel): the network made from the state
+    # dict, strictly, instead of `build` (FetchError, one line, when it is not the expected one).
     detect: Callable[[dict, Path], object] | None = None
 
     @property
@@ -111,6 +110,15 @@ def is_present(wf: WeightFile, config: ModelConfig) -> bool:
     return fetch.is_present(wf.remote, config.cache_dir / "weights", config.weights_dir)
 
 
+def local_path(wf: WeightFile, config: ModelConfig) -> Path | None:
+    """Where `wf` is on disk now (the operator's file, the offline folder or the cache), unverified;
+    None when it is not (or only as its archive). For listings: its size, where it is."""
+    override = config.weight_overrides.get(wf.filename)
+    folder = config.weights_dir if config.weights_dir is not None else config.cache_dir / "weights"  # as fetch.ensure
+    path = Path(override) if override is not None else folder / wf.filename
+    return path if path.is_file() else None
+
+
 def load(wf: WeightFile, config: ModelConfig, path: Path | None = None):
     """`wf.build()` with the file's weights, loaded strictly (from `path` if given)."""
     return wf.network(path or path_of(wf, config))
@@ -170,3 +178,23 @@ def identity(files, config: ModelConfig) -> str | None:
         else:
             return None
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def describe_used(files, config: ModelConfig) -> str:
+    """One line naming the weight files an engine runs with, for reports (`paintbot eval`): each file's
+    path and whether it is the authors' published file (its SHA-256 checked), an operator's file that
+    is not (a stand-in, a fine-tune: numbers measured with it say nothing of the published model), or
+    a file no hash is published for (its SHA-256, pinned on first load)."""
+    if not files:
+        return "no downloaded weights"
+    parts = []
+    for wf in files:
+        path = path_of(wf, config)  # already fetched and verified when the engine loaded
+        digest = fetch.sha256_of(Path(path))
+        if wf.remote.sha256 and len(wf.remote.sha256) >= 8 and fetch.matches(wf.remote, digest):
+            parts.append(f"{path} (the published {wf.filename}, SHA-256 checked)")
+        elif wf.remote.sha256:
+            parts.append(f"{path} (SHA-256 {digest[:12]}…: NOT the published {wf.filename})")
+        else:
+            parts.append(f"{path} (SHA-256 {digest[:12]}…; no hash is published for {wf.filename})")
+    return ", ".join(parts)

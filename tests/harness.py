@@ -130,6 +130,50 @@ def write_shared_standin(path: Path, shapes: dict, seed: int) -> Path:
     return path
 
 
+def write_chromagan_standin(path: Path, seed: int) -> Path:
+    """A ChromaGAN .h5 with the groups, attributes, names, order, shapes and dtypes of the authors' Keras file
+    (shared/weights/chromagan.json), compact: arrays of more than a million values are left unwritten (HDF5 reads
+    them back as zeros and stores nothing), so it takes ~10 MB, not 685 MB. For tests of loading, downloading and
+    the call shape; the golden test writes the full stand-in with the shared script."""
+    import json
+
+    import h5py
+
+    doc = json.loads((Path(__file__).resolve().parent.parent.parent / "shared" / "weights" /
+                      "chromagan.json").read_text())
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "shared" / "weights"))
+    from standin import make_standin
+
+    shapes = doc["checkpoints"]["generator"]["state_dict"]
+    values = make_standin({k: s for k, s in shapes.items() if np.prod(s) <= 1_000_000}, seed)
+    weight_names = {layer["name"]: layer["weight_names"] for layer in doc["layers"]}
+    order = doc["h5_structure"]["layer_names_order"]
+
+    def text(obj, key, value):
+        obj.attrs.create(key, data=value.encode("ascii"), dtype=h5py.string_dtype("ascii"))
+
+    with h5py.File(path, "w") as f:
+        for key, value in (("keras_version", "2.2.4"), ("backend", "tensorflow"),
+                           ("model_config", doc["h5_structure"]["h5_model_config"]),
+                           ("training_config", doc["h5_structure"]["root_attrs"]["training_config"])):
+            text(f, key, value)
+        weights = f.create_group("model_weights")
+        weights.attrs["layer_names"] = np.array([n.encode() for n in order])
+        text(weights, "backend", "tensorflow")
+        text(weights, "keras_version", "2.2.4")
+        for layer in order:
+            group = weights.create_group(layer)
+            names = weight_names[layer]
+            group.attrs["weight_names"] = np.array([n.encode() for n in names]) if names else np.array([])
+            for name in names:
+                key = f"{layer}/{name}"
+                if key in values:
+                    group.create_dataset(name, data=values[key])
+                else:
+                    group.create_dataset(name, shape=shapes[key], dtype="float32")
+    return path
+
+
 class Service(SimpleNamespace):
     """The whole path for one test: fake Telegram, real Redis, the bot polling, workers on demand."""
 

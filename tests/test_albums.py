@@ -188,7 +188,7 @@ def test_an_album_captioned_style_comes_back_painted(service):
     service.run_worker()
     call = _album_call(tg)
     assert [kind for kind, _, _ in _items(tg, call)] == ["photo", "photo"]
-    assert "The Starry Night (Vincent van Gogh)" in call.params["media"][0]["caption"]
+    assert "“The Starry Night” (Vincent van Gogh)" in call.params["media"][0]["caption"]
 
 
 def test_send_media_group_keeps_telegrams_rules(telegram):

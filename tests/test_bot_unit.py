@@ -49,10 +49,29 @@ def test_style_options_refused_with_help(args):
     assert len(render_error(e.value)) < 400
 
 
-def test_unknown_style_lists_names():
+@pytest.mark.parametrize("words, preset", [
+    ("van gogh", "vangogh"), ("starry night", "vangogh"), ("Munch", "munch"), ("The Scream", "munch"),
+    ("звёздная ночь", "vangogh"), ("ЗВЕЗДНАЯ НОЧЬ", "vangogh"), ("Der Schrei", "munch"), ("el grito", "munch"),
+    ("A Noite Estrelada", "vangogh"), ("Fernand Leger", "leger"), ("Леже", "leger"), ("great wave", "hokusai"),
+    ("Кацусика Хокусай", "hokusai"), ("Frau mit Hut", "matisse"), ("composición vii", "kandinsky")])
+def test_paintings_are_named_naturally_in_any_language(words, preset):
+    """Titles, painters and aliases of every language, case, accents and articles aside, with options around."""
+    assert StyleOptions.parse(words.split(), VOCABULARY).style == preset
+    assert StyleOptions.parse([*words.split(), "60", "hq"], VOCABULARY) == StyleOptions(preset, 0.6, False, "gatys")
+    assert StyleOptions.parse(["fast", *words.split()], VOCABULARY) == StyleOptions(preset, 1.0, False, "adain")
+
+
+def test_an_unknown_painting_brings_the_closest_ones():
+    from bot.contract import paintings
+
+    for words, closest in ((["scraem"], ("munch",)), (["van", "gok"], ("vangogh",)), (["strry", "nigt"], ("vangogh",))):
+        with pytest.raises(BadOptions) as e:
+            StyleOptions.parse(words, VOCABULARY)
+        assert e.value.code == "options.unknown_style" and e.value.params["suggestions"] == closest
     with pytest.raises(BadOptions) as e:
         StyleOptions.parse(["picasso"], VOCABULARY)
-    assert all(n in render_error(e.value) for n in PRESETS)
+    assert e.value.params["suggestions"] == () and "/styles" in render_error(e.value)
+    assert paintings.either(["munch", "picabia"], "ru") == "«Крик» (Эдвард Мунк) или «Удни» (Франсис Пикабиа)"
 
 
 def test_colorize_options():

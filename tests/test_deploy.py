@@ -268,6 +268,19 @@ def test_worker_image_is_built_for_the_cuda_of_the_pinned_torch():
     assert r.stdout.splitlines() == project["dependencies"] + project["optional-dependencies"]["worker"], r.stderr
 
 
+def test_worker_image_can_take_the_cpu_only_torch():
+    """TORCH_INDEX (empty: PyPI's CUDA build) installs torch and torchvision from that index first, at the pins
+    of requirements.txt, before the rest; the pattern picks exactly those two pins."""
+    assert _arg_default(DOCKERFILES["worker"], "TORCH_INDEX") == '""'
+    (line,) = [a for op, a in _instructions(DOCKERFILES["worker"]) if op == "RUN" and "> requirements.txt" in a]
+    first, rest = line.split('--index-url "$TORCH_INDEX" -r torch.txt')
+    assert "-r requirements.txt" in rest and 'if [ -n "$TORCH_INDEX" ]' in first
+    pattern = re.search(r"grep -E '([^']+)' requirements.txt > torch.txt", first)[1]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    picked = [d for d in project["dependencies"] + project["optional-dependencies"]["worker"] if re.match(pattern, d)]
+    assert sorted(d.split("==")[0] for d in picked) == ["torch", "torchvision"], picked
+
+
 def _build_context() -> set[str]:
     """The files docker sends as the build context, by the rules of .dockerignore (docker-py's implementation)."""
     build = _need("docker.utils.build", "docker")

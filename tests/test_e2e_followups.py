@@ -225,7 +225,7 @@ def test_paint_it(svc, chat_kind):
     painted = _results(tg, chat)[-1]
     assert painted["reply_to_message"]["message_id"] == first["message_id"]
     assert "Starry Night" in painted["caption"]
-    assert tg.message(chat["id"], pick["message_id"])["text"] == "Style: vangogh"
+    assert tg.message(chat["id"], pick["message_id"])["text"] == "Style: “The Starry Night” (Vincent van Gogh)"
 
 
 def test_before_after(svc, chat_kind):

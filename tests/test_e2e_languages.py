@@ -44,7 +44,7 @@ def test_a_painting_is_named_in_the_users_language(service):
     service.wait_queued(1)
     service.run_worker()
     (sent,) = tg.calls("sendPhoto")
-    assert "Звёздная ночь (Винсент ван Гог)" in sent.params["caption"]
+    assert "«Звёздная ночь» (Винсент ван Гог)" in sent.params["caption"]
     assert service.runtime.engines.defaults["style"].label in sent.params["caption"]
 
 
@@ -92,7 +92,8 @@ def test_the_command_menu_is_set_in_every_language(bot_service):
     for code, menu in menus.items():
         lang = code or "en"
         assert [(c["command"], c["description"]) for c in menu] == [
-            (c, render(f"command.{c}", lang)) for c in ("colorize", "style", "styles", "language", "help")]
+            (c, render(f"command.{c}", lang))
+            for c in ("colorize", "restore", "style", "styles", "language", "forget", "help")]
 
 
 def test_a_result_file_says_ai_made_it_and_keeps_the_camera_but_not_the_place(service):

@@ -5,6 +5,8 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from rq import Queue
+from rq.serializers import JSONSerializer
 
 from tests.harness import gray_photo
 
@@ -81,20 +83,24 @@ def test_private_photo_then_style_reply_gives_both_results(service):
 
 
 def test_inline_keyboard_flow(service):
+    """The preset keyboard, its toast and its "Style:" line name the paintings in the reader's language."""
     tg = service.telegram
     chat = tg.group_chat(-1003003)
-    photo = tg.user_sends_photo(chat, gray_photo(200, 200), user=tg.user(5))
-    tg.user_sends_text(chat, "/style", reply_to=photo["message_id"], user=tg.user(5))
+    anna, ben = tg.user(5, "Anna", language_code="de"), tg.user(6, "Ben", language_code="de")
+    photo = tg.user_sends_photo(chat, gray_photo(200, 200), user=anna)
+    tg.user_sends_text(chat, "/style", reply_to=photo["message_id"], user=anna)
     (keyboard,) = tg.wait_for("sendMessage")
-    buttons = [b["callback_data"] for row in keyboard.params["reply_markup"]["inline_keyboard"] for b in row]
-    assert "style:vangogh" in buttons and len(buttons) == 11
+    buttons = {b["callback_data"]: b["text"] for row in keyboard.params["reply_markup"]["inline_keyboard"] for b in row}
+    assert len(buttons) == 11 and buttons["style:vangogh"] == "Die Sternennacht"
+    assert buttons["style:hokusai"] == "Die große Welle" and all(len(t) <= 22 for t in buttons.values())
     assert service.queued() == 0
     kb_id = max(m for m in range(1, 10) if tg.message(chat["id"], m) and tg.message(chat["id"], m).get("reply_markup"))
-    tg.user_presses_button(chat, kb_id, "style:kandinsky", user=tg.user(6))
-    tg.wait_for("answerCallbackQuery")
+    tg.user_presses_button(chat, kb_id, "style:kandinsky", user=ben)
+    (toast,) = tg.wait_for("answerCallbackQuery")
+    assert toast.params["text"] == "Ich male es im Stil des Werks „Komposition VII“ (Wassily Kandinsky)…"
     tg.wait_for("sendMessage", count=2)  # "Queued"
     tg.wait_for(lambda c: c.method == "editMessageText" and c.params["message_id"] == kb_id)
-    assert tg.message(chat["id"], kb_id)["text"] == "Style: kandinsky"  # the keyboard is gone
+    assert tg.message(chat["id"], kb_id)["text"] == "Stil: „Komposition VII“ (Wassily Kandinsky)"  # no keyboard
     service.wait_queued(1)
     service.run_worker()
     (sent,) = tg.calls("sendPhoto")
@@ -125,18 +131,27 @@ def test_unknown_style_name(bot_service):
     photo = tg.user_sends_photo(chat, gray_photo(), user=tg.user(3005))
     tg.user_sends_text(chat, "/style nosuch", user=tg.user(3005), reply_to=photo["message_id"])
     (reply,) = tg.wait_for("sendMessage")
-    assert "nosuch" in reply.params["text"] and "vangogh" in reply.params["text"]
-    assert bot_service.queued() == 0
+    assert reply.params["text"] == "I don't know the painting “nosuch”. /styles shows them all."
+    tg.user_sends_text(chat, "/style the screm 60", user=tg.user(3005, language_code="es"), reply_to=photo["message_id"])
+    reply = tg.wait_for("sendMessage", count=2)[1]
+    assert reply.params["text"] == "No conozco la obra «the screm». ¿Quisiste decir «El grito» (Edvard Munch)?"
+    tg.user_sends_text(chat, "/style Звёздная ночь 60", user=tg.user(3005), reply_to=photo["message_id"])
+    bot_service.wait_queued(1)
+    (job,) = [j.args[0] for j in Queue(bot_service.settings.queue_name, connection=bot_service.redis,
+                                       serializer=JSONSerializer).jobs]
+    assert job["options"]["style"] == "vangogh" and job["options"]["strength"] == 60
 
 
 def test_styles_sheet(service):
     tg = service.telegram
     chat = tg.private_chat(3006)
-    tg.user_sends_text(chat, "/styles")
+    tg.user_sends_text(chat, "/styles", user=tg.user(3006, language_code="ru"))
     tg.wait_for("sendMessage")
     service.wait_queued(1)
     service.run_worker()
     (sent,) = tg.calls("sendPhoto")
-    assert "vangogh" in sent.params["caption"] and "sketch" in sent.params["caption"]
+    lines = sent.params["caption"].splitlines()
+    assert "• «Звёздная ночь» (Винсент ван Гог)" in lines and "• «Контраст форм» (Фернан Леже)" in lines
+    assert "• «Карандашный набросок портрета»" in lines and len(lines) == 12
     sheet = Image.open(io.BytesIO(tg.sent_file(sent)))
     assert sheet.size[0] >= 800

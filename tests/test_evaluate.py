@@ -183,7 +183,9 @@ def test_bad_folders_and_arguments_give_clear_errors(folder, tmp_path):
     empty = tmp_path / "empty"
     (empty / "deep").mkdir(parents=True)
     (empty / "deep" / "readme.txt").write_text("no photos here")
-    with pytest.raises(evaluate.EvalError, match=r"no photos \(jpg, jpeg, png, webp, heic, heif\) in .*empty"):
+    listed = ", ".join(s.lstrip(".") for s in evaluate.PHOTO_SUFFIXES)
+    assert listed.startswith("jpg, jpeg, png, webp, heic, heif")
+    with pytest.raises(evaluate.EvalError, match=rf"no photos \({listed}\) in .*empty"):
         colorize(empty, {}, tmp_path / "e")
     with pytest.raises(evaluate.EvalError, match="is not a folder"):
         colorize(tmp_path / "missing", {}, tmp_path / "e")
@@ -272,9 +274,10 @@ def cli_config(monkeypatch, standin_weights, tmp_path):
     return config
 
 
-def test_eval_colorize_command_runs_every_registered_colouriser(folder, cli_config, tmp_path, capsys):
+def test_eval_colorize_command_runs_every_registered_colouriser(folder, cli_config, standin_weights, tmp_path, capsys):
     """`--engines all` runs every registered colouriser whose files are here and names each other one
-    on stderr; no engine name is written in this test."""
+    on stderr; no engine name is written in this test. The report names the weight files each engine ran
+    with, and says that a stand-in is not the published file."""
     from models import engines, weights
     from models.cli import main
 
@@ -295,6 +298,10 @@ def test_eval_colorize_command_runs_every_registered_colouriser(folder, cli_conf
     truth = np.asarray(Image.open(folder / "a.png").convert("RGB"))
     expected = np.asarray(evaluate.gray_baseline(evaluate.lightness_only(Image.open(folder / "a.png"))))
     assert float(gray["psnr"]) == pytest.approx(peak_signal_noise_ratio(truth, expected, data_range=255), abs=1e-6)
+    report = (out / "report.md").read_text()
+    assert all(f"- Weights of {n}: " in report for n in names)
+    assert f"{standin_weights['eccv16']} (SHA-256 " in report
+    assert "NOT the published colorization_release_v2-9b330a0b.pth" in report
 
 
 def test_eval_colorize_command_gives_the_reference_engine_its_reference(folder, cli_config, tmp_path):
@@ -309,6 +316,7 @@ def test_eval_colorize_command_gives_the_reference_engine_its_reference(folder, 
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["engine"] for r in rows} == {"gray", "global-transfer", name} and len(rows) == 3 * 3
+    assert f"- Weights of {name}: no downloaded weights." in (out / "report.md").read_text()
 
 
 def test_eval_style_command_and_unknown_names(folder, cli_config, tmp_path, capsys):
@@ -321,7 +329,7 @@ def test_eval_style_command_and_unknown_names(folder, cli_config, tmp_path, caps
         rows = list(csv.DictReader(f))
     assert {r["engine"] for r in rows} == {"photo", "adain"} and {r["style"] for r in rows} == {"munch"}
     capsys.readouterr()
-    assert main(["eval", "colorize", str(folder), "--engines", "eccv16,pix2pix"]) == 1
+    assert main(["eval", "colorize", str(folder), "--engines", "eccv16,pix2pix"]) == 2  # a wrong command line
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "pix2pix" in err and "siggraph17" in err
     assert main(["eval", "style", str(folder), "--styles", "rembrandt", "--engines", "adain"]) == 1

@@ -37,7 +37,7 @@ def test_a_job_reads_with_an_extra_and_without_a_field():
     assert job.op is Op.STYLES and job.file_id is None and job.as_document is False and job.options is None
     assert Job.from_dict(job.to_dict()) == job
     with pytest.raises(ValueError, match="unknown operation"):
-        Job.from_dict({**older, "op": "restore"})  # an operation this release cannot run is no job of its own
+        Job.from_dict({**older, "op": "animate"})  # an operation this release cannot run is no job of its own
 
 
 def test_op_is_the_string_the_queue_carries():

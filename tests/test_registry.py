@@ -22,6 +22,7 @@ from PIL import Image
 from models import engines, fetch
 from models.config import ModelConfig
 from tests.conftest import SHARED
+from tests.harness import write_chromagan_standin
 from tests.standins import write_lama_standin, write_scratch_standin
 
 sys.path.insert(0, str(SHARED / "weights"))
@@ -51,6 +52,7 @@ LAYOUTS = {
     "adaattn_transformer.pth": ("adaattn.json", "adaattn_transformer"),
     "adaattn_decoder.pth": ("adaattn.json", "adaattn_decoder"),
     "decoder.pth": ("official.json", "adain_decoder"),
+    "my_model_colorization.h5": ("chromagan.json", "generator"),  # Keras: written by write_chromagan_standin
     "FT_Epoch_latest.pt": ("scratch_detection.json", "detection"),
     "big-lama.pt": "spandrel",  # no published listing: spandrel's LaMa architecture is the layout
 }
@@ -69,6 +71,9 @@ def standin_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("standins")
     out = {}
     for i, wf in enumerate(registered_files()):
+        if wf.filename.endswith(".h5"):
+            out[wf.filename] = write_chromagan_standin(folder / wf.filename, seed=100 + i)
+            continue
         if wf.filename in WRITERS:
             out[wf.filename] = WRITERS[wf.filename](folder / wf.filename, 100 + i)
             continue

@@ -225,12 +225,14 @@ def test_cli_repairs_colourises_a_gray_photo_and_writes_the_mask(restore_env, tm
     src = tmp_path / "old.png"
     photo(120, 80, "L").save(src)
     assert main(["restore", str(src), "-o", str(tmp_path / "new.png"), "--mask-out", str(tmp_path / "m.png")]) == 0
-    assert "damaged area" in capsys.readouterr().out
+    assert capsys.readouterr().out.strip() == str(tmp_path / "new.png")
     out, mask = Image.open(tmp_path / "new.png"), Image.open(tmp_path / "m.png")
     assert out.mode == "RGB" and out.size == (120, 80) and mask.size == (120, 80)
     r, g, b = out.split()
     assert r.tobytes() != b.tobytes()  # colourised
     assert main(["restore", str(src), "--mask-out", str(tmp_path / "m.bmp")]) == 1  # checked before any model
+    photo(60, 40, "L").save(tmp_path / "other.png")
+    assert main(["restore", str(src), str(tmp_path / "other.png"), "-o", f"{tmp_path}/out/", "--mask-out", "x.png"]) == 2
 
 
 def test_eval_restore_writes_a_report_that_names_its_weights(engine, standin_weights, tmp_path):

@@ -9,7 +9,7 @@ import torch
 from models import engines, fetch, weights
 from models.colorize.zhang import ECCV16, ECCV16Engine, SIGGRAPH17Engine
 from models.config import ModelConfig
-from models.style import adain
+from models.style import adain, presets
 from tests.standins import official
 
 
@@ -136,17 +136,27 @@ def test_not_a_checkpoint(tmp_path):
 
 
 def test_models_download_command_names_what_is_missing(tmp_path, monkeypatch, capsys):
-    """Offline with an empty weights folder: the size of each big file first, then one line naming the
-    file, its URL and the variable."""
+    """Offline with empty folders: the size of each big file first, then every file is tried (none stops
+    the others) and a summary names each missing one with its URL and the variable. Engines that need
+    no files say so."""
     from models.cli import main
 
     monkeypatch.setenv("PAINTBOT_WEIGHTS_DIR", str(tmp_path))  # the CLI reads its environment
+    monkeypatch.setenv("PAINTBOT_STYLES_DIR", str(tmp_path))
     assert main(["models", "download"]) == 1
-    *notes, err = capsys.readouterr().err.strip().split("\n")
-    first = next(f for e in engines.ENGINES for f in e.files)
-    big = [f for e in engines.ENGINES for f in e.files if (f.remote.size or 0) > 500e6]
-    assert notes == [f"note: {f.filename} is {f.remote.size / 1e6:.0f} MB" for f in big] and big
-    assert first.filename in err and first.remote.url in err and "PAINTBOT_WEIGHTS_DIR" in err
+    err = capsys.readouterr().err.strip().split("\n")
+    files = {f.filename: f for e in engines.ENGINES for f in e.files}
+    big = [f for f in files.values() if (f.remote.size or 0) > 500e6]
+    assert err[:len(big)] == [f"note: {f.filename} is {f.remote.size / 1e6:.0f} MB" for f in big] and big
+    total = len(files) + len(presets.CATALOG)
+    assert err[len(big)] == f"paintbot: 0 of {total} files here; {total} failed:"
+    failures = err[len(big) + 1:]
+    assert len(failures) == total
+    for f, line in zip(files.values(), failures):
+        assert line.startswith(f"  {f.filename}: ") and f.remote.url in line and "PAINTBOT_WEIGHTS_DIR" in line
+    assert main(["models", "download", "exemplar", "gatys"]) == 0
+    assert capsys.readouterr().err.splitlines() == ["exemplar: needs no files (nothing to download)",
+                                                    "gatys: needs no files (nothing to download)"]
 
 
 def _zip(members: dict[str, bytes]) -> bytes:

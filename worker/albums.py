@@ -14,6 +14,7 @@ message under it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from models.progress import reporting
 from worker import results
 from worker.progress import Progress
 from worker.runtime import Runtime
-from worker.stages import Timings, caption, deliver, encode, finish_status, run_engine, working
+from worker.stages import Made, Timings, caption, deliver, encode, finish_status, run_engine, working
 
 log = logging.getLogger("paintbot.worker")
 
@@ -48,16 +49,16 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
     last_error: InputError | None = None
     # One reference photo for the whole album (exemplar): fetched and read once, used for every picture.
     reference = imageio.decode(rt.telegram.download(job.reference_file_id)) if job.reference_file_id else None
-    colorized_first = False  # a black-and-white picture was colourised before it was painted
+    made: list[Made] = []
     for i, item in enumerate(job.album):
         try:
             data = rt.telegram.download(item.file_id)
             img = imageio.decode(data)
             with reporting(lambda f, i=i: status.show(render("working.percent", job.lang, working=text,
                                                              percent=round(100 * (i + f) / count)))):
-                out, suffix, colorized = run_engine(rt, engine, job, img, reference)
-            colorized_first = colorized_first or colorized
-            encoded.append(encode(job, out, img, data, item.file_name or f"photo_{i + 1}", suffix))
+                made.append(run_engine(rt, engine, job, img, reference))
+            encoded.append(encode(job, made[-1].image, img, data, item.file_name or f"photo_{i + 1}",
+                                  made[-1].suffix))
             pictures.append(item)
         except InputError as exc:  # this picture only: the others still come back
             log.info("job=%s album picture %d/%d unusable: %s", job.job_id, i + 1, count, exc)
@@ -67,7 +68,8 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
     timings.done("model")
     if not encoded:
         raise last_error  # nothing to send: the user is told why, as for a single photo
-    said = caption(job, engine.label, animated=False, colorized_first=colorized_first)
+    whole = together(made)
+    said = caption(job, engine.label, animated=False, made=whole)
     if failed:
         said += "\n" + render("album.failed", job.lang, items=", ".join(_name(job, i) for i in failed))
     job = finish_status(job, status)
@@ -75,20 +77,29 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
         data, as_document, filename = encoded[0]
         single = job.replace(album=None, file_id=pictures[0].file_id, file_name=pictures[0].file_name,
                              file_unique_id=None)
-        rid, keyboard = results.buttons(rt, single)
+        rid, keyboard = results.buttons(rt, single, whole.damaged)
         sent = deliver(rt, single, lambda: [rt.telegram.send_image(single.chat_id, single.reply_to, data, as_document,
                                                                    filename, caption=said, reply_markup=keyboard,
                                                                    thread_id=single.thread_id)],
                        engine.name)
-        results.keep(rt, single, engine, rid, sent[0] if sent else None)
+        results.keep(rt, single, engine, rid, sent[0] if sent else None, whole)
     else:
-        _deliver_album(rt, job, encoded, pictures, said, engine)
+        _deliver_album(rt, job, encoded, pictures, said, engine, whole.damaged)
     timings.done("send")
     return "ok" if not failed else "partial"
 
 
+def together(made: list[Made]) -> Made:
+    """What the caption and buttons of an album say of all its results: the damaged areas repaired in all,
+    damage on any picture (Repair is offered for the album), colourised first or after if any was."""
+    repaired = [m.repaired for m in made if m.repaired is not None]
+    return dataclasses.replace(made[0], colorized_first=any(m.colorized_first for m in made),
+                               damaged=any(m.damaged for m in made), repaired=sum(repaired) if repaired else None,
+                               colorizer=next((m.colorizer for m in made if m.colorizer), None))
+
+
 def _deliver_album(rt: Runtime, job: Job, encoded: list[tuple[bytes, bool, str]], pictures: list[AlbumItem],
-                   said: str, engine) -> None:
+                   said: str, engine, damaged: bool) -> None:
     """Send the album at most once per job, then its buttons. A photo result too large for a photo makes
     the whole album files: Telegram does not mix them."""
     as_document = job.as_document or any(as_doc for _, as_doc, _ in encoded)
@@ -98,7 +109,7 @@ def _deliver_album(rt: Runtime, job: Job, encoded: list[tuple[bytes, bool, str]]
         engine.name)
     if sent is None:
         return
-    rid, keyboard = results.buttons(rt, job)
+    rid, keyboard = results.buttons(rt, job, damaged)
     if rid is None:
         return
     results.keep_album(rt, job, engine, rid, pictures, sent)  # before the buttons: a quick tap finds it

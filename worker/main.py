@@ -40,6 +40,17 @@ HEARTBEAT_TTL = 45  # a worker silent this long is dead: its job is retried or t
 MAINTENANCE_EVERY = 30  # how often some worker looks for such abandoned jobs
 REDIS_BACKOFF_CAP = 5.0  # seconds between attempts to reach Redis, at most, while it is away
 COMMANDS_POLL = 1.0  # seconds RQ's command listener waits for a message before it looks whether to stop
+READY_TTL = 24 * 3600  # the "ready" record of a worker killed without a goodbye lapses after this
+
+
+class _Routine(logging.Filter):
+    """RQ's "cleaning registries" lines, every MAINTENANCE_EVERY s of an idle worker, are routine: DEBUG, not INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith("Worker %s: cleaning "):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
 
 
 # Error replies that say "not now" rather than "never": memory full under noeviction (OOM), the disk
@@ -140,6 +151,7 @@ class PaintbotWorker(SimpleWorker):
 
     def register_death(self):
         readiness.busy(self.connection, self.name)
+        self.connection.delete(keys.worker_ready(self.name))
         super().register_death()
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
@@ -202,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paintbot-worker: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.secrets)
+    logging.getLogger("rq.worker").addFilter(_Routine())
     conn, probe = connect(settings.redis_url), _probe(settings.redis_url)
     if args.scheduler:
         health.serve(healthy=lambda: bool(probe.ping()))
@@ -231,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # Telegram unreachable for now: jobs retry their calls
         log.warning("Telegram not reachable as the worker starts (%s): starting all the same", type(exc).__name__)
     worker = make_worker(settings, conn, args.name, publish=runtime.current().publish)
+    ready = f"{runtime.current().engines.summary()}; models in {models.weights_dir or models.cache_dir}"
+    conn.set(keys.worker_ready(worker.name), ready, ex=READY_TTL)  # deploy/local.sh's "ready" line reads it
+    log.info("worker %s ready: %s", worker.name, ready)
     from worker import metrics
 
     metrics.watch(Queue(settings.queue_name, connection=probe), device)

@@ -8,7 +8,7 @@ import logging
 
 import redis
 
-from bot.contract import cache, followups
+from bot.contract import cache, followups, records
 from bot.contract.job import AlbumItem, Job, Op
 from worker import runtime
 from worker.telegram import Sent
@@ -16,19 +16,27 @@ from worker.telegram import Sent
 log = logging.getLogger("paintbot.worker")
 
 
-def buttons(rt: runtime.Runtime, job: Job):
+def buttons(rt: runtime.Runtime, job: Job, damaged: bool = False):
     """(record id, keyboard) for a result of `job` (an album's: for all its results at once); (None, None)
-    when results carry no buttons."""
+    when results carry no buttons. `damaged`: the photo (a picture of the album) has damage to repair."""
     if rt.settings.result_cache_ttl <= 0 or job.op.family is None:
         return None, None
     rid = followups.new_id()
     adjustable = job.op is Op.COLORIZE and not job.reference_file_id
     return rid, followups.keyboard(rid, job.op if adjustable else Op.STYLE, job.options.to_dict(), job.lang,
-                                   rt.engines.runnable(), album=job.album is not None)
+                                   published_engines(rt), album=job.album is not None, damaged=damaged)
 
 
-def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | None,
-         colorized_first: bool = False) -> None:
+def published_engines(rt: runtime.Runtime):
+    """What buttons may offer: the engines every worker published, which the bot answers a tap from (not this
+    worker's own list: a button it offered must never meet "not available"); none while Redis is away."""
+    try:
+        return records.published(rt.redis).engines
+    except redis.RedisError:
+        return ()
+
+
+def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | None, made=None) -> None:
     """After sending: the result's file id under its cache key, and its follow-up record."""
     ttl = rt.settings.result_cache_ttl
     if ttl <= 0 or sent is None or not sent.file_id or job.op.family is None:
@@ -36,12 +44,14 @@ def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | No
     try:
         if cache.serves(job.file_unique_id, job.op, job.options, bool(job.reference_file_id)):
             key = cache.key(job.file_unique_id, job.op, job.options, engine.name, rt.engines.weights_of(engine))
-            cache.store(rt.redis, key, cache.Cached(sent.file_id, sent.as_document, engine.name, colorized_first),
-                        ttl)
+            cache.store(rt.redis, key, cache.Cached(
+                sent.file_id, sent.as_document, engine.name, bool(made and made.colorized_first),
+                bool(made and made.damaged), made.repaired if made else None,
+                made.colorizer.name if made and made.colorizer else None), ttl, owner=job.user_id)
         if rid is not None:  # its buttons answer in the chat the result landed in (a group may have moved)
             landed = job.replace(chat_id=sent.chat_id or job.chat_id)
             followups.remember(rt.redis, rid, followups.Followup.of(landed, engine.name, sent.file_id,
-                                                                    sent.file_unique_id), ttl)
+                                                                    sent.file_unique_id), ttl, owner=job.user_id)
     except redis.RedisError as exc:
         log.warning("job=%s: the result was not kept for reuse (%s)", job.job_id, type(exc).__name__)
 
@@ -57,6 +67,6 @@ def keep_album(rt: runtime.Runtime, job: Job, engine, rid: str, pictures: list[A
         sent[0].file_id, sent[0].file_unique_id, pictures,
         [AlbumItem(s.message_id, s.file_id, p.file_name) for p, s in zip(pictures, sent)])
     try:
-        followups.remember(rt.redis, rid, record, rt.settings.result_cache_ttl)
+        followups.remember(rt.redis, rid, record, rt.settings.result_cache_ttl, owner=job.user_id)
     except redis.RedisError as exc:
         log.warning("job=%s: the album's buttons were not kept (%s)", job.job_id, type(exc).__name__)

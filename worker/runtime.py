@@ -1,9 +1,16 @@
 """What a worker process holds for its whole life: its engines, the Telegram client, Redis.
 
 Built once by `paintbot-worker` before the first job, then used by every job the process runs.
-Each family's default engine is loaded at start (so a missing file stops the worker with one
-line, not the first user's job); an engine a job names is loaded on first use and kept, so no
-model is ever loaded twice in a process.
+Each family's default engine is loaded at start (so a missing file is found then, not by the first
+user's job); an engine a job names is loaded on first use and kept, so no model is ever loaded twice
+in a process.
+
+A family whose default cannot be loaded (no network on a first start, a file missing from the offline
+folder) does not stop the worker: it says so in one line and is not offered, and the worker serves the
+families it has. Stopping would take the whole service down for one missing model (deploy/local.sh
+stops everything when a process ends), and a person could not tell "only model X is missing" from
+"the bot is broken". What the worker publishes is only what it can run (`runnable`), so the bot
+answers a family nobody offers with "not available on this bot right now" (bot/submit.py).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from models import engines as registry
 from models import weights
 from models.config import ModelConfig
 from models.engine import Engine
+from models.fetch import FetchError
 from worker import metrics
 from worker.telegram import FloodGate, Telegram
 
@@ -35,12 +43,19 @@ class Engines:
     def __init__(self, device: torch.device, config: ModelConfig):
         self.device, self.config = device, config
         self.defaults: dict[str, Engine] = {}
+        self.missing: dict[str, str] = {}  # family -> why its default could not be loaded (not offered)
         self._loaded: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
     def load_defaults(self) -> "Engines":
+        """Load each family's default; a family whose files cannot be had is left out, said in one line."""
         for family in registry.FAMILIES:
-            engine = registry.load(None, family, self.device, self.config)
+            try:
+                engine = registry.load(None, family, self.device, self.config)
+            except FetchError as exc:
+                self.missing[family] = str(exc)
+                log.error("%s is not offered by this worker: %s", family, exc)
+                continue
             self.defaults[family] = self._loaded[engine.name] = engine
         return self
 
@@ -49,6 +64,8 @@ class Engines:
         that colours like one). Raises UnknownEngine, or FetchError when its files cannot be had."""
         name = name or (registry.reference_engine(family) if reference else None)
         if name is None:
+            if family not in self.defaults:
+                raise FetchError(f"no {family} engine on this worker: {self.missing.get(family, 'none loaded')}")
             return self.defaults[family]
         cls = registry.get(name, family)
         with self._lock:
@@ -58,12 +75,23 @@ class Engines:
 
     def runnable(self) -> list[EngineInfo]:
         """What this worker can run: engines already loaded, those whose files are here, and, when
-        downloads are allowed (no offline folder), every registered engine."""
-        online = self.config.weights_dir is None
+        downloads are allowed (no offline folder) and worked (every family's default loaded), every
+        registered engine. A worker that could not download its defaults offers nothing it would have
+        to download."""
+        online = self.config.weights_dir is None and not self.missing
         defaults = {e.name for e in self.defaults.values()}
         return [EngineInfo(e.name, e.family, e.label, e.aliases, e.needs_reference, e.name in defaults,
                            weights.identity(e.files, self.config)) for e in registry.ENGINES
                 if online or e.name in self._loaded or e.files_present(self.config)]
+
+    def summary(self) -> str:
+        """What this worker runs, for the operator: "colorize ddcolor-tiny (cpu, bfloat16), style adaattn
+        (cpu, bfloat16)", each family it could not load named as not offered."""
+        def precision(e: Engine) -> str:
+            return str(e.dtype).removeprefix("torch.")
+
+        said = [f"{f} {e.name} ({e.device}, {precision(e)})" for f, e in self.defaults.items()]
+        return ", ".join(said + [f"{f}: not offered (files missing)" for f in self.missing])
 
     def weights_of(self, engine: Engine) -> str | None:
         """What the result cache keys an engine's results on (as published in `runnable`)."""
@@ -85,8 +113,7 @@ class Runtime:
         engines = Engines(device, models).load_defaults()
         load_time = time.perf_counter() - t0
         metrics.MODEL_LOAD_SECONDS.set(load_time)
-        log.info("models loaded on %s in %.1f s (defaults: %s)", device, load_time,
-                 ", ".join(f"{f} {e.name}" for f, e in engines.defaults.items()))
+        log.info("models loaded on %s in %.1f s: %s", device, load_time, engines.summary())
         rt = cls(settings, models, device, conn, Telegram(settings, FloodGate(conn)), engines)
         rt.publish()
         return rt

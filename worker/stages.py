@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -25,6 +26,7 @@ from bot.contract import captions, keys, records
 from bot.contract.job import Job, Op
 from bot.contract.options import shown
 from bot.contract.texts import render
+from models.engine import Engine
 from worker import chain
 from worker.progress import Progress
 from worker.runtime import Runtime
@@ -62,21 +64,47 @@ def working(job: Job) -> str:
     """What a job's status message says while it runs."""
     if job.album:
         return render(f"album.{job.op}", job.lang, count=len(job.album))
-    return render("working.colorize" if job.op is Op.COLORIZE else "working.style", job.lang)
+    return render(f"working.{job.op.family or Op.STYLE}", job.lang)  # /styles and before/after post none
 
 
-def run_engine(rt: Runtime, engine, job: Job, img: Image.Image, second: Image.Image | None):
-    """The job's operation on one image: the result, the suffix its file name gets, and whether a
-    black-and-white photo was colourised before it was painted (worker/chain.py). `second`: the request's
-    second image (a colour reference, or a custom style)."""
+@dataclass(frozen=True)
+class Made:
+    """What a job's engine made of one image, and what its caption and buttons say about it."""
+
+    image: Image.Image
+    suffix: str  # what the result's file name gets: "colorized", the preset's name, "restored"
+    colorized_first: bool = False  # style: a black-and-white photo was colourised before it was painted
+    damaged: bool = False  # colourise: the photo has scratches or dust, so the result offers "Repair"
+    repaired: int | None = None  # restore: how many damaged areas were filled
+    colorizer: Engine | None = None  # restore: the colouriser that coloured the repaired black-and-white photo
+
+
+def run_engine(rt: Runtime, engine: Engine, job: Job, img: Image.Image, second: Image.Image | None) -> Made:
+    """The job's operation on one image. `second`: the request's second image (a colour reference, or a
+    custom style)."""
     options = job.options
     if job.op is Op.COLORIZE:
-        return engine(img, intensity=options.intensity / 100, reference=second), "colorized", False
+        out = engine(img, intensity=options.intensity / 100, reference=second)
+        return Made(out, "colorized", damaged=damaged(rt, img))
+    if job.op is Op.RESTORE:
+        repaired = engine(img)
+        out, colorizer = repaired.image, None
+        if options.color and chain.is_black_and_white(out):  # a colour print keeps its own colours
+            colorizer = rt.engines.defaults.get("colorize")  # None: this worker has none, the result stays gray
+            out = colorizer(out) if colorizer is not None else out
+        return Made(out, "restored", repaired=repaired.regions, colorizer=colorizer)
     style_img = second if second is not None else preset(rt, options.style)
     content, colorized_first = chain.colour_first(rt.engines, img, options.keep_colors)
     out = engine(content, style_img, strength=options.strength, keep_colors=options.keep_colors,
                  style_key=options.style)
-    return out, options.style or "styled", colorized_first
+    return Made(out, options.style or "styled", colorized_first=colorized_first)
+
+
+def damaged(rt: Runtime, img: Image.Image) -> bool:
+    """Whether the worker's damage detector finds scratches or dust on `img` (False when this worker runs no
+    restore engine): computed while colourising, so that "Repair" is offered only where there is damage."""
+    restorer = rt.engines.defaults.get("restore")
+    return restorer is not None and restorer.damage(img).regions > 0
 
 
 def preset(rt: Runtime, name: str) -> Image.Image:
@@ -109,11 +137,13 @@ def encode(job: Job, out: Image.Image, img: Image.Image, data: bytes, file_name:
     return encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}"
 
 
-def caption(job: Job, engine_label: str, animated: bool, colorized_first: bool = False) -> str:
+def caption(job: Job, engine_label: str, animated: bool, made: Made | None = None) -> str:
     """What was done, by which model, and that it is not a record of the past nor a real painting."""
     return captions.result_caption(job.op, job.options, engine_label, job.lang,
                                    like=bool(job.reference_file_id) and job.op is Op.COLORIZE,
-                                   colorized_first=colorized_first, animated=animated)
+                                   colorized_first=bool(made and made.colorized_first), animated=animated,
+                                   repaired=made.repaired if made else None,
+                                   colorizer_label=made.colorizer.label if made and made.colorizer else None)
 
 
 def finish_status(job: Job, status: Progress | None) -> Job:

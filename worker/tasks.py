@@ -15,10 +15,12 @@ from __future__ import annotations
 import functools
 import logging
 
+import redis
+
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from bot.contract import readiness
+from bot.contract import followups, paintings, readiness
 from bot.contract.job import Job, Op
 from bot.contract.records import release
 from bot.contract.texts import render, render_error
@@ -28,7 +30,7 @@ from models.progress import reporting
 from worker import albums, metrics, results, runtime
 from worker.progress import Progress
 from worker.stages import Timings, as_file, caption, deliver, encode, finish_status, run_engine, working
-from worker.telegram import ChatGone, Rejected
+from worker.telegram import ChatGone, Rejected, Sent
 
 log = logging.getLogger("paintbot.worker")
 
@@ -121,13 +123,13 @@ def _tell(rt: runtime.Runtime, job: Job, text: str) -> None:
 
 
 def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) -> str:
-    from models import imageio
+    from models import color, imageio
 
     tg = rt.telegram
     if job.op is Op.STYLES:
         job = finish_status(job, status)
         sheet, as_document = _styles_sheet(rt.models.styles_dir, rt.models.cache_dir)
-        text = render("styles.caption", job.lang, names=", ".join(_preset_names()))
+        text = render("styles.caption", job.lang, names=paintings.catalogue(_preset_names(), job.lang))
         deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, sheet, as_document, "styles.jpg",
                                                 caption=text, thread_id=job.thread_id)])
         return "ok"
@@ -138,7 +140,8 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
         engine = rt.engines.get(job.options.engine, job.op, reference=bool(job.reference_file_id))
     except FetchError as exc:  # its files cannot be had on this worker: a retry would not help
         log.error("job=%s model unavailable: %s", job.job_id, exc)
-        _tell(rt, job, render("engine.unavailable", job.lang))
+        said = "engine.unavailable" if job.options.engine else f"{job.op.family}.unavailable"  # a named one, or all
+        _tell(rt, job, render(said, job.lang))
         return "unavailable"
     if job.status_message_id:  # it waited in line (`status` made "Queued" "Colourising…")
         tg.chat_action(job.chat_id, "upload_document" if job.as_document else "upload_photo", job.thread_id)
@@ -151,23 +154,45 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
     img = imageio.decode(data)
     second = imageio.decode(reference) if reference is not None else None
     timings.done("decode")
+    if job.op is Op.COLORIZE and job.options.if_gray and second is None and color.is_colour_photo(img):
+        return _in_colour(rt, job, status, engine)
 
     text = working(job)
     with reporting(lambda f: status.show(render("working.percent", job.lang, working=text, percent=round(100 * f)))):
-        out, suffix, colorized_first = run_engine(rt, engine, job, img, second)
+        made = run_engine(rt, engine, job, img, second)
     timings.done("model")
 
-    encoded, as_document, filename = encode(job, out, img, data, job.file_name, suffix)
+    encoded, as_document, filename = encode(job, made.image, img, data, job.file_name, made.suffix)
     timings.done("encode")
-    rid, keyboard = results.buttons(rt, job)
+    rid, keyboard = results.buttons(rt, job, made.damaged)
     job = finish_status(job, status)
-    said = caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")), colorized_first=colorized_first)
+    said = caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")), made=made)
     sent = deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, encoded, as_document, filename,
                                                    caption=said, reply_markup=keyboard, thread_id=job.thread_id)],
                    engine.name)
-    results.keep(rt, job, engine, rid, sent[0] if sent else None, colorized_first)
+    results.keep(rt, job, engine, rid, sent[0] if sent else None, made)
     timings.done("send")
     return "ok"
+
+
+def _in_colour(rt: runtime.Runtime, job: Job, status: Progress, engine) -> str:
+    """A photo sent to be colourised is in colour already: not recoloured silently, but asked about, with
+    buttons (bot/contract/followups.py `in_colour_keyboard`) answered from a record whose result is the photo."""
+    log.info("job=%s: the photo is in colour already; asked what to do", job.job_id)
+    job = finish_status(job, status)
+    rid = followups.new_id() if rt.settings.result_cache_ttl > 0 else None
+    keyboard = followups.in_colour_keyboard(rid, job.lang, results.published_engines(rt)) if rid else None
+    if rid is not None:
+        try:
+            followups.remember(rt.redis, rid, followups.Followup.of(job, engine.name, job.file_id, job.file_unique_id),
+                               rt.settings.result_cache_ttl, owner=job.user_id)
+        except redis.RedisError as exc:
+            log.warning("job=%s: the question's buttons were not kept (%s)", job.job_id, type(exc).__name__)
+            keyboard = None
+    deliver(rt, job, lambda: [Sent(rt.telegram.send_text(job.chat_id, render("colour.already", job.lang),
+                                                         reply_to=job.reply_to, reply_markup=keyboard,
+                                                         thread_id=job.thread_id), None, None)])
+    return "in_colour"
 
 
 def _compare(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from bot.contract import keys
+from bot.contract import keys, records
 from bot.contract.job import Op
 from bot.contract.options import Options, Vocabulary
 
@@ -35,10 +35,14 @@ class Cached:
     as_document: bool
     engine: str  # the engine that made it (its label goes in the caption)
     colorized_first: bool = False  # a black-and-white photo was colourised before it was painted
+    damaged: bool = False  # the photo has scratches or dust: a colourised result offers "Repair"
+    repaired: int | None = None  # a restored result: how many damaged areas were filled
+    colorizer: str | None = None  # a restored result that was colourised after: by which engine
 
     def to_json(self) -> str:
         return json.dumps({"file_id": self.file_id, "document": self.as_document, "engine": self.engine,
-                           "colorized_first": self.colorized_first})
+                           "colorized_first": self.colorized_first, "damaged": self.damaged,
+                           "repaired": self.repaired, "colorizer": self.colorizer})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Cached | None":
@@ -46,7 +50,10 @@ class Cached:
         their defaults; None when it lacks what a result cannot do without (its file id, its engine)."""
         try:
             d = json.loads(raw)
-            return cls(str(d["file_id"]), bool(d.get("document")), str(d["engine"]), bool(d.get("colorized_first")))
+            repaired = d.get("repaired")
+            return cls(str(d["file_id"]), bool(d.get("document")), str(d["engine"]), bool(d.get("colorized_first")),
+                       bool(d.get("damaged")), int(repaired) if repaired is not None else None,
+                       str(d["colorizer"]) if d.get("colorizer") else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -82,6 +89,8 @@ def lookup(conn: redis.Redis, cache_key: str) -> Cached | None:
     return Cached.from_json(raw) if raw else None
 
 
-def store(conn: redis.Redis, cache_key: str, result: Cached, ttl: int) -> None:
+def store(conn: redis.Redis, cache_key: str, result: Cached, ttl: int, owner: int | None = None) -> None:
+    """Keep `result` for `ttl` s, noted as `owner`'s (whose photo it is: `/forget` deletes it)."""
     if ttl > 0:
         conn.set(cache_key, result.to_json(), ex=ttl)
+        records.own(conn, owner, cache_key, ttl)

@@ -4,27 +4,31 @@ result sent again from the cache, bot/contract/cache.py), so that both say the s
 
 from __future__ import annotations
 
+from bot.contract import paintings
 from bot.contract.job import Op
-from bot.contract.options import Options
+from bot.contract.options import ColorizeOptions, Options
 from bot.contract.texts import render
 
 
-def painting(name: str, lang: str | None) -> str:
-    """A preset as a caption names it, in the user's language: "Die Sternennacht (Vincent van Gogh)"
-    (bot/contract/locales holds a title per preset; tests/test_texts.py checks that every preset has one)."""
-    return render(f"painting.{name}", lang)
-
-
 def result_caption(op: Op, options: Options, engine_label: str, lang: str | None, like: bool = False,
-                   colorized_first: bool = False, animated: bool = False) -> str:
+                   colorized_first: bool = False, animated: bool = False, repaired: int | None = None,
+                   colorizer_label: str | None = None) -> str:
     """`like`: coloured after the user's colour photo; `colorized_first`: a black-and-white photo was
-    colourised by the default colouriser before it was painted keeping those colours."""
-    if op == Op.COLORIZE:
+    colourised by the default colouriser before it was painted keeping those colours. A restored photo:
+    `repaired` damaged areas filled (0: none found), then colourised by `colorizer_label` (None: it was not)."""
+    if op == Op.RESTORE:
+        text = (render("caption.restore", lang, count=repaired, engine=engine_label) if repaired else
+                render("caption.restore_clean", lang, engine=engine_label))
+        if colorizer_label:
+            text = f"{text}\n{render('caption.restore_colorized', lang, engine=colorizer_label)}"
+    elif op == Op.COLORIZE:
         text = render("caption.colorize_like" if like else "caption.colorize", lang, engine=engine_label)
+        if isinstance(options, ColorizeOptions) and options.intensity != 100:  # two results told apart
+            text = f"{text}\n{render('caption.intensity', lang, intensity=options.intensity)}"
     elif options.style is None:
         text = render("caption.style_custom", lang, engine=engine_label)
     else:
-        text = render("caption.style", lang, engine=engine_label, painting=painting(options.style, lang))
+        text = render("caption.style", lang, engine=engine_label, painting=paintings.named(options.style, lang))
     if colorized_first:
         text = f"{text}\n{render('caption.colorized_first', lang)}"
     return f"{text}\n{render('note.animated', lang)}" if animated else text

@@ -2,7 +2,8 @@
 
 Each result (sent by the worker, or again from the cache by the bot) carries buttons: More colour / Less
 colour (±50 % intensity, 0..200), Another model (the next colouriser the workers registered), Paint it…
-(the style presets, applied to the colourised result) and Before/after. Their callback_data is
+(the style presets, applied to the colourised or repaired result), Before/after, and Repair under a
+colourised photo on which the worker's damage detector found scratches or dust (never on a clean one). Their callback_data is
 `fu:<rid>:<action>`: `rid` is the short id of a Redis record (`Followup.key_for(rid)`, kept as long as the
 result cache, PAINTBOT_RESULT_CACHE_TTL) holding the file ids of the source and the result, the operation,
 its options and the engine that made it: ids and names only. Data that does not parse is junk; a record
@@ -35,15 +36,16 @@ from dataclasses import asdict, dataclass
 import redis
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.contract import keys
+from bot.contract import keys, paintings, records
 from bot.contract.job import AlbumItem, Job, Op
 from bot.contract.options import INTENSITY_MAX, EngineInfo, Options
 from bot.contract.texts import render
 
 PREFIX = "fu"
 STEP = 50  # percent of colour a More/Less tap adds or takes
-ACTIONS = ("more", "less", "model", "paint", "ba")  # and "s:<preset>", a style chosen after "Paint it…"
-_DATA = re.compile(r"^fu:([A-Za-z0-9_-]{8}):(more|less|model|paint|ba|s:[a-z0-9_-]{1,32})$")
+# and "s:<preset>", a style chosen after "Paint it…"; "anyway": colourise a photo that is in colour already
+ACTIONS = ("more", "less", "model", "paint", "ba", "repair", "anyway")
+_DATA = re.compile(r"^fu:([A-Za-z0-9_-]{8}):(more|less|model|paint|ba|repair|anyway|s:[a-z0-9_-]{1,32})$")
 _ACTION_SLOTS = 64  # request ids: message id * this + the action's number
 
 
@@ -134,10 +136,16 @@ def another_model(engines: Sequence[EngineInfo]) -> bool:
     return len([e for e in engines if e.family == "colorize" and not e.needs_reference]) > 1
 
 
+def can_repair(engines: Sequence[EngineInfo]) -> bool:
+    """Whether "Repair" has an engine to run: a worker published one of the restore family."""
+    return any(e.family == "restore" for e in engines)
+
+
 def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequence[EngineInfo],
-             album: bool = False) -> InlineKeyboardMarkup:
+             album: bool = False, damaged: bool = False) -> InlineKeyboardMarkup:
     """The buttons under a result of `op` (`album`: under an album's results, so no Before/after), with
-    "Another model" when `engines` (those the workers run) offer one."""
+    "Another model" when `engines` (those the workers run) offer one, and "Repair" under a colourised
+    result when the worker found damage on the photo (`damaged`) and some worker can repair it."""
     def button(key: str, action: str) -> InlineKeyboardButton:
         return InlineKeyboardButton(render(key, lang), callback_data=data(rid, action))
 
@@ -150,6 +158,8 @@ def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequenc
             rows.append(colour)
         rows.append(([button("followup.model", "model")] if another_model(engines) else []) +
                     [button("followup.paint", "paint")])
+        if damaged and can_repair(engines):
+            rows.append([button("followup.repair", "repair")])
     else:
         rows.append([button("followup.paint", "paint")])
     if not album:
@@ -157,14 +167,28 @@ def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequenc
     return InlineKeyboardMarkup(rows)
 
 
-def presets_keyboard(rid: str, presets: tuple[str, ...]) -> InlineKeyboardMarkup:
-    buttons = [InlineKeyboardButton(n, callback_data=data(rid, f"s:{n}")) for n in presets]
-    return InlineKeyboardMarkup([buttons[i:i + 3] for i in range(0, len(buttons), 3)])
+def in_colour_keyboard(rid: str, lang: str | None, engines: Sequence[EngineInfo]) -> InlineKeyboardMarkup:
+    """The choices under "This photo is already in colour": paint it, repair it (when a worker published a
+    restorer: /restore keeps a colour photo's colours), or colourise it anyway. The record's result is the
+    photo itself, so "Paint it…" paints the photo."""
+    def button(key: str, action: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(render(key, lang), callback_data=data(rid, action))
+
+    first = [button("followup.paint", "paint")] + ([button("followup.repair", "repair")] if can_repair(engines) else [])
+    return InlineKeyboardMarkup([first, [button("colour.anyway", "anyway")]])
 
 
-def remember(conn: redis.Redis, rid: str, record: Followup, ttl: int) -> None:
+def presets_keyboard(rid: str, presets: tuple[str, ...], lang: str | None) -> InlineKeyboardMarkup:
+    """The presets under "Paint it…", each by its painting's title in `lang`."""
+    buttons = [InlineKeyboardButton(paintings.button(n, lang), callback_data=data(rid, f"s:{n}")) for n in presets]
+    return InlineKeyboardMarkup([buttons[i:i + paintings.PER_ROW] for i in range(0, len(buttons), paintings.PER_ROW)])
+
+
+def remember(conn: redis.Redis, rid: str, record: Followup, ttl: int, owner: int | None = None) -> None:
+    """Keep `record` for `ttl` s, noted as `owner`'s (the requester's: `/forget` deletes it)."""
     if ttl > 0:
         conn.set(Followup.key_for(rid), record.to_json(), ex=ttl)
+        records.own(conn, owner, Followup.key_for(rid), ttl)
 
 
 def recall(conn: redis.Redis, rid: str) -> Followup | None:

@@ -38,11 +38,12 @@ class Op(StrEnum):
     STYLE = "style"
     STYLES = "styles"  # the picture of every preset
     COMPARE = "compare"  # the before/after picture of a result (file_id the photo, reference_file_id the result)
+    RESTORE = "restore"  # repair the damage (scratches, dust, tears), then colourise a black-and-white photo
 
     @property
     def family(self) -> str | None:
         """The engine family that makes its results (None: no engine runs, nothing to cache or adjust)."""
-        return {Op.COLORIZE: "colorize", Op.STYLE: "style"}.get(self)
+        return {Op.COLORIZE: "colorize", Op.STYLE: "style", Op.RESTORE: "restore"}.get(self)
 
 # Fields newer than the previous release travel inside `options`, under these keys: the second image
 # of a request (a custom style, an exemplar's colour reference) under the key the previous release

@@ -15,6 +15,7 @@ never content. RQ's own keys (`rq:queue:paintbot`, `rq:job:<id>`, its registries
 | `paintbot:workers:idle` | sorted set of worker names | worker | bot | 45 s unless renewed |
 | `paintbot:engines` | hash: engine name -> EngineInfo JSON | worker at start | bot | until replaced |
 | `paintbot:styles` | JSON list of preset names | worker at start | bot | until replaced |
+| `paintbot:worker:<name>:ready` | string: what the worker runs, for the operator | worker at start | deploy/local_steps.py (the "ready" line) | until it stops, a day at most |
 | `paintbot:delivered:<job id>` | JSON list of the result's message ids | worker, from Telegram's answer | worker | a week; a tap's: until its job ends (`release`) |
 | `paintbot:sending:<job id>` | string: the sending attempt's token | worker, while it sends | worker | 20 s, renewed while alive |
 | `paintbot:flood:<chat id>`, `paintbot:flood:all` | string: next free send slot | worker | worker | seconds |
@@ -25,6 +26,8 @@ never content. RQ's own keys (`rq:queue:paintbot`, `rq:job:<id>`, its registries
 | `paintbot:album:<chat>:<group>` | hash: message id -> picture JSON | bot | bot | 2 days |
 | `paintbot:albums:gathering` | set of the keys below | bot | bot at start | until handled |
 | `paintbot:albums:gathering:<chat>:<group>` | hash: message id -> update JSON | bot | bot at start | a day |
+| `paintbot:owned:<user>` | set of the keys above a user's requests made (cache, follow-ups, albums) | worker, bot | bot (`/forget`) | as long as the longest of them |
+| `paintbot:last_photo:<chat>` | the last photo message a person sent in a private chat (JSON) | bot | bot (`/style` without a reply) | 5 minutes |
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ IDLE_WORKERS = f"{PREFIX}:workers:idle"
 WAITING_JOBS = f"{PREFIX}:jobs:waiting"
 ALBUMS_GATHERING = f"{PREFIX}:albums:gathering"
 FLOOD_ALL = f"{PREFIX}:flood:all"
+
+
+def worker_ready(name: str) -> str:
+    return f"{PREFIX}:worker:{name}:ready"
 
 
 def request(job_id: str) -> str:
@@ -85,3 +92,11 @@ def album(chat_id: int, group: str) -> str:
 
 def album_gathering(chat_id: int, group: str) -> str:
     return f"{PREFIX}:albums:gathering:{chat_id}:{group}"
+
+
+def owned(user_id: int) -> str:
+    return f"{PREFIX}:owned:{user_id}"
+
+
+def last_photo(chat_id: int) -> str:
+    return f"{PREFIX}:last_photo:{chat_id}"

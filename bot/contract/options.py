@@ -17,10 +17,13 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bot.contract import paintings
+
 INTENSITY_MAX = 200  # percent of the predicted colour
 _NUMBER = re.compile(r"^([0-9]{1,3})%?$")  # ASCII digits only: "²" is a digit to str.isdigit()
 _ENGINE_WORD = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _KEEP_COLORS = {"keep-colors", "keep-colours", "keepcolors", "keepcolours"}
+_NO_COLOR = {"nocolor", "nocolour", "no-color", "no-colour", "bw", "b/w", "gray", "grey"}
 
 
 class BadOptions(ValueError):
@@ -75,14 +78,25 @@ class Vocabulary:
             return word
         return None
 
-    def style(self, word: str) -> str | None:
-        """The preset `word` names. While no worker has published its presets yet, a name-like word that
+    def style(self, words: str) -> str | None:
+        """The preset `words` name: its name, or any title, painter or alias of it in any language
+        (bot/contract/paintings.py). While no worker has published its presets yet, a name-like word that
         names no engine is taken as one (the worker checks it, and says so if there is none)."""
-        if word in self.styles:
-            return word
-        if not self.styles and _ENGINE_WORD.match(word) and self.engine(word, "style") is None:
-            return word
+        if words in self.styles:
+            return words
+        if (name := paintings.resolve(words, self.styles)) is not None:
+            return name
+        if not self.styles and _ENGINE_WORD.match(words) and self.engine(words, "style") is None:
+            return words
         return None
+
+    def offers(self, family: str, reference: bool = False) -> bool:
+        """Whether some worker runs requests of `family` (with a `reference` photo, or without one, which
+        an engine that needs one cannot take). True while no worker has published anything yet: the
+        worker that takes the job says what it lacks. A worker publishes only what it can run
+        (worker/runtime.py), so a family whose files are missing everywhere is not offered."""
+        return not self.engines or any(e.family == family and (reference or not e.needs_reference)
+                                       for e in self.engines)
 
     def info(self, name: str) -> EngineInfo | None:
         return next((e for e in self.engines if e.name == name), None)
@@ -123,6 +137,9 @@ def _number(word: str) -> int | None:
 class ColorizeOptions:
     engine: str | None = None  # None: the worker's default colouriser
     intensity: int = 100  # percent of the predicted chroma, 0..INTENSITY_MAX
+    # Colourise only a black-and-white photo; one already in colour gets a question instead (worker/tasks.py).
+    # Set for a photo sent without a command; a command, or "Colourise anyway", colourises whatever it is.
+    if_gray: bool = False
 
     def __post_init__(self):
         if not 0 <= self.intensity <= INTENSITY_MAX:
@@ -146,13 +163,14 @@ class ColorizeOptions:
         return cls(engine, intensity)
 
     def to_dict(self) -> dict:
-        return {"engine": self.engine, "intensity": self.intensity}
+        return {"engine": self.engine, "intensity": self.intensity, **({"if_gray": True} if self.if_gray else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "ColorizeOptions":
         intensity = d.get("intensity", 100)
         return cls(engine=d.get("engine") or None,
-                   intensity=min(max(int(intensity), 0), INTENSITY_MAX) if intensity is not None else 100)
+                   intensity=min(max(int(intensity), 0), INTENSITY_MAX) if intensity is not None else 100,
+                   if_gray=bool(d.get("if_gray")))
 
     def replace(self, **changes) -> "ColorizeOptions":
         return dataclasses.replace(self, **changes)
@@ -174,24 +192,20 @@ class StyleOptions:
 
     @classmethod
     def parse(cls, words: list[str], vocabulary: Vocabulary) -> "StyleOptions":
-        """`/style NAME [STRENGTH 0-100] [keep-colors] [ENGINE]`, in any order; NAME may be absent."""
-        style, strength, keep, engine = None, 100, False, None
-        for word in (w.lower() for w in words):
+        """`/style NAME [STRENGTH 0-100] [keep-colors] [ENGINE]`, in any order; NAME may be absent, and may be
+        several words (`/style starry night 60`, `/style Edvard Munch hq`)."""
+        strength, keep, rest = 100, False, []
+        for word in words:
             number = _number(word)
             if number is not None:
                 if number > 100:
                     raise BadOptions("options.strength_range")
                 strength = number
-            elif word.replace("_", "-") in _KEEP_COLORS:
+            elif word.lower().replace("_", "-") in _KEEP_COLORS:
                 keep = True
-            elif style is None and vocabulary.style(word):
-                style = word
-            elif engine is None and (name := vocabulary.engine(word, "style", guess=style is not None)):
-                engine = name
-            elif style is None:
-                raise BadOptions("options.unknown_style", name=shown(word), choices=", ".join(vocabulary.styles))
             else:
-                raise BadOptions("options.style_syntax")
+                rest.append(word)
+        style, engine = _style_and_engine(rest, vocabulary)
         return cls(style, strength / 100, keep, engine)
 
     def to_dict(self) -> dict:
@@ -215,8 +229,64 @@ class StyleOptions:
                 f"{int(self.keep_colors)}")
 
 
-OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions}
-Options = ColorizeOptions | StyleOptions
+def _style_and_engine(words: list[str], vocabulary: Vocabulary) -> tuple[str | None, str | None]:
+    """The preset and the engine a style request's words name: the words are a painting's name, with an
+    engine's name before or after it (or an engine alone, or nothing). Raises BadOptions("options.unknown_style")
+    with the closest presets (`suggestions`) when they name no painting."""
+    if not words:
+        return None, None
+    lowered = [w.lower() for w in words]
+    engine_first = vocabulary.engine(lowered[0], "style")
+    engine_last = vocabulary.engine(lowered[-1], "style")
+    if len(words) == 1 and engine_first is not None:
+        return None, engine_first
+    for name_words, engine in ((words, None), (words[:-1], engine_last), (words[1:], engine_first)):
+        if name_words and (engine is not None or name_words is words):
+            style = vocabulary.style(" ".join(name_words))
+            if style is not None:
+                return style, engine
+    if len(words) == 2 and not vocabulary.engines and (style := vocabulary.style(lowered[0])) is not None:
+        return style, vocabulary.engine(lowered[1], "style", guess=True)  # no worker has said its engines yet
+    said = " ".join(words)
+    raise BadOptions("options.unknown_style", name=shown(said),
+                     suggestions=tuple(paintings.closest(said, vocabulary.styles)))
+
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    color: bool = True  # colourise a black-and-white photo once it is repaired (a colour photo keeps its colours)
+    engine: str | None = None  # None: the worker's default restore engine (repair)
+
+    @classmethod
+    def parse(cls, words: list[str], vocabulary: Vocabulary) -> "RestoreOptions":
+        """`/restore [nocolor] [ENGINE]`: repair, then colourise unless `nocolor` says to keep it black and white."""
+        color, engine = True, None
+        for word in (w.lower() for w in words):
+            if word.replace("_", "-") in _NO_COLOR:
+                color = False
+            elif engine is None and (name := vocabulary.engine(word, "restore", guess=True)):
+                engine = name
+            else:
+                raise BadOptions("options.restore_syntax", name=shown(word))
+        return cls(color, engine)
+
+    def to_dict(self) -> dict:
+        return {"color": self.color, "engine": self.engine}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "RestoreOptions":
+        return cls(color=bool(d.get("color", True)), engine=d.get("engine") or None)
+
+    def replace(self, **changes) -> "RestoreOptions":
+        return dataclasses.replace(self, **changes)
+
+    def cache_key(self) -> str:
+        return f"restore/{self.engine or '-'}/{int(self.color)}"
+
+
+OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions, "restore": RestoreOptions}
+Options = ColorizeOptions | StyleOptions | RestoreOptions
 
 
 def options_for(op: str, d: Mapping | None = None) -> Options | None:

@@ -10,6 +10,10 @@ Ids and short names only, never content.
 - Which engine made each result message, so that a reaction to it counts for that engine (bot/feedback.py).
 - `release`: a job is over (delivered or given up); it no longer counts against its sender's jobs in flight,
   and a follow-up tap's may be asked again.
+- Whose records are whose (`own`, `forget`): a record about a person's photos (a cached result, a result's
+  follow-up record, an album's pictures) is keyed by ids that name no person, so each writer also notes its
+  key in that person's set (keys.owned); `/forget` deletes every key in it, their language and their last
+  photo at once.
 """
 
 from __future__ import annotations
@@ -78,3 +82,24 @@ def release(conn: redis.Redis, job: Job) -> None:
         conn.zrem(keys.inflight(job.user_id), job.job_id)
     if job.from_tap:
         conn.delete(keys.request(job.job_id), keys.delivered(job.job_id))
+
+
+def own(conn: redis.Redis, owner: int | None, key: str, ttl: int) -> None:
+    """Note that record `key` (living `ttl` s) is about `owner`'s photos, for `forget`. Nobody to note for
+    requests made on behalf of nobody (`owner` None)."""
+    if owner is None or ttl <= 0:
+        return
+    name = keys.owned(owner)
+    with conn.pipeline() as pipe:
+        pipe.sadd(name, key)
+        pipe.expire(name, ttl, gt=True)  # as long as the longest record in it
+        pipe.expire(name, ttl, nx=True)
+        pipe.execute()
+
+
+def forget(conn: redis.Redis, user_id: int) -> int:
+    """Delete every record about `user_id` (the keys `own` noted, their /language choice, the last photo they
+    sent the bot privately) at once; returns how many keys went. Raises redis.RedisError."""
+    name = keys.owned(user_id)
+    noted = [k.decode() if isinstance(k, bytes) else k for k in conn.smembers(name)]
+    return conn.delete(name, keys.language(user_id), keys.last_photo(user_id), *noted)

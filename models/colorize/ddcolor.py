@@ -58,6 +58,7 @@ from torch import nn
 from models import color
 from models import weights as weight_files
 from models.colorize.framing import ColorizeEngine
+from models.engine import Licence
 from models.weights import WeightFile, remote
 
 INPUT_SIZE = 512  # the authors' inference size (training used 256); any multiple of 32 works
@@ -498,11 +499,19 @@ class DDColorSettings:
             raise ValueError(f"input_size must be a multiple of 32, at least 64, not {self.input_size}")
 
 
+# The code's LICENSE (Apache-2.0) arrived in the authors' repository on 2024-01-13 (commit d695d09); from the
+# code release (May 2023) until then it had none, which is why some loaders (spandrel) still file DDColor
+# among restrictively licensed architectures. The weights' model card says apache-2.0 too.
+LICENCE = Licence(code="Apache-2.0", weights="Apache-2.0", commercial=True,
+                  source="github.com/piddnad/DDColor LICENSE; huggingface.co/piddnad/DDColor-models model card")
+
+
 class _DDColorEngine(ColorizeEngine):
     """ab at input_size x input_size, upsampled as the authors do (nearest) and joined to the photo's L."""
 
     ab_resize = AB_UPSAMPLING
     Settings = DDColorSettings
+    licence = LICENCE
 
     def __init__(self, device, config):
         super().__init__(device, config)

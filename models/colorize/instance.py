@@ -42,6 +42,7 @@ from torch import nn
 from models import color
 from models import weights as weight_files
 from models.colorize.framing import ColorizeEngine
+from models.engine import Licence
 from models.colorize.zhang import SIGGRAPHUNet
 from models.weights import WeightFile, remote
 
@@ -441,6 +442,9 @@ class InstanceEngine(ColorizeEngine):
 
     name = "instance"
     label = "InstColorization (Su et al., CVPR 2020)"
+    licence = Licence(code="MIT", weights="MIT (the authors' checkpoints.zip, linked from the MIT repository; "
+                      "no separate terms) + BSD-3-Clause (torchvision's COCO detector)", commercial=True,
+                      source="github.com/ericsujw/InstColorization LICENSE; github.com/pytorch/vision LICENSE")
     files = (FULL_FILE, INSTANCE_FILE, FUSION_FILE, DETECTOR_FILE)
     default_on = frozenset({"cuda"})  # on a CPU DDColor is better and faster
     Settings = InstanceSettings

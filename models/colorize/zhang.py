@@ -15,6 +15,7 @@ from PIL import Image
 from torch import nn
 
 from models.colorize.framing import ColorizeEngine
+from models.engine import Licence
 from models.weights import WeightFile, remote
 
 NETWORK_SIZE = 256
@@ -120,6 +121,10 @@ class SIGGRAPH17(SIGGRAPHUNet):
 
 class ZhangEngine(ColorizeEngine):
     """Both networks take normalised L at 256x256 and return ab in CIE units."""
+
+    # The weights are published beside the code, under the repository's licence.
+    licence = Licence(code="BSD-2-Clause", weights="BSD-2-Clause", commercial=True,
+                      source="github.com/richzhang/colorization LICENSE")
 
     def __init__(self, device, config):
         super().__init__(device, config)

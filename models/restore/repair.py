@@ -22,6 +22,7 @@ from PIL import Image
 from models.restore import lama, scratch
 from models.restore.framing import (Damage, Repaired, RestoreEngine, count_regions, dilate, fill_radius,
                                     is_gray, paste)
+from models.engine import Licence
 from models.weights import WeightFile, remote
 
 DETECTOR_ARCHIVE_URL = ("https://github.com/microsoft/Bringing-Old-Photos-Back-to-Life/releases/download/v1.0/"
@@ -65,6 +66,11 @@ class RepairEngine(RestoreEngine):
     label = "Wan et al., CVPR 2020 + LaMa (Suvorov et al., WACV 2022)"
     files = (DETECTOR_FILE, LAMA_FILE)
     Settings = RepairSettings
+    # Both networks' weights are published with their code; LaMa's are re-exported for lama-cleaner.
+    licence = Licence(code="MIT (Wan et al.) + Apache-2.0 (LaMa) + MIT (spandrel)",
+                      weights="MIT (Wan et al.'s release v1.0) + Apache-2.0 (LaMa, re-exported by lama-cleaner)",
+                      commercial=True, source="LICENSE of microsoft/Bringing-Old-Photos-Back-to-Life, "
+                                              "advimman/lama and chaiNNer-org/spandrel")
 
     def __init__(self, device, config):
         super().__init__(device, config)

@@ -35,6 +35,7 @@ from torch import nn
 
 from models import weights as weight_files
 from models.style import adain
+from models.engine import Licence
 from models.style.framing import StyleEngine, fit, to_tensor
 from models.weights import WeightFile, remote
 
@@ -275,6 +276,10 @@ class AdaAttNEngine(StyleEngine):
     name = "adaattn"
     label = "AdaAttN (Liu et al., ICCV 2021)"
     files = tuple(FILES.values())  # in the order Networks takes them
+    licence = Licence(code="Apache-2.0", commercial=True,
+                      weights="Apache-2.0 (AdaAttN_model.zip, linked from the Apache-2.0 repository; "
+                              "no separate terms) + MIT (AdaIN's encoder)",
+                      source="github.com/Huage001/AdaAttN LICENSE; github.com/naoto0804/pytorch-AdaIN LICENSE")
 
     def __init__(self, device: torch.device, config):
         super().__init__(device, config)

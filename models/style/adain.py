@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from models.engine import Licence
 from models.style.framing import StyleEngine, fit, to_tensor
 from models.weights import WeightFile, remote
 
@@ -74,6 +75,8 @@ class AdaINEngine(StyleEngine):
     label = "AdaIN (Huang & Belongie, ICCV 2017)"
     aliases = ("fast",)
     files = (ENCODER_FILE, DECODER_FILE)
+    licence = Licence(code="MIT", weights="MIT (released with the code; converted from Huang's, MIT)", commercial=True,
+                      source="github.com/naoto0804/pytorch-AdaIN LICENSE; github.com/xunhuang1995/AdaIN-style LICENSE")
 
     def __init__(self, device, config):
         super().__init__(device, config)

