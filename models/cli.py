@@ -9,6 +9,8 @@
     paintbot eval colorize FOLDER [--engines all|NAME,...] [--size 256|full] [--limit N] [--out DIR]
                                   [--exemplar same-scene]
     paintbot eval style FOLDER [--styles all|NAME,...] [--engines all|NAME,...] [--size N] [--out DIR]
+    paintbot restore PHOTO|FOLDER ... [-o OUT] [--force] [--no-color] [--mask-out MASK.png]
+    paintbot eval restore FOLDER [--size 512] [--seed 2026] [--limit N] [--out DIR]
 
 Why it is shaped so:
 - A person at a terminal waits for nothing needless: `paintbot`, `--help`, `--version` and every
@@ -471,7 +473,7 @@ def run_models_download(args: argparse.Namespace) -> int:
 
 def add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="compare engines on a folder of photos (the paper's Table 1, and more)")
-    esub = ev.add_subparsers(dest="family", required=True, metavar="colorize|style")
+    esub = ev.add_subparsers(dest="family", required=True, metavar="colorize|style|restore")
     ec = esub.add_parser("colorize", help="PSNR, SSIM, colourfulness and speed of each colouriser")
     ec.add_argument("folder")
     ec.add_argument("--engines", default="all", help="all, or a comma-separated list of models")
@@ -489,6 +491,7 @@ def add_eval(sub) -> None:
     es.add_argument("--limit", type=int, default=None, help="at most this many photos")
     es.add_argument("--out", default="eval-style", help="folder for report.md, results.csv and sheet.jpg")
     es.set_defaults(run=run_eval)
+    add_eval_restore(esub)
 
 
 def _engines_for_eval(family: str, chosen: str, config) -> dict:
@@ -541,9 +544,77 @@ def run_eval(args: argparse.Namespace) -> int:
     return 130 if report.interrupted else 0
 
 
+# --- restore ----------------------------------------------------------------------------------------
+
+def add_restore(sub) -> None:
+    r = sub.add_parser("restore", help="repair scratches, dust and creases (then colourise black-and-white photos)",
+                       description="Find scratches, dust and creases and paint them out; a black-and-white photo is "
+                                   "then colourised by the default colouriser. Written as NAME_restored.EXT or -o.")
+    r.add_argument("inputs", nargs="+", metavar="PHOTO|FOLDER")
+    r.add_argument("-o", "--output", metavar="OUT", help="the result's name (.jpg, .png, .webp), or a folder")
+    r.add_argument("-f", "--force", action="store_true", help="replace results that already exist")
+    r.add_argument("--no-color", action="store_true", help="repair only: do not colourise black-and-white photos")
+    r.add_argument("--mask-out", metavar="MASK", help="one photo: also write the damage that was filled, as a picture")
+    r.set_defaults(run=run_restore)
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from models import colorize, imageio, restore
+    from models.restore.framing import is_gray
+
+    pairs = plan(args.inputs, args.output, "restored", args.force)
+    mask_out = None
+    if args.mask_out:
+        if len(pairs) != 1:
+            raise UsageError("--mask-out names one picture: give one photo")
+        mask_out = plan([str(pairs[0][0])], args.mask_out, "mask", args.force)[0][1]
+    config = _config()
+    with _loading("repair"):
+        repairer = restore.load(config=config)
+    colorizer = None
+
+    def work(img):
+        nonlocal colorizer
+        repaired = repairer(img)
+        if mask_out is not None:
+            imageio.save_path(repaired.mask, mask_out)
+        if args.no_color or not is_gray(repaired.image):
+            return repaired.image
+        if colorizer is None:
+            with _loading(config.colorize_engine):
+                colorizer = colorize.load(config=config)
+        return colorizer(repaired.image)
+    return run_each(pairs, work, "repairing")
+
+
+def add_eval_restore(esub) -> None:
+    er = esub.add_parser("restore", help="PSNR and SSIM of repair on seeded synthetic damage of clean photos")
+    er.add_argument("folder")
+    er.add_argument("--size", type=int, default=512, help="long side of the photos, in pixels (default 512)")
+    er.add_argument("--seed", type=int, default=2026, help="the damage's seed (default 2026)")
+    er.add_argument("--limit", type=int, default=None, help="at most this many photos")
+    er.add_argument("--out", default="eval-restore", help="folder for report.md, results.csv and sheet.jpg")
+    er.set_defaults(run=run_eval_restore)
+
+
+def run_eval_restore(args: argparse.Namespace) -> int:
+    from models import engines, evaluate_restore, restore, weights
+
+    config = _config()
+    with _loading("repair"):
+        engine = restore.load(config=config)
+    files = [(f.filename, weights.path_of(f, config)) for f in engines.get(engine.name).files]
+    report = evaluate_restore.evaluate_restore(args.folder, engine, files, size=args.size, seed=args.seed,
+                                               limit=args.limit, out_dir=args.out)
+    print(report.markdown)
+    print(f"written: {report.out_dir / 'report.md'}, {report.out_dir / 'results.csv'}, "
+          f"{report.out_dir / 'sheet.jpg'}", file=sys.stderr)
+    return 0
+
+
 # --- the program ------------------------------------------------------------------------------------
 
-COMMANDS = (add_colorize, add_style, add_models, add_eval)
+COMMANDS = (add_colorize, add_style, add_models, add_eval, add_restore)
 
 
 def version() -> str:

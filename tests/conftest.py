@@ -194,11 +194,15 @@ def drive():
 
 @pytest.fixture(scope="session")
 def standin_weights(tmp_path_factory) -> dict[str, Path]:
-    """One stand-in file per official checkpoint (written once per test session)."""
-    from tests.standins import official, write_standin
+    """One stand-in file per official checkpoint (written once per test session), and the restore family's
+    two (the worker loads every family's default): the scratch detector of SCRATCH.md and a LaMa archive."""
+    from tests.standins import official, write_lama_standin, write_scratch_standin, write_standin
 
     d = tmp_path_factory.mktemp("standin-weights")
-    return {name: write_standin(name, d / f"{name}.pth") for name in official()}
+    files = {name: write_standin(name, d / f"{name}.pth") for name in official()}
+    files["scratch_detection"] = write_scratch_standin(d / "FT_Epoch_latest.pt")
+    files["big_lama"] = write_lama_standin(d / "big-lama.pt")
+    return files
 
 
 @pytest.fixture

@@ -102,7 +102,9 @@ def model_config(standin_weights, cache_dir, **changes):
         colorize_engine="eccv16", style_engine="adain",
         weight_overrides={"colorization_release_v2-9b330a0b.pth": standin_weights["eccv16"],
                           "vgg_normalised.pth": standin_weights["adain_vgg_normalised"],
-                          "decoder.pth": standin_weights["adain_decoder"]}).replace(**changes)
+                          "decoder.pth": standin_weights["adain_decoder"],
+                          "FT_Epoch_latest.pt": standin_weights["scratch_detection"],
+                          "big-lama.pt": standin_weights["big_lama"]}).replace(**changes)
 
 
 @pytest.fixture(scope="session")
@@ -255,6 +257,8 @@ def worker_env(telegram, standin_weights, tmp_path):
                 "PAINTBOT_COLORIZE_MODEL": "eccv16", "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"]),
                 "PAINTBOT_ADAIN_ENCODER_WEIGHTS": str(standin_weights["adain_vgg_normalised"]),
                 "PAINTBOT_ADAIN_DECODER_WEIGHTS": str(standin_weights["adain_decoder"]),
+                "PAINTBOT_SCRATCH_WEIGHTS": str(standin_weights["scratch_detection"]),
+                "PAINTBOT_LAMA_WEIGHTS": str(standin_weights["big_lama"]),
                 "PAINTBOT_STYLES_DIR": os.path.abspath(SHARED_STYLES), "PAINTBOT_CACHE_DIR": str(tmp_path / "cache"),
                 "PAINTBOT_STYLE_MAX_SIZE": "112"}
     return env

@@ -45,3 +45,59 @@ def write_standin(name: str, path: Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(standin_state_dict(name, seed), path)
     return path
+
+
+SCRATCH_SEED = 2507  # ../shared/weights/golden/SCRATCH.md
+SCRATCH_FINGERPRINT = "e219f833f757d8147a1a06da92abf4e887311fc06d01edbe256db674324b282d"
+
+
+def write_scratch_standin(path: Path) -> Path:
+    """The scratch detector's stand-in of SCRATCH.md (shared rule, seed 2507, fingerprint checked), saved as
+    the authors' FT_Epoch_latest.pt is: a dict with the weights under "model_state"."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(OFFICIAL.parent))
+    from standin import fingerprint, layout, make_standin
+
+    arrays = make_standin(layout("scratch_detection.json", "detection"), SCRATCH_SEED)
+    assert fingerprint(arrays) == SCRATCH_FINGERPRINT, "the scratch stand-in differs from SCRATCH.md's"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_state": {k: torch.from_numpy(v) for k, v in arrays.items()}, "epoch": 0}, path)
+    return path
+
+
+def write_lama_standin(path: Path, seed: int = 0) -> Path:
+    """A big-lama.pt stand-in in the published file's format: a TorchScript archive whose state dict holds
+    `generator.model.*` (what spandrel's LaMa detection keys on in the real file), made from spandrel's own
+    LaMa architecture with seeded random weights and trained-looking BatchNorm statistics.
+
+    Neither spandrel nor paintbot runs the archive's code (both rebuild LaMa from its state dict), so the
+    archive records a trivial forward: tracing the real one costs ~11 s on 2 cores, per test session."""
+    import torch
+    from spandrel.architectures.LaMa import LaMa
+
+    torch.manual_seed(seed)
+    lama = LaMa(in_nc=4, out_nc=3).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, buf in lama.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(torch.randn(buf.shape, generator=g) * 0.1)
+            elif name.endswith("running_var"):
+                buf.copy_(1 + torch.rand(buf.shape, generator=g) * 0.1)
+
+    class Exported(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.generator = lama.model  # FFCResNetGenerator: keys generator.model.*
+
+        def forward(self, image, mask):
+            return image * (1 - mask)
+
+    x = torch.rand(1, 3, 16, 16)
+    traced = torch.jit.trace(Exported().eval(), (x, (x[:, :1] > 0.5).float()), check_trace=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(traced, str(path))
+    return path

@@ -23,6 +23,7 @@ from models import engines, fetch
 from models.config import ModelConfig
 from tests.conftest import SHARED
 from tests.harness import write_chromagan_standin
+from tests.standins import write_lama_standin, write_scratch_standin
 
 sys.path.insert(0, str(SHARED / "weights"))
 from standin import layout, make_standin  # noqa: E402
@@ -52,7 +53,12 @@ LAYOUTS = {
     "adaattn_decoder.pth": ("adaattn.json", "adaattn_decoder"),
     "decoder.pth": ("official.json", "adain_decoder"),
     "my_model_colorization.h5": ("chromagan.json", "generator"),  # Keras: written by write_chromagan_standin
+    "FT_Epoch_latest.pt": ("scratch_detection.json", "detection"),
+    "big-lama.pt": "spandrel",  # no published listing: spandrel's LaMa architecture is the layout
 }
+# Files not saved as a bare state dict: written in their published format instead.
+WRITERS = {"FT_Epoch_latest.pt": lambda path, seed: write_scratch_standin(path),
+           "big-lama.pt": write_lama_standin}
 
 
 def registered_files():
@@ -67,6 +73,9 @@ def standin_files(tmp_path_factory) -> dict[str, Path]:
     for i, wf in enumerate(registered_files()):
         if wf.filename.endswith(".h5"):
             out[wf.filename] = write_chromagan_standin(folder / wf.filename, seed=100 + i)
+            continue
+        if wf.filename in WRITERS:
+            out[wf.filename] = WRITERS[wf.filename](folder / wf.filename, 100 + i)
             continue
         source = LAYOUTS[wf.filename]
         shapes = source() if callable(source) else layout(*source)
@@ -97,6 +106,11 @@ def test_every_engine_runs_from_standins_through_its_call_shape(name, standin_fi
         reference = Image.new("RGB", (32, 32), (200, 40, 40)) if cls.needs_reference else None
         out = engine(photo, reference=reference)
         assert out.mode == "RGB" and out.size == photo.size
+    elif cls.family == "restore":
+        out = engine(photo)
+        assert out.image.mode == "L" and out.image.size == photo.size and out.mask.size == photo.size
+        outside = np.asarray(out.mask) == 0
+        assert (np.asarray(out.image)[outside] == np.asarray(photo)[outside]).all()
     else:
         painting = Image.open(SHARED / "styles" / "starry_night.jpg")
         out = engine(photo, painting, style_key="vangogh", strength=0.5)
