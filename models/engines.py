@@ -34,6 +34,7 @@ from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColo
 from models.colorize.exemplar import ExemplarEngine  # noqa: E402
 from models.colorize.instance import InstanceEngine  # noqa: E402
 from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402
+from models.restore.upscale import UpscaleEngine, UpscaleHQEngine  # noqa: E402
 from models.style.adaattn import AdaAttNEngine  # noqa: E402
 from models.style.adain import AdaINEngine  # noqa: E402
 from models.style.gatys import GatysEngine  # noqa: E402
@@ -51,8 +52,10 @@ ENGINES: tuple[type[Engine], ...] = (
     AdaAttNEngine,
     AdaINEngine,
     GatysEngine,
+    UpscaleEngine,
+    UpscaleHQEngine,
 )
-FAMILIES = ("colorize", "style")
+FAMILIES = ("colorize", "style", "restore")
 
 
 def of_family(family: str | None = None) -> list[type[Engine]]:
@@ -113,7 +116,7 @@ def config_from_env(env: Mapping[str, str]) -> ModelConfig:
 
 
 def configured(family: str, config: ModelConfig) -> str | None:
-    return config.colorize_engine if family == "colorize" else config.style_engine
+    return {"colorize": config.colorize_engine, "style": config.style_engine}.get(family)
 
 
 def preferred(family: str, device_type: str, config: ModelConfig) -> type[Engine] | None:

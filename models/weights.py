@@ -31,21 +31,35 @@ class WeightFile:
     """One checkpoint file: where it comes from, and the network it must fit."""
 
     remote: fetch.RemoteFile
-    build: Callable[[], object]  # a fresh nn.Module with the file's exact keys and shapes
+    build: Callable[[], object] | None  # a fresh nn.Module with the file's exact keys and shapes
     prepare: Callable[[dict], dict] | None = None  # unwrap / strip prefixes / drop documented unused keys
     override_env: str | None = None  # a variable naming a file to use instead (loaded as given)
+    # For a file whose network a library recognises by itself (spandrel): how the file becomes a state
+    # dict (default: torch.load, weights only), and the network made from that state dict, strictly,
+    # instead of `build` (FetchError, one line, when it is not the expected one).
+    read: Callable[[Path], dict] | None = None
+    detect: Callable[[dict, Path], object] | None = None
 
     @property
     def filename(self) -> str:
         return self.remote.filename
 
     def state_dict(self, path: Path) -> dict:
-        sd = load_state_dict(path)
+        sd = (self.read or load_state_dict)(path)
         return self.prepare(sd) if self.prepare else sd
+
+    def network(self, path: Path):
+        """The file's network with its weights, loaded strictly (FetchError, one line, if it does not fit)."""
+        sd = self.state_dict(path)
+        if self.detect is not None:
+            return self.detect(sd, path)
+        net = self.build()
+        load_into(net, sd, path)
+        return net
 
     def check(self, path: Path) -> None:
         """Raise FetchError unless the file at `path` loads strictly into a fresh network."""
-        load_into(self.build(), self.state_dict(path), path)
+        self.network(path)
 
 
 def remote(url: str, sha256: str | None, filename: str | None = None, **kw) -> fetch.RemoteFile:
@@ -108,10 +122,7 @@ def local_path(wf: WeightFile, config: ModelConfig) -> Path | None:
 
 def load(wf: WeightFile, config: ModelConfig, path: Path | None = None):
     """`wf.build()` with the file's weights, loaded strictly (from `path` if given)."""
-    path = path or path_of(wf, config)
-    net = wf.build()
-    load_into(net, wf.state_dict(path), path)
-    return net
+    return wf.network(path or path_of(wf, config))
 
 
 def load_state_dict(path: str | Path) -> dict:
