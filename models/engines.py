@@ -34,6 +34,7 @@ from models.colorize.ddcolor import DDColorArtisticEngine, DDColorEngine, DDColo
 from models.colorize.exemplar import ExemplarEngine  # noqa: E402
 from models.colorize.instance import InstanceEngine  # noqa: E402
 from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402
+from models.restore.faces import FacesEngine  # noqa: E402
 from models.restore.upscale import UpscaleEngine, UpscaleHQEngine  # noqa: E402
 from models.style.adaattn import AdaAttNEngine  # noqa: E402
 from models.style.adain import AdaINEngine  # noqa: E402
@@ -52,6 +53,7 @@ ENGINES: tuple[type[Engine], ...] = (
     AdaAttNEngine,
     AdaINEngine,
     GatysEngine,
+    FacesEngine,
     UpscaleEngine,
     UpscaleHQEngine,
 )
