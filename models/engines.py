@@ -57,7 +57,7 @@ ENGINES: tuple[type[Engine], ...] = (
     UpscaleEngine,
     UpscaleHQEngine,
 )
-FAMILIES = ("colorize", "style", "restore")
+FAMILIES = ("colorize", "style")  # each with a default engine; "restore" joins with its default, repair (issue 23)
 
 
 def of_family(family: str | None = None) -> list[type[Engine]]:
