@@ -214,3 +214,19 @@ def test_the_call_keeps_the_kind_and_counts_faces(engine, monkeypatch):
     with pytest.raises(ValueError):
         engine(gray, strength=101)
     assert engine.settings.strength == 70  # the documented default
+
+
+def test_detection_on_a_shrunk_photo_gives_landmarks_at_full_size(engine, monkeypatch):
+    """detect_side: RetinaFace sees the photo at that long side (Lanczos, as facexlib's resize) and the
+    landmarks come back in the photo's own pixels."""
+    import cv2
+
+    big = scene(256, 200)
+    small = cv2.resize(big[..., ::-1], (128, 100), interpolation=cv2.INTER_LANCZOS4)[..., ::-1]
+    with torch.inference_mode():
+        raw = engine.detector.detect_faces(np.ascontiguousarray(small[..., ::-1]), faces.SCORE, faces.NMS)
+    expected = [p for p in raw[:, 5:15].reshape(-1, 5, 2) * 2 if np.linalg.norm(p[0] - p[1]) >= faces.EYE_DISTANCE]
+    monkeypatch.setattr(engine, "settings", faces.FacesSettings(detect_side=128))
+    at_big = engine.landmarks(Image.fromarray(big))  # the eye-distance rule counts the photo's own pixels
+    assert len(at_big) == len(expected) > 0
+    assert all(np.allclose(a, b, atol=1e-3) for a, b in zip(at_big, expected))
