@@ -174,3 +174,16 @@ def test_cuda_gets_the_large_network():
     assert upscale.engine_for("cuda") == "upscale-hq" and upscale.engine_for("cpu") == "upscale"
     assert engines.get("upscale-hq").files == (upscale.X4PLUS,)
     assert not engines.get("upscale").default_on and not engines.get("upscale-hq").default_on
+
+
+def test_settings_from_the_environment():
+    from models.config import ConfigError
+
+    config = engines.config_from_env({"PAINTBOT_FACES_STRENGTH": "50", "PAINTBOT_UPSCALE_MAX_SIDE": "2048",
+                                      "PAINTBOT_UPSCALE_DENOISE": "0.2"})
+    assert config.settings_for(engines.get("faces")).strength == 50
+    assert config.settings_for(engines.get("upscale")) == upscale.UpscaleSettings(max_side=2048, denoise=0.2)
+    assert config.settings_for(engines.get("upscale-hq")) == upscale.UpscaleSettings()
+    for bad in ({"PAINTBOT_FACES_STRENGTH": "150"}, {"PAINTBOT_UPSCALE_DENOISE": "2"}):
+        with pytest.raises(ConfigError):
+            engines.config_from_env(bad)
