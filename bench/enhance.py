@@ -76,6 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("--faces", type=int, default=2)
     p.add_argument("--precision", choices=["float32", "reduced", "both"], default="both")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--scale", type=int, default=2, help="upscale factor (4 with --upscale-megapixels 0.79: a "
+                   "1024x768 photo to the 4096 px limit, for peak memory)")
+    p.add_argument("--only", choices=["faces", "upscale"], help="one engine (peak memory of that one alone)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_name()}, {args.threads} threads (torch {torch.__version__}); machine shared with other "
@@ -83,50 +86,59 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "weights"
-        write_gfpgan(folder / "GFPGANv1.4.pth", gfpgan_state_dict(seed=1))
-        write_retinaface(folder / "detection_Resnet50_Final.pth", retinaface_state_dict(seed=2))
+        if args.only != "upscale":
+            write_gfpgan(folder / "GFPGANv1.4.pth", gfpgan_state_dict(seed=1))
+            write_retinaface(folder / "detection_Resnet50_Final.pth", retinaface_state_dict(seed=2))
         write_compact(folder / "realesr-general-x4v3.pth", seed=3)
         write_compact(folder / "realesr-general-wdn-x4v3.pth", seed=4)
         img = photo(args.megapixels)
         rgb = faces_mod.as_rgb(img)
-        w, h = img.size
-        spots = [faces_mod.FFHQ_TEMPLATE * 0 for _ in range(args.faces)]
-        for i in range(args.faces):  # faces ~ 180 px wide across the photo's middle
-            cx = w * (i + 1) / (args.faces + 1)
-            spots[i] = (faces_mod.FFHQ_TEMPLATE - 256) * 0.35 + [cx, h / 2]
+        w, h = img.size  # faces ~ 180 px wide across the photo's middle
+        spots = [(faces_mod.FFHQ_TEMPLATE - 256) * 0.35 + [w * (i + 1) / (args.faces + 1), h / 2]
+                 for i in range(args.faces)]
         precisions = {"float32": [False], "reduced": [True], "both": [False, True]}[args.precision]
         results = {}
         for reduced in precisions:
             config = ModelConfig(device="cpu", cache_dir=Path(tmp) / "cache", weights_dir=folder,
                                  reduced_precision=reduced)
-            fe, t_load = timed(engines.load, "faces", "restore", None, config)
-            tag = str(fe.dtype).replace("torch.", "")
-            print(f"\n[{tag}] faces engine loaded in {t_load:.1f} s")
-            _, t_det = timed(fe.landmarks, img)
-            print(f"  detection (RetinaFace-R50, {w}x{h} at {fe.settings.detect_side} px): {t_det:6.2f} s {cpu()}")
-            out = rgb.astype(np.float32)
-            for i, points in enumerate(spots):
-                matrix = faces_mod.align_matrix(points)
-                crop, t_align = timed(faces_mod.crop, rgb, matrix)
-                restored, t_net = timed(fe.restore, crop)
-                c_net = cpu()
-                out, t_paste = timed(faces_mod.paste, out, restored, matrix, 0.7)
-                results.setdefault(f"face{i}", {})[tag] = restored
-                print(f"  face {i}: align {t_align:5.3f} s, GFPGAN {t_net:6.2f} s {c_net}, paste {t_paste:5.3f} s")
-            del fe
-            ue, t_load = timed(engines.load, "upscale", "restore", None, config)
-            small = photo(args.upscale_megapixels)
-            up, t_up = timed(ue, small, scale=2)
-            results.setdefault("upscale", {})[tag] = np.asarray(up)
-            print(f"  upscale 2x (compact, {small.size[0]}x{small.size[1]} -> {up.size[0]}x{up.size[1]}): "
-                  f"{t_up:6.2f} s {cpu()} (load {t_load:.1f} s)")
-            del ue
+            tag = "float32" if not reduced else "reduced"
+            print(f"\n[{tag} precision]")
+            if args.only != "upscale":
+                faces_stage(args, config, img, rgb, spots, results, tag)
+            if args.only != "faces":
+                upscale_stage(args, config, results, tag)
         if len(precisions) == 2:
             for stage, by in results.items():
                 a, b = by.values()
                 print(f"  {stage}: reduced vs float32 PSNR {psnr(a, b):.1f} dB (stand-in weights)")
     print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 0
+
+
+def faces_stage(args, config, img, rgb, spots, results, tag):
+    w, h = img.size
+    fe, t_load = timed(engines.load, "faces", "restore", None, config)
+    print(f"  faces engine ({fe.dtype}) loaded in {t_load:.1f} s")
+    _, t_det = timed(fe.landmarks, img)
+    print(f"  detection (RetinaFace-R50, {w}x{h} at {fe.settings.detect_side} px): {t_det:6.2f} s {cpu()}")
+    out = rgb.astype(np.float32)
+    for i, points in enumerate(spots):
+        matrix = faces_mod.align_matrix(points)
+        crop, t_align = timed(faces_mod.crop, rgb, matrix)
+        restored, t_net = timed(fe.restore, crop)
+        c_net = cpu()
+        out, t_paste = timed(faces_mod.paste, out, restored, matrix, 0.7)
+        results.setdefault(f"face{i}", {})[tag] = restored
+        print(f"  face {i}: align {t_align:5.3f} s, GFPGAN {t_net:6.2f} s {c_net}, paste {t_paste:5.3f} s")
+
+
+def upscale_stage(args, config, results, tag):
+    ue, t_load = timed(engines.load, "upscale", "restore", None, config)
+    small = photo(args.upscale_megapixels)
+    up, t_up = timed(ue, small, scale=args.scale)
+    results.setdefault("upscale", {})[tag] = np.asarray(up)
+    print(f"  upscale {args.scale}x ({ue.dtype}, compact, {small.size[0]}x{small.size[1]} -> "
+          f"{up.size[0]}x{up.size[1]}): {t_up:6.2f} s {cpu()} (load {t_load:.1f} s)")
 
 
 if __name__ == "__main__":
