@@ -183,6 +183,8 @@ def test_strength_blends_restored_with_original():
     half = faces.enhance(photo, points, grey, 0.5).astype(float)
     none = faces.enhance(photo, points, grey, 0.0)
     assert np.array_equal(none, photo)
+    degenerate = [np.full((5, 2), 50, np.float32)]  # no transform fits: skipped, not a crash
+    assert np.array_equal(faces.enhance(photo, degenerate, grey, 1.0), photo)
     assert np.abs(half - (full + photo) / 2).max() <= 1
     assert (np.abs(full - 200) < 1).sum() > 5000  # the face's middle is all restored
 

@@ -130,6 +130,8 @@ def enhance(rgb: np.ndarray, landmarks: list[np.ndarray], restore: Callable[[np.
     out = rgb.astype(np.float32)
     for points in landmarks:
         matrix = align_matrix(points)
+        if matrix is None:  # landmarks that fix no transform (all on one point): nothing to align
+            continue
         out = paste(out, restore(crop(rgb, matrix)), matrix, strength)
     return np.clip(out.round(), 0, 255).astype(np.uint8)
 
@@ -149,7 +151,7 @@ class FacesEngine(Engine):
             self.dtype = torch.float32
         # Not channels-last (Engine.half): its modulated convolutions keep 5-D weights.
         self.gfpgan = self.load_file(self.files[0]).model.to(dtype=self.dtype)
-        # float32: facexlib feeds it float32 images (bf16 autocast measured no faster here: NMS and decoding)
+        # float32: facexlib feeds it float32 images (under bf16 autocast it measured no faster on the Xeon)
         self.detector = self.load_file(self.files[1])
         self.detector.device = device  # facexlib keeps its device and BGR means beside the network
         self.detector.mean_tensor = self.detector.mean_tensor.to(device)
