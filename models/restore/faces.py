@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.engine import Engine
+from models.engine import Engine, Licence
 from models.restore.enhance import as_rgb, detector, in_kind_of, read
 from models.weights import WeightFile, remote
 
@@ -140,6 +140,12 @@ class FacesEngine(Engine):
     name = "faces"
     family = "restore"
     label = "GFPGAN v1.4 (Wang et al., CVPR 2021)"
+    licence = Licence(code="Apache-2.0 (GFPGAN) + MIT (facexlib)",
+                      weights="Apache-2.0 (GFPGANv1.4.pth, in the Apache-2.0 repository's release, no separate terms; "
+                              "trained on FFHQ) + MIT (RetinaFace, biubug6/Pytorch_Retinaface via facexlib)",
+                      commercial=True,
+                      source="github.com/TencentARC/GFPGAN LICENSE; github.com/xinntao/facexlib LICENSE; "
+                             "github.com/biubug6/Pytorch_Retinaface LICENSE")
     files = (GFPGAN, RETINAFACE)
     default_on = frozenset()  # chosen by name by the /restore pipeline: the family's default is repair
     Settings = FacesSettings

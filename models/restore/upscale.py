@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.engine import Engine
+from models.engine import Engine, Licence
 from models.restore.enhance import as_rgb, detector, in_kind_of, read
 from models.weights import WeightFile, remote
 
@@ -103,6 +103,8 @@ def run_tiled(net, x: torch.Tensor, scale: int, tile: int, overlap: int) -> np.n
 
 class _UpscaleEngine(Engine):
     family = "restore"
+    licence = Licence(code="BSD-3-Clause", weights="BSD-3-Clause (the authors' releases, no separate terms)",
+                      commercial=True, source="github.com/xinntao/Real-ESRGAN LICENSE")
     default_on = frozenset()  # chosen by name (engine_for): the family's default is the repair engine
     Settings = UpscaleSettings
 
