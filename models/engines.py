@@ -36,6 +36,8 @@ from models.colorize.exemplar import ExemplarEngine  # noqa: E402
 from models.colorize.instance import InstanceEngine  # noqa: E402
 from models.colorize.zhang import ECCV16Engine, SIGGRAPH17Engine  # noqa: E402
 from models.restore.repair import RepairEngine  # noqa: E402
+from models.restore.faces import FacesEngine  # noqa: E402
+from models.restore.upscale import UpscaleEngine, UpscaleHQEngine  # noqa: E402
 from models.style.adaattn import AdaAttNEngine  # noqa: E402
 from models.style.adain import AdaINEngine  # noqa: E402
 from models.style.gatys import GatysEngine  # noqa: E402
@@ -55,6 +57,9 @@ ENGINES: tuple[type[Engine], ...] = (
     AdaINEngine,
     GatysEngine,
     RepairEngine,
+    FacesEngine,
+    UpscaleEngine,
+    UpscaleHQEngine,
 )
 FAMILIES = ("colorize", "style", "restore")
 

@@ -34,9 +34,10 @@ class WeightFile:
     build: Callable[[], object] | None  # a fresh nn.Module with the file's exact keys and shapes
     prepare: Callable[[dict], dict] | None = None  # unwrap / strip prefixes / drop documented unused keys
     override_env: str | None = None  # a variable naming a file to use instead (loaded as given)
-    read: Callable[[Path], dict] | None = None  # a file that is not a PyTorch checkpoint -> its state_dict
-    # For a file whose network a library recognises by itself (spandrel): the network made from the state
-    # dict, strictly, instead of `build` (FetchError, one line, when it is not the expected one).
+    # For a file whose network a library recognises by itself (spandrel): how the file becomes a state
+    # dict (default: torch.load, weights only), and the network made from that state dict, strictly,
+    # instead of `build` (FetchError, one line, when it is not the expected one).
+    read: Callable[[Path], dict] | None = None
     detect: Callable[[dict, Path], object] | None = None
 
     @property

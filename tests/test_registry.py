@@ -35,6 +35,21 @@ def _torchvision_detector() -> dict:
     return {k: tuple(v.shape) for k, v in build_detector().state_dict().items()}
 
 
+def _shapes(sd: dict) -> dict:
+    return {k: tuple(v.shape) for k, v in sd.items()}
+
+
+def _spandrel(which: str):
+    """The enhancers' files were saved from the architectures spandrel carries (basicsr's RRDBNet key names for
+    x4plus, DataParallel's "module." for RetinaFace): those are their published layouts."""
+    from tests import enhance_standins as e
+
+    return {"compact": lambda: _shapes(e.compact_state_dict()),
+            "x4plus": lambda: _shapes(e.to_basicsr(e.rrdb_state_dict())),
+            "gfpgan": lambda: _shapes(e.gfpgan_state_dict()),
+            "retinaface": lambda: {f"module.{k}": v for k, v in _shapes(e.retinaface_state_dict()).items()}}[which]
+
+
 # Every registered weight file -> (layout file in ../shared/weights, entry), the published keys and shapes,
 # or a function giving them.
 LAYOUTS = {
@@ -55,6 +70,11 @@ LAYOUTS = {
     "my_model_colorization.h5": ("chromagan.json", "generator"),  # Keras: written by write_chromagan_standin
     "FT_Epoch_latest.pt": ("scratch_detection.json", "detection"),
     "big-lama.pt": "spandrel",  # no published listing: spandrel's LaMa architecture is the layout
+    "GFPGANv1.4.pth": _spandrel("gfpgan"),
+    "detection_Resnet50_Final.pth": _spandrel("retinaface"),
+    "realesr-general-x4v3.pth": _spandrel("compact"),
+    "realesr-general-wdn-x4v3.pth": _spandrel("compact"),
+    "RealESRGAN_x4plus.pth": _spandrel("x4plus"),
 }
 # Files not saved as a bare state dict: written in their published format instead.
 WRITERS = {"FT_Epoch_latest.pt": lambda path, seed: write_scratch_standin(path),
@@ -88,7 +108,8 @@ def standin_files(tmp_path_factory) -> dict[str, Path]:
 def test_names_are_unique_and_every_file_has_a_published_layout():
     names = [n for e in engines.ENGINES for n in (e.name, *e.aliases)]
     assert len(names) == len(set(names)), "engine names and aliases must be unique"
-    assert {e.family for e in engines.ENGINES} == set(engines.FAMILIES)
+    # FAMILIES lists the families with a default engine; "restore" joins them with its default (repair, issue 23)
+    assert set(engines.FAMILIES) <= {e.family for e in engines.ENGINES} <= {*engines.FAMILIES, "restore"}
     assert sorted(f.filename for f in registered_files()) == sorted(LAYOUTS), "add the layout of each new file"
     for e in engines.ENGINES:
         assert e.name and e.label and e.name == e.name.lower()
@@ -106,11 +127,17 @@ def test_every_engine_runs_from_standins_through_its_call_shape(name, standin_fi
         reference = Image.new("RGB", (32, 32), (200, 40, 40)) if cls.needs_reference else None
         out = engine(photo, reference=reference)
         assert out.mode == "RGB" and out.size == photo.size
-    elif cls.family == "restore":
+    elif cls.name == "repair":
         out = engine(photo)
         assert out.image.mode == "L" and out.image.size == photo.size and out.mask.size == photo.size
         outside = np.asarray(out.mask) == 0
         assert (np.asarray(out.image)[outside] == np.asarray(photo)[outside]).all()
+    elif cls.name == "faces":  # strength 0: detection only (GFPGAN's forward, 15 s, is tested in test_enhance_faces)
+        out, found = engine(photo, strength=0)
+        assert out is photo and found >= 0
+    elif cls.family == "restore":
+        out = engine(photo, scale=2)
+        assert out.mode == "L" and out.size == (112, 80)
     else:
         painting = Image.open(SHARED / "styles" / "starry_night.jpg")
         out = engine(photo, painting, style_key="vangogh", strength=0.5)
