@@ -23,10 +23,10 @@ def test_restore_options_from_words_and_through_the_queue():
     assert RestoreOptions.parse([], VOCAB) == RestoreOptions(color=True, engine=None)
     for word in ("nocolor", "NoColour", "no-color", "no_colour", "bw"):
         assert RestoreOptions.parse([word], VOCAB) == RestoreOptions(color=False), word
-    assert RestoreOptions.parse(["repair", "nocolor"], VOCAB) == RestoreOptions(False, "repair")
-    with pytest.raises(BadOptions) as err:
-        RestoreOptions.parse(["150"], VOCAB)
-    assert err.value.code == "options.restore_syntax" and err.value.params == {"name": "150"}
+    for word in ("150", "upscale", "repair"):  # no engine is chosen by name: one restoration, its steps
+        with pytest.raises(BadOptions) as err:
+            RestoreOptions.parse([word], VOCAB)
+        assert err.value.code == "options.restore_syntax" and err.value.params == {"name": word}
     job = Job(Op.RESTORE, 5, 7, 7, "F", options=RestoreOptions(color=False))
     again = Job.from_dict(json.loads(json.dumps(job.to_dict())))
     assert again == job and again.op.family == "restore"

@@ -256,20 +256,20 @@ def _style_and_engine(words: list[str], vocabulary: Vocabulary) -> tuple[str | N
 @dataclass(frozen=True)
 class RestoreOptions:
     color: bool = True  # colourise a black-and-white photo once it is repaired (a colour photo keeps its colours)
-    engine: str | None = None  # None: the worker's default restore engine (repair)
+    engine: str | None = None  # the repairer that ran (the worker's restore default; set on results, for the cache)
 
     @classmethod
     def parse(cls, words: list[str], vocabulary: Vocabulary) -> "RestoreOptions":
-        """`/restore [nocolor] [ENGINE]`: repair, then colourise unless `nocolor` says to keep it black and white."""
-        color, engine = True, None
+        """`/restore [nocolor]`: repair, then colourise unless `nocolor` says to keep it black and white. No
+        engine is named: the restore family's other engines (faces, upscale) are steps of one restoration,
+        not alternatives to the repairer."""
+        color = True
         for word in (w.lower() for w in words):
             if word.replace("_", "-") in _NO_COLOR:
                 color = False
-            elif engine is None and (name := vocabulary.engine(word, "restore", guess=True)):
-                engine = name
             else:
                 raise BadOptions("options.restore_syntax", name=shown(word))
-        return cls(color, engine)
+        return cls(color)
 
     def to_dict(self) -> dict:
         return {"color": self.color, "engine": self.engine}
