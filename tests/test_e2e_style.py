@@ -150,6 +150,7 @@ def test_styles_sheet(service):
     service.wait_queued(1)
     service.run_worker()
     (sent,) = tg.calls("sendPhoto")
+    assert sent.reply_to is None, "a plain command in a private chat is answered without a quote"
     lines = sent.params["caption"].splitlines()
     assert "• «Звёздная ночь» (Винсент ван Гог)" in lines and "• «Контраст форм» (Фернан Леже)" in lines
     assert "• «Карандашный набросок портрета»" in lines and len(lines) == 12

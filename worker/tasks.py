@@ -130,7 +130,8 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
         job = finish_status(job, status)
         sheet, as_document = _styles_sheet(rt.models.styles_dir, rt.models.cache_dir)
         text = render("styles.caption", job.lang, names=paintings.catalogue(_preset_names(), job.lang))
-        deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, sheet, as_document, "styles.jpg",
+        quote = job.reply_to if job.chat_id < 0 else None  # a private chat (positive id) needs no quote
+        deliver(rt, job, lambda: [tg.send_image(job.chat_id, quote, sheet, as_document, "styles.jpg",
                                                 caption=text, thread_id=job.thread_id)])
         return "ok"
     if job.op is Op.COMPARE:

@@ -219,13 +219,14 @@ class Telegram:
         if self._gate is not None:
             self._gate.wait(chat_id)
 
-    def send_image(self, chat_id: int, reply_to: int, data: bytes, as_document: bool, filename: str,
+    def send_image(self, chat_id: int, reply_to: int | None, data: bytes, as_document: bool, filename: str,
                    caption: str | None = None, reply_markup=None, thread_id: int | None = None) -> "Sent":
         """Send a result (with `reply_markup`, its follow-up buttons; into forum topic `thread_id`, as every
         send here); returns its message and file ids."""
         self._before_send(chat_id)
         # allow_sending_without_reply: if the photo was deleted meanwhile, still deliver the result.
-        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+        # No reply_to: an answer to a plain command in a private chat, which needs no quote.
+        reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
         if as_document:
             sent = self._call("send_document", chat_id=chat_id, document=data, filename=filename, caption=caption,
                               reply_parameters=reply, disable_content_type_detection=True, reply_markup=reply_markup,
