@@ -152,7 +152,7 @@ async def _gathered(context: Context, messages: list[Message]) -> None:
     private = first.chat.type == "private"
     if command is None:
         if private:
-            await request_album(context, request, first, pictures, Op.COLORIZE, [])
+            await request_album(context, request, first, pictures, Op.COLORIZE, [], if_gray=True)
         return
     cmd, args = command
     if cmd in OPERATION_COMMANDS:
@@ -200,9 +200,10 @@ async def recalled(context: Context, photo_msg: Message | None) -> list[tuple[in
 
 
 async def request_album(context: Context, request: Message, reply_to: Message, pictures: list[tuple[int, Image]],
-                        op: Op, args: list[str], reference: Image | None = None) -> None:
+                        op: Op, args: list[str], reference: Image | None = None, if_gray: bool = False) -> None:
     """One request for all `pictures` (message id, image), answered in reply to `reply_to`; with a colour
-    `reference` photo, every picture is coloured like it (so the album's pictures come out alike)."""
+    `reference` photo, every picture is coloured like it (so the album's pictures come out alike). `if_gray`:
+    an album sent without a command, whose pictures already in colour are left as they are (worker/albums.py)."""
     if not pictures:
         await refuse(request.reply_text, request.chat_id, "not_image", render("not_an_image", context.lang))
         return
@@ -216,6 +217,8 @@ async def request_album(context: Context, request: Message, reply_to: Message, p
     if op is Op.STYLE and options.style is None:  # no name: the preset keyboard, as for one photo
         await offer_presets(context, reply_to)
         return
+    if if_gray and op is Op.COLORIZE:
+        options = options.replace(if_gray=True)
     if len(pictures) == 1:
         await submit(context, request, reply_to, pictures[0][1], op, options, reference=reference)
         return

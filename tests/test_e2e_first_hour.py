@@ -93,7 +93,7 @@ def test_a_colour_photo_is_asked_about_not_recoloured(service):
     tg = service.telegram
     # A worker runs a restorer (the repair engine's own tests run it: tests/test_e2e_restore.py); only the
     # button and the job it queues are this test's.
-    records.publish(service.redis, [EngineInfo("repair", "restore", "Repair")], [])
+    records.publish(service.redis, [EngineInfo("repair", "restore", "Repair", default=True)], [])
     chat = tg.private_chat(2521)
     ana = tg.user(2521, "Ana", language_code="pt")
     photo = tg.user_sends_photo(chat, _colour_photo(), user=ana)
@@ -123,6 +123,27 @@ def test_a_colour_photo_is_asked_about_not_recoloured(service):
     service.wait_queued(1)
     (repair,) = _jobs(service)
     assert repair["op"] == "restore" and repair["file_id"] == photo["photo"][-1]["file_id"]
+
+
+def test_an_album_sent_without_a_command_leaves_its_colour_pictures_as_they_are(service):
+    """Point 10 for albums: only the black-and-white pictures are colourised, the caption names those left as
+    they were; an album all in colour is recoloured not at all, and said so once."""
+    tg = service.telegram
+    chat = tg.private_chat(2531)
+    tg.user_sends_album(chat, [_colour_photo(), gray_photo(120, 90, seed=1), gray_photo(130, 90, seed=2)])
+    service.wait_queued(1)
+    service.run_worker()
+    (call,) = tg.wait_for("sendMediaGroup", timeout=60)
+    media = call.params["media"]
+    assert len(media) == 2, "the colour picture is not recoloured"
+    assert media[0]["caption"].splitlines()[-1] == render("album.in_colour", items=render("album.item", number=1))
+    tg.reset()
+    chat = tg.private_chat(2532)
+    tg.user_sends_album(chat, [_colour_photo(), _colour_photo(150, 110)])
+    service.wait_queued(1)
+    service.run_worker()
+    assert not tg.calls("sendMediaGroup") and not tg.calls("sendPhoto")
+    assert [m["text"] for m in tg.bot_messages(chat["id"])] == [render("colour.album")]
 
 
 def test_another_model_is_offered_only_when_one_was_published(service):

@@ -18,15 +18,17 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from bot.contract.job import AlbumItem, Job
+from bot.contract.job import AlbumItem, Job, Op
 from bot.contract.options import shown
 from bot.contract.texts import render
+from models import color
 from models.errors import InputError
 from models.progress import reporting
 from worker import results
 from worker.progress import Progress
 from worker.runtime import Runtime
 from worker.stages import Made, Timings, caption, deliver, encode, finish_status, run_engine, working
+from worker.telegram import Sent
 
 log = logging.getLogger("paintbot.worker")
 
@@ -50,10 +52,15 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
     # One reference photo for the whole album (exemplar): fetched and read once, used for every picture.
     reference = imageio.decode(rt.telegram.download(job.reference_file_id)) if job.reference_file_id else None
     made: list[Made] = []
+    in_colour: list[int] = []  # pictures already in colour, in an album sent without a command: left as they are
     for i, item in enumerate(job.album):
         try:
             data = rt.telegram.download(item.file_id)
             img = imageio.decode(data)
+            if job.op is Op.COLORIZE and job.options.if_gray and reference is None and color.is_colour_photo(img):
+                in_colour.append(i)
+                status.show(render("album.progress", job.lang, working=text, done=i + 1, count=count))
+                continue
             with reporting(lambda f, i=i: status.show(render("working.percent", job.lang, working=text,
                                                              percent=round(100 * (i + f) / count)))):
                 made.append(run_engine(rt, engine, job, img, reference))
@@ -66,10 +73,18 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
             last_error = exc
         status.show(render("album.progress", job.lang, working=text, done=i + 1, count=count))
     timings.done("model")
+    if not encoded and in_colour:  # nothing to colour: said once, nothing recoloured
+        job = finish_status(job, status)
+        deliver(rt, job, lambda: [Sent(rt.telegram.send_text(job.chat_id, render("colour.album", job.lang),
+                                                             reply_to=job.reply_to, thread_id=job.thread_id),
+                                       None, None)])
+        return "in_colour"
     if not encoded:
         raise last_error  # nothing to send: the user is told why, as for a single photo
     whole = together(made)
     said = caption(job, engine.label, animated=False, made=whole)
+    if in_colour:
+        said += "\n" + render("album.in_colour", job.lang, items=", ".join(_name(job, i) for i in in_colour))
     if failed:
         said += "\n" + render("album.failed", job.lang, items=", ".join(_name(job, i) for i in failed))
     job = finish_status(job, status)
@@ -86,7 +101,7 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
     else:
         _deliver_album(rt, job, encoded, pictures, said, engine, whole.damaged)
     timings.done("send")
-    return "ok" if not failed else "partial"
+    return "ok" if not failed else "partial"  # pictures left as they were (in colour) are no failure
 
 
 def together(made: list[Made]) -> Made:
