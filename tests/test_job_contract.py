@@ -44,7 +44,7 @@ def test_a_job_from_the_previous_release_runs_here(service):
     _run(service, old)
     (sent,) = service.telegram.calls("sendPhoto")
     assert sent.reply_to == photo["message_id"]
-    assert sent.params["caption"].startswith("Repainted by AI after The Starry Night")  # no language: English
+    assert sent.params["caption"].startswith("Repainted by AI after “The Starry Night”")  # no language: English
 
 
 def test_a_job_from_a_newer_bot_runs_here(service):
