@@ -9,7 +9,8 @@
     paintbot eval colorize FOLDER [--engines all|NAME,...] [--size 256|full] [--limit N] [--out DIR]
                                   [--exemplar same-scene]
     paintbot eval style FOLDER [--styles all|NAME,...] [--engines all|NAME,...] [--size N] [--out DIR]
-    paintbot restore PHOTO|FOLDER ... [-o OUT] [--force] [--no-color] [--mask-out MASK.png]
+    paintbot restore PHOTO|FOLDER ... [-o OUT] [--force] [--faces [STRENGTH]] [--upscale {2,4}] [--no-color]
+                     [--mask-out MASK.png]
     paintbot eval restore FOLDER [--size 512] [--seed 2026] [--limit N] [--out DIR]
 
 Why it is shaped so:
@@ -547,20 +548,36 @@ def run_eval(args: argparse.Namespace) -> int:
 # --- restore ----------------------------------------------------------------------------------------
 
 def add_restore(sub) -> None:
-    r = sub.add_parser("restore", help="repair scratches, dust and creases (then colourise black-and-white photos)",
-                       description="Find scratches, dust and creases and paint them out; a black-and-white photo is "
-                                   "then colourised by the default colouriser. Written as NAME_restored.EXT or -o.")
+    r = sub.add_parser("restore", help="repair scratches, dust and creases, restore faces, upscale, colourise",
+                       description="Find scratches, dust and creases and paint them out; then, when asked, restore "
+                                   "faces (GFPGAN) and upscale (Real-ESRGAN); a black-and-white photo is then "
+                                   "colourised by the default colouriser. The same order as the bot's /restore "
+                                   "(models/restore/pipeline.py). Written as NAME_restored.EXT or -o.")
     r.add_argument("inputs", nargs="+", metavar="PHOTO|FOLDER")
     r.add_argument("-o", "--output", metavar="OUT", help="the result's name (.jpg, .png, .webp), or a folder")
     r.add_argument("-f", "--force", action="store_true", help="replace results that already exist")
-    r.add_argument("--no-color", action="store_true", help="repair only: do not colourise black-and-white photos")
+    r.add_argument("--faces", nargs="?", type=_strength, const=-1, default=None, metavar="STRENGTH",
+                   help="restore faces (GFPGAN v1.4), blended at STRENGTH %% 0-100 (default: the engine's, 70)")
+    r.add_argument("--upscale", type=int, choices=(2, 4), default=None, metavar="{2,4}",
+                   help="make the photo 2 or 4 times larger (Real-ESRGAN; never past the engine's long side)")
+    r.add_argument("--no-color", action="store_true", help="do not colourise black-and-white photos")
     r.add_argument("--mask-out", metavar="MASK", help="one photo: also write the damage that was filled, as a picture")
     r.set_defaults(run=run_restore)
 
 
+def _strength(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"STRENGTH is a whole number 0-100, not {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"STRENGTH is 0-100, not {value}")
+    return value
+
+
 def run_restore(args: argparse.Namespace) -> int:
     from models import colorize, imageio, restore
-    from models.restore.framing import is_gray
+    from models.restore import pipeline, upscale
 
     pairs = plan(args.inputs, args.output, "restored", args.force)
     mask_out = None
@@ -571,20 +588,35 @@ def run_restore(args: argparse.Namespace) -> int:
     config = _config()
     with _loading("repair"):
         repairer = restore.load(config=config)
-    colorizer = None
+    faces = upscaler = None
+    if args.faces is not None:
+        with _loading("faces"):
+            faces = restore.load("faces", config=config)
+    if args.upscale:
+        name = upscale.engine_for(repairer.device)
+        with _loading(name):
+            upscaler = restore.load(name, config=config)
+    loaded = {}
 
-    def work(img):
-        nonlocal colorizer
+    def repair(img):
         repaired = repairer(img)
         if mask_out is not None:
             imageio.save_path(repaired.mask, mask_out)
-        if args.no_color or not is_gray(repaired.image):
-            return repaired.image
-        if colorizer is None:
+        return repaired
+
+    def colorizer(img):  # loaded only when a black-and-white photo reaches it
+        if "colorize" not in loaded:
             with _loading(config.colorize_engine):
-                colorizer = colorize.load(config=config)
-        return colorizer(repaired.image)
-    return run_each(pairs, work, "repairing")
+                loaded["colorize"] = colorize.load(config=config)
+        return loaded["colorize"](img)
+
+    def work(img):
+        out, _ = pipeline.restore(img, repairer=repair, faces=faces,
+                                  faces_strength=None if args.faces in (None, -1) else args.faces,
+                                  upscaler=upscaler, scale=args.upscale or 2,
+                                  colorizer=None if args.no_color else colorizer)
+        return out
+    return run_each(pairs, work, "restoring")
 
 
 def add_eval_restore(esub) -> None:
