@@ -11,7 +11,8 @@
     paintbot eval style FOLDER [--styles all|NAME,...] [--engines all|NAME,...] [--size N] [--out DIR]
     paintbot restore PHOTO|FOLDER ... [-o OUT] [--force] [--faces [STRENGTH]] [--upscale {2,4}] [--no-color]
                      [--mask-out MASK.png]
-    paintbot eval restore FOLDER [--size 512] [--seed 2026] [--limit N] [--out DIR]
+    paintbot eval restore FOLDER [--protocol repair|upscale|faces] [--scale 2|4] [--size 512] [--seed 2026]
+                                 [--limit N] [--out DIR]
 
 Why it is shaped so:
 - A person at a terminal waits for nothing needless: `paintbot`, `--help`, `--version` and every
@@ -620,10 +621,16 @@ def run_restore(args: argparse.Namespace) -> int:
 
 
 def add_eval_restore(esub) -> None:
-    er = esub.add_parser("restore", help="PSNR and SSIM of repair on seeded synthetic damage of clean photos")
+    er = esub.add_parser("restore", help="PSNR and SSIM of repair, upscale or faces on clean photos",
+                         description="repair: seeded synthetic damage, then repair; upscale: a bicubic downscale, "
+                                     "then the upscaler (bicubic as the baseline); faces: a seeded blur of the faces, "
+                                     "then GFPGAN (the blurred input as the baseline). models/evaluate_restore.py.")
     er.add_argument("folder")
+    er.add_argument("--protocol", choices=("repair", "upscale", "faces"), default="repair",
+                    help="what is measured (default repair)")
+    er.add_argument("--scale", type=int, choices=(2, 4), default=2, help="upscale protocol: the factor (default 2)")
     er.add_argument("--size", type=int, default=512, help="long side of the photos, in pixels (default 512)")
-    er.add_argument("--seed", type=int, default=2026, help="the damage's seed (default 2026)")
+    er.add_argument("--seed", type=int, default=2026, help="the damage's or blur's seed (default 2026)")
     er.add_argument("--limit", type=int, default=None, help="at most this many photos")
     er.add_argument("--out", default="eval-restore", help="folder for report.md, results.csv and sheet.jpg")
     er.set_defaults(run=run_eval_restore)
@@ -631,13 +638,24 @@ def add_eval_restore(esub) -> None:
 
 def run_eval_restore(args: argparse.Namespace) -> int:
     from models import engines, evaluate_restore, restore, weights
+    from models.restore import upscale
 
     config = _config()
-    with _loading("repair"):
-        engine = restore.load(config=config)
+    name = {"repair": None, "faces": "faces"}.get(args.protocol)
+    if args.protocol == "upscale":
+        from models.device import pick_device
+
+        name = upscale.engine_for(pick_device(config.device))
+    with _loading(name or "repair"):
+        engine = restore.load(name, config=config)
     files = [(f.filename, weights.path_of(f, config)) for f in engines.get(engine.name).files]
-    report = evaluate_restore.evaluate_restore(args.folder, engine, files, size=args.size, seed=args.seed,
-                                               limit=args.limit, out_dir=args.out)
+    common = dict(size=args.size, limit=args.limit, out_dir=args.out)
+    if args.protocol == "upscale":
+        report = evaluate_restore.evaluate_upscale(args.folder, engine, files, scale=args.scale, **common)
+    elif args.protocol == "faces":
+        report = evaluate_restore.evaluate_faces(args.folder, engine, files, seed=args.seed, **common)
+    else:
+        report = evaluate_restore.evaluate_restore(args.folder, engine, files, seed=args.seed, **common)
     print(report.markdown)
     print(f"written: {report.out_dir / 'report.md'}, {report.out_dir / 'results.csv'}, "
           f"{report.out_dir / 'sheet.jpg'}", file=sys.stderr)

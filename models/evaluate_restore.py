@@ -205,3 +205,205 @@ def _markdown(rows: list[dict], files: list[tuple[str, Path]], size: int, seed: 
     if skipped:
         lines += ["", f"## Skipped ({len(skipped)})", ""] + [f"- `{n}`: {why}" for n, why in skipped]
     return "\n".join(lines) + "\n"
+
+
+# --- the enhancers' protocols (`--protocol upscale` and `--protocol faces`) ----------------------------------
+
+def _clean_photos(folder: Path, size: int, limit: int | None):
+    """(name, clean photo at long side `size`, L or RGB) for each readable photo; the unreadable in `skipped`."""
+    skipped = []
+
+    def photos():
+        for path in find_photos(folder)[:limit]:
+            name = path.relative_to(folder).as_posix()
+            try:
+                clean = imageio.open_path(path)
+            except (imageio.ImageError, OSError) as exc:
+                skipped.append((name, str(exc)))
+                continue
+            clean = clean if clean.mode in ("L", "RGB") else clean.convert("RGB")
+            yield name, sheet.fit(clean, min(size, max(clean.size)))
+    return photos(), skipped
+
+
+def _write(out_dir: Path, markdown: str, fields: tuple[str, ...], rows: list[dict], cells: list) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
+    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    imageio.save_path(sheet.grid(cells, 192), out_dir / "sheet.jpg")
+
+
+UPSCALE_FIELDS = ("file", "width", "height", "psnr_bicubic", "psnr_upscaled", "ssim_bicubic", "ssim_upscaled",
+                  "seconds")
+
+
+def evaluate_upscale(folder: str | Path, upscaler: Callable, files: list[tuple[str, Path]], scale: int = 2,
+                     size: int = 512, limit: int | None = None, out_dir: str | Path = "eval-restore") -> Report:
+    """Downscale-then-upscale: each clean photo (long side `size`, cropped to a multiple of `scale`) is shrunk
+    `scale` times (bicubic, as the authors' degradation's simplest part), upscaled by `upscaler` (image, scale=
+    -> image) and scored against itself (PSNR, SSIM on the whole photo), beside plain bicubic upscaling of the
+    same small photo as the baseline. An upscaler that stops short of the size (its max_side) is brought to it
+    with Lanczos. Writes report.md, results.csv and sheet.jpg to `out_dir`."""
+    import time
+
+    folder, out_dir = Path(folder), Path(out_dir)
+    if size < 64:
+        raise EvalError(f"--size must be at least 64, not {size}")
+    photos, skipped = _clean_photos(folder, size, limit)
+    rows, cells = [], []
+    for name, clean in photos:
+        clean = clean.crop((0, 0, clean.width - clean.width % scale, clean.height - clean.height % scale))
+        small = clean.resize((clean.width // scale, clean.height // scale), Image.Resampling.BICUBIC)
+        bicubic = small.resize(clean.size, Image.Resampling.BICUBIC)
+        start = time.perf_counter()
+        up = upscaler(small, scale=scale)
+        seconds = time.perf_counter() - start
+        if up.size != clean.size:
+            up = up.resize(clean.size, Image.Resampling.LANCZOS)
+        t, everywhere = _rgb(clean), np.ones(clean.size[::-1], bool)
+        b, u = masked_scores(t, _rgb(bicubic), everywhere), masked_scores(t, _rgb(up), everywhere)
+        rows.append({"file": name, "width": clean.width, "height": clean.height, "psnr_bicubic": b[0],
+                     "psnr_upscaled": u[0], "ssim_bicubic": b[1], "ssim_upscaled": u[1], "seconds": seconds})
+        if len(cells) < SHEET_PHOTOS:
+            box = _crop_box(np.zeros(clean.size[::-1], bool), clean.size)
+            cells.append([sheet.Cell(img.crop(box).convert("RGB"), title, name)
+                          for img, title in ((clean, "original"), (bicubic, "bicubic"), (up, "upscaled"))])
+    if not rows:
+        raise EvalError(f"no readable photos in {folder}")
+    m = {k: _mean(rows, k) for k in UPSCALE_FIELDS[3:]}
+    lines = [f"# Upscale {scale}x after a {scale}x bicubic downscale ({len(rows)} photos, long side {size} px)", "",
+             "Weights used:", ""] + [f"- {line}" for line in weights_lines(files)] + [
+        "", "| | PSNR | SSIM |", "|---|---:|---:|",
+        f"| bicubic upscaling (baseline) | {m['psnr_bicubic']:.2f} | {m['ssim_bicubic']:.4f} |",
+        f"| upscaled | {m['psnr_upscaled']:.2f} | {m['ssim_upscaled']:.4f} |", "",
+        f"- {m['seconds']:.2f} s per photo (the upscaler alone).",
+        "- PSNR (MAX 255) and SSIM (models/evaluate.py's settings) on 8-bit RGB over the whole photo; means over "
+        "photos. Real-ESRGAN is trained for a harsher degradation (blur, noise, JPEG) than a clean bicubic shrink "
+        "and sharpens by design: PSNR favours bicubic's smoothness, so read SSIM and the sheet beside it."]
+    lines += _skipped_lines(skipped)
+    markdown = "\n".join(lines) + "\n"
+    _write(out_dir, markdown, UPSCALE_FIELDS, rows, cells)
+    return Report(markdown, rows, skipped, False, out_dir)
+
+
+FACES_FIELDS = ("file", "faces", "synthetic", "face_share", "blur_sigma", "psnr_blurred", "psnr_restored",
+                "ssim_blurred", "ssim_restored", "seconds")
+FACE_SIDE = 0.35  # a synthetic face's width, as a share of the photo's short side
+
+
+def synthetic_face(clean: Image.Image) -> tuple[Image.Image, np.ndarray]:
+    """`clean` with a plain drawn face (skin oval, eyes, nose, mouth) at the photo's centre, and its five
+    landmarks (eyes, nose tip, mouth corners; x y), placed from the FFHQ template: a face whose landmarks are
+    known, for photos where the detector finds none."""
+    from models.restore.faces import FFHQ_TEMPLATE
+
+    w, h = clean.size
+    k = FACE_SIDE * min(w, h) / 512 * 2.2  # the template's face spans ~ 0.45 of its 512 px square
+    points = (FFHQ_TEMPLATE - 256) * k + [w / 2, h / 2]
+    img = clean.convert("RGB")
+    pen = ImageDraw.Draw(img)
+    cx, cy, rx, ry = w / 2, h / 2 + 10 * k, 110 * k, 150 * k
+    pen.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=(214, 170, 140))
+    for x, y in points[:2]:
+        pen.ellipse((x - 14 * k, y - 7 * k, x + 14 * k, y + 7 * k), fill=(245, 245, 240))
+        pen.ellipse((x - 6 * k, y - 6 * k, x + 6 * k, y + 6 * k), fill=(60, 40, 30))
+    nose = points[2]
+    pen.line([(nose[0], nose[1] - 50 * k), (nose[0] - 8 * k, nose[1]), (nose[0] + 8 * k, nose[1])],
+             fill=(150, 100, 80), width=max(1, round(3 * k)))
+    pen.line([tuple(points[3]), ((points[3][0] + points[4][0]) / 2, points[3][1] + 8 * k), tuple(points[4])],
+             fill=(150, 60, 60), width=max(1, round(5 * k)))
+    return (img.convert("L") if clean.mode == "L" else img), points.astype(np.float32)
+
+
+def face_region(size: tuple[int, int], landmarks: list[np.ndarray]) -> np.ndarray:
+    """The pixels (bool h x w) of each face's aligned 512 x 512 square, mapped back into the photo."""
+    import cv2
+
+    from models.restore.faces import FACE_SIZE, align_matrix
+
+    region = np.zeros(size[::-1], bool)
+    for points in landmarks:
+        matrix = align_matrix(points)
+        if matrix is not None:
+            square = cv2.warpAffine(np.ones((FACE_SIZE, FACE_SIZE), np.float32), cv2.invertAffineTransform(matrix),
+                                    size)
+            region |= square > 0.5
+    return region
+
+
+def evaluate_faces(folder: str | Path, engine, files: list[tuple[str, Path]], size: int = 512, seed: int = 2026,
+                   limit: int | None = None, out_dir: str | Path = "eval-restore") -> Report:
+    """Blur-then-restore on the face regions: the faces of each clean photo (long side `size`) are found by
+    `engine.landmarks` (FacesEngine's RetinaFace); a photo with none gets a drawn face at known landmarks
+    (synthetic_face, flagged in the results). Inside each face's square (face_region) the photo is blurred with
+    a Gaussian whose sigma is drawn from a generator seeded with `seed` and the file's name (CRC-32): 1-3 px
+    per 100 px of face width, so the same photo gets the same blur on every run. The blurred photo's faces are
+    then restored at the same landmarks (models/restore/faces.py's enhance with `engine.restore`, at the
+    engine's default strength: detection is not what is scored), and PSNR and SSIM are measured on the face
+    regions against the clean photo, beside the blurred input as the baseline."""
+    import time
+
+    import cv2
+
+    from models.restore.enhance import as_rgb, in_kind_of
+    from models.restore.faces import enhance
+
+    folder, out_dir = Path(folder), Path(out_dir)
+    if size < 64:
+        raise EvalError(f"--size must be at least 64, not {size}")
+    photos, skipped = _clean_photos(folder, size, limit)
+    strength = engine.settings.strength
+    rows, cells = [], []
+    for name, clean in photos:
+        found = engine.landmarks(clean)
+        synthetic = not found
+        if synthetic:
+            clean, points = synthetic_face(clean)
+            found = [points]
+        region = face_region(clean.size, found)
+        width = float(np.linalg.norm(found[0][0] - found[0][1])) / (318.9 - 193.0) * 512 * 0.45  # face width
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        sigma = rng.uniform(1.0, 3.0) * max(width, 1) / 100
+        rgb = as_rgb(clean)
+        blurred_rgb = np.where(region[..., None], cv2.GaussianBlur(rgb, (0, 0), sigma), rgb)
+        blurred = in_kind_of(clean, blurred_rgb)
+        start = time.perf_counter()
+        restored = in_kind_of(clean, enhance(as_rgb(blurred), found, engine.restore, strength / 100))
+        seconds = time.perf_counter() - start
+        t = _rgb(clean)
+        b, r = masked_scores(t, _rgb(blurred), region), masked_scores(t, _rgb(restored), region)
+        rows.append({"file": name, "faces": len(found), "synthetic": synthetic,
+                     "face_share": round(float(region.mean()), 4), "blur_sigma": round(sigma, 3),
+                     "psnr_blurred": b[0], "psnr_restored": r[0], "ssim_blurred": b[1], "ssim_restored": r[1],
+                     "seconds": seconds})
+        if len(cells) < SHEET_PHOTOS:
+            box = _crop_box(region, clean.size)
+            cells.append([sheet.Cell(img.crop(box).convert("RGB"), title, name)
+                          for img, title in ((clean, "clean"), (blurred, "blurred"), (restored, "restored"))])
+    if not rows:
+        raise EvalError(f"no readable photos in {folder}")
+    m = {k: _mean(rows, k) for k in FACES_FIELDS[3:]}
+    drawn = sum(r["synthetic"] for r in rows)
+    lines = [f"# Faces restored after a seeded blur ({len(rows)} photos, long side {size} px, seed {seed}, "
+             f"strength {strength})", "", "Weights used:", ""] + [f"- {line}" for line in weights_lines(files)] + [
+        "", "| | PSNR on faces | SSIM on faces |", "|---|---:|---:|",
+        f"| blurred input (baseline) | {m['psnr_blurred']:.2f} | {m['ssim_blurred']:.4f} |",
+        f"| restored | {m['psnr_restored']:.2f} | {m['ssim_restored']:.4f} |", "",
+        f"- {sum(r['faces'] for r in rows)} faces; {drawn} of {len(rows)} photos had none the detector found and "
+        "were given a drawn face at known landmarks (a drawing, not a face GFPGAN was trained on: read those "
+        "rows apart, results.csv has a `synthetic` column).",
+        f"- Blur: Gaussian, sigma {m['blur_sigma']:.2f} px on average (1-3 px per 100 px of face width, seeded), "
+        f"inside each face's aligned square; {m['seconds']:.2f} s per photo (align + GFPGAN + paste).",
+        "- PSNR (MAX 255) and SSIM (models/evaluate.py's settings) on 8-bit RGB over the face squares; means over "
+        "photos. GFPGAN reconstructs a face from its prior: a sharper face can score below the blur on PSNR."]
+    lines += _skipped_lines(skipped)
+    markdown = "\n".join(lines) + "\n"
+    _write(out_dir, markdown, FACES_FIELDS, rows, cells)
+    return Report(markdown, rows, skipped, False, out_dir)
+
+
+def _skipped_lines(skipped: list[tuple[str, str]]) -> list[str]:
+    return ["", f"## Skipped ({len(skipped)})", ""] + [f"- `{n}`: {why}" for n, why in skipped] if skipped else []

@@ -69,13 +69,19 @@ def test_an_upscaler_that_leaves_the_size_reports_no_upscale():
     assert steps.upscaled is None
 
 
-@pytest.fixture
-def cli_env(standin_weights, tmp_path_factory, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def enhance_weights(tmp_path_factory):
     d = tmp_path_factory.mktemp("enhance-weights")
     write_compact(d / "realesr-general-x4v3.pth", seed=1)
     write_compact(d / "realesr-general-wdn-x4v3.pth", seed=2)
     write_gfpgan(d / "GFPGANv1.4.pth", gfpgan_state_dict(seed=0))
     write_retinaface(d / "detection_Resnet50_Final.pth", retinaface_state_dict(seed=0))
+    return d
+
+
+@pytest.fixture
+def cli_env(standin_weights, enhance_weights, tmp_path, monkeypatch):
+    d = enhance_weights
     for var, key in (("PAINTBOT_SCRATCH_WEIGHTS", "scratch_detection"), ("PAINTBOT_LAMA_WEIGHTS", "big_lama"),
                      ("PAINTBOT_COLORIZE_WEIGHTS", "eccv16")):
         monkeypatch.setenv(var, str(standin_weights[key]))
@@ -115,3 +121,88 @@ def test_cli_faces_and_upscale_run_in_the_pipelines_order(cli_env, tmp_path, cap
     for bad in (["--faces", "101"], ["--faces", "soft"], ["--upscale", "3"]):
         assert main(["restore", str(src), *bad]) == 2  # refused before any model loads
     assert "STRENGTH is 0-100" in capsys.readouterr().err
+
+
+# --- `paintbot eval restore --protocol upscale|faces` ---------------------------------------------------------
+
+
+def scene(w=96, h=72, mode="RGB") -> Image.Image:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rgb = np.stack([128 + 90 * np.sin(xx / 7) * np.cos(yy / 9), 60 + xx, 200 - yy], -1)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB").convert(mode)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    scene().save(folder / "a.png")
+    scene(72, 96, "L").save(folder / "b.png")
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    return folder
+
+
+def test_upscale_protocol_scores_against_the_original_beside_bicubic(photos, tmp_path, tmp_path_factory):
+    from models import engines
+    from models.config import ModelConfig
+    from models.evaluate_restore import evaluate_upscale
+
+    d = tmp_path_factory.mktemp("compact")
+    files = [("realesr-general-x4v3.pth", write_compact(d / "realesr-general-x4v3.pth", seed=1)),
+             ("realesr-general-wdn-x4v3.pth", write_compact(d / "realesr-general-wdn-x4v3.pth", seed=2))]
+    engine = engines.load("upscale", "restore", config=ModelConfig(device="cpu", cache_dir=tmp_path / "c",
+                                                                   weights_dir=d, reduced_precision=False))
+    report = evaluate_upscale(photos, engine, files, scale=2, size=64, out_dir=tmp_path / "ev")
+    assert [r["file"] for r in report.rows] == ["a.png", "b.png"] and report.skipped[0][0] == "broken.jpg"
+    a = report.rows[0]
+    assert (a["width"], a["height"]) == (64, 48) and 15 < a["psnr_bicubic"] < 60  # a real, imperfect baseline
+    assert "bicubic upscaling (baseline)" in report.markdown and "realesr-general-x4v3.pth" in report.markdown
+    assert "no hash is published" in report.markdown  # a stand-in is never passed off as the authors' file
+    assert {p.name for p in (tmp_path / "ev").iterdir()} == {"report.md", "results.csv", "sheet.jpg"}
+    # the protocol itself: an upscaler that only enlarges (Lanczos) lands near the bicubic baseline
+    plain = evaluate_upscale(photos, lambda small, scale: small.resize((small.width * scale, small.height * scale),
+                             Image.Resampling.LANCZOS), files, size=64, out_dir=tmp_path / "ev2")
+    assert abs(plain.rows[0]["psnr_upscaled"] - plain.rows[0]["psnr_bicubic"]) < 3
+
+
+class FakeFaces:
+    """FacesEngine's surface the protocol uses: `landmarks`, `restore` (identity: no GFPGAN runs), `settings`."""
+
+    def __init__(self, found=()):
+        from models.restore.faces import FacesSettings
+
+        self.found, self.settings, self.faces_seen = list(found), FacesSettings(), 0
+
+    def landmarks(self, img):
+        return list(self.found)
+
+    def restore(self, face):
+        self.faces_seen += 1
+        return face
+
+
+def test_faces_protocol_blurs_only_the_faces_seeded_and_labels_drawn_faces(photos, tmp_path):
+    from models.evaluate_restore import evaluate_faces, face_region, synthetic_face
+
+    engine = FakeFaces()
+    report = evaluate_faces(photos, engine, [], size=96, out_dir=tmp_path / "ev")
+    assert len(report.rows) == 2 and all(r["synthetic"] for r in report.rows) and engine.faces_seen == 2
+    again = evaluate_faces(photos, FakeFaces(), [], size=96, out_dir=tmp_path / "ev2")
+    assert [r["blur_sigma"] for r in again.rows] == [r["blur_sigma"] for r in report.rows]  # seeded
+    for r in report.rows:  # an identity restorer gives the blurred faces back (resampled twice): never better
+        assert r["psnr_blurred"] < 60 and r["psnr_blurred"] - 5 < r["psnr_restored"] <= r["psnr_blurred"] + 0.1
+    assert "blurred input (baseline)" in report.markdown and "drawn face at known landmarks" in report.markdown
+    drawn, points = synthetic_face(scene(96, 72))
+    region = face_region(drawn.size, [points])
+    assert 0.05 < region.mean() < 0.6 and region[36, 48]  # the face's square, around the centre
+    found = evaluate_faces(photos, FakeFaces([points]), [], size=96, limit=1, out_dir=tmp_path / "ev3")
+    assert found.rows[0]["synthetic"] is False and found.rows[0]["faces"] == 1
+
+
+def test_eval_restore_protocols_from_the_cli(cli_env, photos, tmp_path, capsys):
+    from models.cli import main
+
+    assert main(["eval", "restore", str(photos), "--protocol", "upscale", "--size", "64",
+                 "--out", str(tmp_path / "up")]) == 0
+    assert "Upscale 2x after a 2x bicubic downscale" in capsys.readouterr().out
+    assert main(["eval", "restore", str(photos), "--protocol", "sharpen"]) == 2
