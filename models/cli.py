@@ -557,8 +557,8 @@ def add_restore(sub) -> None:
     r.add_argument("inputs", nargs="+", metavar="PHOTO|FOLDER")
     r.add_argument("-o", "--output", metavar="OUT", help="the result's name (.jpg, .png, .webp), or a folder")
     r.add_argument("-f", "--force", action="store_true", help="replace results that already exist")
-    r.add_argument("--faces", nargs="?", type=_strength, const=-1, default=None, metavar="STRENGTH",
-                   help="restore faces (GFPGAN v1.4), blended at STRENGTH %% 0-100 (default: the engine's, 70)")
+    r.add_argument("--faces", nargs="?", type=_strength, const=None, default=False, metavar="STRENGTH",
+                   help="restore faces (GFPGAN v1.4), blended at STRENGTH %% 0-100 (default: PAINTBOT_FACES_STRENGTH, else 70)")
     r.add_argument("--upscale", type=int, choices=(2, 4), default=None, metavar="{2,4}",
                    help="make the photo 2 or 4 times larger (Real-ESRGAN; never past the engine's long side)")
     r.add_argument("--no-color", action="store_true", help="do not colourise black-and-white photos")
@@ -590,7 +590,7 @@ def run_restore(args: argparse.Namespace) -> int:
     with _loading("repair"):
         repairer = restore.load(config=config)
     faces = upscaler = None
-    if args.faces is not None:
+    if args.faces is not False:  # False: no --faces; None: --faces at the engine's strength
         with _loading("faces"):
             faces = restore.load("faces", config=config)
     if args.upscale:
@@ -613,7 +613,7 @@ def run_restore(args: argparse.Namespace) -> int:
 
     def work(img):
         out, _ = pipeline.restore(img, repairer=repair, faces=faces,
-                                  faces_strength=None if args.faces in (None, -1) else args.faces,
+                                  faces_strength=None if args.faces is False else args.faces,
                                   upscaler=upscaler, scale=args.upscale or 2,
                                   colorizer=None if args.no_color else colorizer)
         return out

@@ -107,7 +107,7 @@ def weights_lines(files: list[tuple[str, Path]]) -> list[str]:
                      " — **NOT the published big-lama.pt** (its MD5 differs from lama-cleaner's): these numbers "
                      "say nothing about LaMa")
         else:
-            line += " — no hash is published for it: these numbers are the real detector's only if this is the " \
+            line += " — no hash is published for it: these numbers are the real network's only if this is the " \
                     "authors' file"
         lines.append(line)
     return lines
@@ -291,7 +291,7 @@ def evaluate_upscale(folder: str | Path, upscaler: Callable, files: list[tuple[s
 
 FACES_FIELDS = ("file", "faces", "synthetic", "face_share", "blur_sigma", "psnr_blurred", "psnr_restored",
                 "ssim_blurred", "ssim_restored", "seconds")
-FACE_SIDE = 0.35  # a synthetic face's width, as a share of the photo's short side
+FACE_SIDE = 0.6  # a drawn face's aligned square (FFHQ's 512 px crop), as a share of the photo's short side
 
 
 def synthetic_face(clean: Image.Image) -> tuple[Image.Image, np.ndarray]:
@@ -301,7 +301,7 @@ def synthetic_face(clean: Image.Image) -> tuple[Image.Image, np.ndarray]:
     from models.restore.faces import FFHQ_TEMPLATE
 
     w, h = clean.size
-    k = FACE_SIDE * min(w, h) / 512 * 2.2  # the template's face spans ~ 0.45 of its 512 px square
+    k = FACE_SIDE * min(w, h) / 512  # the template's 512 px square, scaled into the photo
     points = (FFHQ_TEMPLATE - 256) * k + [w / 2, h / 2]
     img = clean.convert("RGB")
     pen = ImageDraw.Draw(img)
@@ -340,7 +340,7 @@ def evaluate_faces(folder: str | Path, engine, files: list[tuple[str, Path]], si
     `engine.landmarks` (FacesEngine's RetinaFace); a photo with none gets a drawn face at known landmarks
     (synthetic_face, flagged in the results). Inside each face's square (face_region) the photo is blurred with
     a Gaussian whose sigma is drawn from a generator seeded with `seed` and the file's name (CRC-32): 1-3 px
-    per 100 px of face width, so the same photo gets the same blur on every run. The blurred photo's faces are
+    per 100 px of face width (twice the first face's eye distance), so the same photo gets the same blur on every run. The blurred photo's faces are
     then restored at the same landmarks (models/restore/faces.py's enhance with `engine.restore`, at the
     engine's default strength: detection is not what is scored), and PSNR and SSIM are measured on the face
     regions against the clean photo, beside the blurred input as the baseline."""
@@ -364,7 +364,7 @@ def evaluate_faces(folder: str | Path, engine, files: list[tuple[str, Path]], si
             clean, points = synthetic_face(clean)
             found = [points]
         region = face_region(clean.size, found)
-        width = float(np.linalg.norm(found[0][0] - found[0][1])) / (318.9 - 193.0) * 512 * 0.45  # face width
+        width = 2 * float(np.linalg.norm(found[0][0] - found[0][1]))  # a face is about twice its eye distance
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         sigma = rng.uniform(1.0, 3.0) * max(width, 1) / 100
         rgb = as_rgb(clean)

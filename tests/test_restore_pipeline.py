@@ -190,7 +190,7 @@ def test_faces_protocol_blurs_only_the_faces_seeded_and_labels_drawn_faces(photo
     again = evaluate_faces(photos, FakeFaces(), [], size=96, out_dir=tmp_path / "ev2")
     assert [r["blur_sigma"] for r in again.rows] == [r["blur_sigma"] for r in report.rows]  # seeded
     for r in report.rows:  # an identity restorer gives the blurred faces back (resampled twice): never better
-        assert r["psnr_blurred"] < 60 and r["psnr_blurred"] - 5 < r["psnr_restored"] <= r["psnr_blurred"] + 0.1
+        assert r["psnr_blurred"] < 60 and 30 < r["psnr_restored"] <= r["psnr_blurred"] + 0.1
     assert "blurred input (baseline)" in report.markdown and "drawn face at known landmarks" in report.markdown
     drawn, points = synthetic_face(scene(96, 72))
     region = face_region(drawn.size, [points])
