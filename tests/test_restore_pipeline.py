@@ -51,10 +51,29 @@ def test_the_order_is_repair_faces_upscale_colourise_and_steps_say_what_was_done
     assert steps == Steps(regions=2, faces=1, upscaled=4, colourised=True) and out.size == (96, 64)
 
 
+def colour_photo(w=48, h=32) -> Image.Image:
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([128 + 100 * np.sin(x / 5.0), 128 + 100 * np.cos(y / 4.0), 128 + 90 * np.sin((x + y) / 7.0)], -1)
+    return Image.fromarray(rgb.clip(0, 255).astype(np.uint8))
+
+
+def test_scans_saved_as_colour_and_sepia_prints_are_colourised():
+    """Black and white as people mean it: JPEG noise in a gray scan's channels, or a sepia tone, is no colour."""
+    import io
+
+    buf = io.BytesIO()
+    gray(96, 64).convert("RGB").save(buf, "JPEG", quality=80)
+    scan = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    sepia = Image.merge("RGB", [gray(96, 64).point(lambda v, k=k: int(v * k)) for k in (1.0, 0.85, 0.65)])
+    for photo in (scan, sepia):
+        c = Calls()
+        _, steps = restore(photo, repairer=c.repairer, colorizer=c.colorizer)
+        assert steps.colourised and c.order[-1][0] == "colorize"
+
+
 def test_left_out_engines_are_skipped_and_colour_photos_are_not_colourised():
     c = Calls(regions=0, faces=0)
-    colour = gray().convert("RGB")
-    colour.putpixel((0, 0), (255, 0, 0))
+    colour = colour_photo()
     out, steps = restore(colour, repairer=c.repairer, colorizer=c.colorizer)
     assert [name for name, _ in c.order] == ["repair"]
     assert steps == Steps() and out.size == colour.size

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from models.restore.enhance import is_gray
+from models.color import is_colour_photo
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def restore(img: Image.Image, *, repairer: Callable, faces: Callable | None = No
             colorizer: Callable[[Image.Image], Image.Image] | None = None) -> tuple[Image.Image, Steps]:
     """`img` repaired by `repairer` (RepairEngine: -> Repaired), then its faces restored by `faces` (FacesEngine,
     at `faces_strength`, None: the engine's default), upscaled `scale` times by `upscaler` (UpscaleEngine) and,
-    when it is black-and-white, colourised by `colorizer`. Engines left out (None) are steps not taken."""
+    when it is black-and-white (toned or not), colourised by `colorizer`. Engines left out (None) are steps not taken."""
     repaired = repairer(img)
     out = repaired.image
     found = 0
@@ -44,7 +44,9 @@ def restore(img: Image.Image, *, repairer: Callable, faces: Callable | None = No
         before = out.size
         out = upscaler(out, scale=scale)
         upscaled = scale if out.size != before else None
-    colourised = colorizer is not None and is_gray(out)
+    # Black and white as people mean it: a scan saved as colour (JPEG noise in the channels) and a sepia print
+    # are colourised; a photo in colour is not (models/color.py, the bot's own colour check).
+    colourised = colorizer is not None and not is_colour_photo(out)
     if colourised:
         out = colorizer(out)
     return out, Steps(regions=repaired.regions, faces=found, upscaled=upscaled, colourised=colourised)
