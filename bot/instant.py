@@ -51,6 +51,7 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
         return False
     caption = captions.result_caption(op, options, _label(vocabulary, hit.engine), context.lang,
                                       colorized_first=hit.colorized_first, repaired=hit.repaired,
+                                      faces=hit.faces, upscaled=hit.upscaled,
                                       colorizer_label=_label(vocabulary, hit.colorizer) if hit.colorizer else None)
     rid = followups.new_id()
     keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, vocabulary.engines, damaged=hit.damaged)

@@ -151,3 +151,29 @@ def test_without_a_worker_that_repairs_restore_says_so(bot_service):
     (answer,) = tg.wait_for("sendMessage", timeout=20)
     assert answer.params["text"] == render("restore.unavailable")
     assert bot_service.queued() == 0
+
+
+def test_a_small_photo_is_enlarged_unless_noup_says_not(engines_with, tmp_path):
+    """/restore's upscale step (issue 24) runs where the worker has the upscaler's files, on a photo smaller
+    than UPSCALE_BELOW; `noup` keeps the size. The caption says what was done. (Faces: no GFPGAN files on this
+    worker, so that step is skipped, and the caption does not claim it.)"""
+    from models.restore import upscale
+    from tests.enhance_standins import write_compact
+
+    files = {wf.remote.filename: write_compact(tmp_path / wf.remote.filename, seed=i)
+             for i, wf in enumerate((upscale.GENERAL, upscale.WDN))}
+    service = engines_with(files)
+    tg = service.telegram
+    chat = tg.private_chat(USER + 6)
+    tg.user_sends_photo(chat, scratched_photo(seed=4), caption="/restore")
+    _run(service)
+    msg = _result(tg, chat)
+    assert _picture(tg, msg).size == (512, 384), "enlarged 2x"
+    assert render("caption.restore_upscaled", scale=2) in msg["caption"]
+    assert render("caption.restore_faces", count=1)[:12] not in msg["caption"]
+    tg.reset()
+    chat = tg.private_chat(USER + 7)
+    tg.user_sends_photo(chat, scratched_photo(seed=5), caption="/restore noup")
+    _run(service)
+    msg = _result(tg, chat)
+    assert _picture(tg, msg).size == (256, 192) and render("caption.restore_upscaled", scale=2) not in msg["caption"]

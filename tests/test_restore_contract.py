@@ -23,15 +23,22 @@ def test_restore_options_from_words_and_through_the_queue():
     assert RestoreOptions.parse([], VOCAB) == RestoreOptions(color=True, engine=None)
     for word in ("nocolor", "NoColour", "no-color", "no_colour", "bw"):
         assert RestoreOptions.parse([word], VOCAB) == RestoreOptions(color=False), word
+    assert RestoreOptions.parse(["noup", "faces", "50"], VOCAB) == RestoreOptions(True, 50, False)
+    assert RestoreOptions.parse(["nofaces", "nocolor"], VOCAB) == RestoreOptions(False, 0, True)
+    assert RestoreOptions.parse(["faces"], VOCAB) == RestoreOptions(), "faces alone: the default strength"
     for word in ("150", "upscale", "repair"):  # no engine is chosen by name: one restoration, its steps
         with pytest.raises(BadOptions) as err:
             RestoreOptions.parse([word], VOCAB)
         assert err.value.code == "options.restore_syntax" and err.value.params == {"name": word}
-    job = Job(Op.RESTORE, 5, 7, 7, "F", options=RestoreOptions(color=False))
+    with pytest.raises(BadOptions):
+        RestoreOptions.parse(["faces", "150"], VOCAB)
+    job = Job(Op.RESTORE, 5, 7, 7, "F", options=RestoreOptions(color=False, faces=30, upscale=False))
     again = Job.from_dict(json.loads(json.dumps(job.to_dict())))
     assert again == job and again.op.family == "restore"
     assert RestoreOptions.from_dict({}) == RestoreOptions(), "an older bot's job: the defaults"
-    assert RestoreOptions().cache_key() != RestoreOptions(color=False).cache_key()
+    keys = {o.cache_key() for o in (RestoreOptions(), RestoreOptions(color=False), RestoreOptions(faces=0),
+                                    RestoreOptions(faces=50), RestoreOptions(upscale=False))}
+    assert len(keys) == 5
 
 
 def test_repair_is_offered_only_for_a_damaged_photo_where_a_worker_repairs():
@@ -51,7 +58,7 @@ def test_repair_is_offered_only_for_a_damaged_photo_where_a_worker_repairs():
 
 
 def test_a_cached_restored_result_reads_across_versions():
-    entry = cache.Cached("FILE", False, "repair", damaged=False, repaired=14, colorizer="eccv16")
+    entry = cache.Cached("FILE", False, "repair", damaged=False, repaired=14, colorizer="eccv16", faces=2, upscaled=2)
     assert cache.Cached.from_json(entry.to_json()) == entry
     older = cache.Cached.from_json(json.dumps({"file_id": "FILE", "engine": "eccv16"}))
     assert older == cache.Cached("FILE", False, "eccv16") and not older.damaged and older.repaired is None
@@ -67,5 +74,8 @@ def test_the_caption_says_what_was_done(lang):
                                    colorizer_label="COLOURISER")
     assert "14" in done and "REPAIRER" in done and "COLOURISER" in done
     assert render("caption.restore_colorized", lang, engine="COLOURISER") in done
+    enhanced = captions.result_caption(Op.RESTORE, RestoreOptions(), "REPAIRER", lang, repaired=3, faces=2, upscaled=2)
+    assert render("caption.restore_faces", lang, count=2) in enhanced
+    assert render("caption.restore_upscaled", lang, scale=2) in enhanced
     clean = captions.result_caption(Op.RESTORE, RestoreOptions(color=False), "REPAIRER", lang, repaired=0)
     assert clean == render("caption.restore_clean", lang, engine="REPAIRER")

@@ -17,7 +17,8 @@ from bot.contract.texts import DEFAULT_LANGUAGE, LANGUAGES, TEXTS, language_of, 
 # Telegram's limits, in UTF-16 code units as Telegram counts them.
 MESSAGE, CAPTION, ALERT, COMMAND_DESCRIPTION = 4096, 1024, 200, 256
 CAPTIONS = {"styles.caption", "note.animated", "caption.colorize", "caption.style", "caption.style_custom",
-            "caption.compare", "caption.colorized_first", "caption.restore", "caption.restore_clean",
+            "caption.compare", "caption.colorized_first", "caption.restore", "caption.restore_clean", "caption.restore_faces",
+            "caption.restore_upscaled",
             "caption.restore_colorized"}
 ALERTS = {"style.photo_gone", "style.painting_as", "language.chosen", "unavailable", "button.unknown",
           "request.duplicate", "followup.working", "followup.expired", "followup.no_other_model",
@@ -40,7 +41,7 @@ def _longest_values() -> dict:
             "choices": max(", ".join(presets.names()), every_engine, key=len),
             "engine": max((e.label for e in engines.ENGINES), key=len), "painting": max(named, key=len),
             # progress and albums (worker/progress.py, worker/albums.py: a file is named in 33 characters at most)
-            "working": "x" * 60, "percent": 100, "count": 99999, "done": 10, "number": 10,
+            "working": "x" * 60, "percent": 100, "scale": 4, "count": 99999, "done": 10, "number": 10,
             "items": ", ".join(["x" * 40] * 10), "limit": 10}
 
 

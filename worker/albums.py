@@ -105,11 +105,13 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
 
 
 def together(made: list[Made]) -> Made:
-    """What the caption and buttons of an album say of all its results: the damaged areas repaired in all,
-    damage on any picture (Repair is offered for the album), colourised first or after if any was."""
+    """What the caption and buttons of an album say of all its results: the damaged areas repaired and the faces
+    restored in all, damage on any picture (Repair is offered for the album), enlarged or colourised if any was."""
     repaired = [m.repaired for m in made if m.repaired is not None]
     return dataclasses.replace(made[0], colorized_first=any(m.colorized_first for m in made),
                                damaged=any(m.damaged for m in made), repaired=sum(repaired) if repaired else None,
+                               faces=sum(m.faces for m in made),
+                               upscaled=next((m.upscaled for m in made if m.upscaled), None),
                                colorizer=next((m.colorizer for m in made if m.colorizer), None))
 
 

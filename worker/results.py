@@ -47,7 +47,8 @@ def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | No
             cache.store(rt.redis, key, cache.Cached(
                 sent.file_id, sent.as_document, engine.name, bool(made and made.colorized_first),
                 bool(made and made.damaged), made.repaired if made else None,
-                made.colorizer.name if made and made.colorizer else None), ttl, owner=job.user_id)
+                made.colorizer.name if made and made.colorizer else None, made.faces if made else 0,
+                made.upscaled if made else None), ttl, owner=job.user_id)
         if rid is not None:  # its buttons answer in the chat the result landed in (a group may have moved)
             landed = job.replace(chat_id=sent.chat_id or job.chat_id)
             followups.remember(rt.redis, rid, followups.Followup.of(landed, engine.name, sent.file_id,

@@ -40,6 +40,9 @@ CLAIM_POLL = 1.0  # seconds between looks at another attempt's claim
 # Renew or drop a claim only while it is still ours (KEYS: the claim; ARGV: our token, the ttl).
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0"
 _DROP = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# /restore enlarges a photo whose long side is under this (2x: Telegram's photos, at most 1280 px, come back
+# 2560 px); a larger one is left at its size. A result too large for a photo goes as a file (`as_file`).
+UPSCALE_BELOW = 1600
 PHOTO_MAX_SIDES = 10000  # sendPhoto: width + height at most 10000, ratio at most 20
 PHOTO_MAX_RATIO = 20
 
@@ -76,6 +79,8 @@ class Made:
     colorized_first: bool = False  # style: a black-and-white photo was colourised before it was painted
     damaged: bool = False  # colourise: the photo has scratches or dust, so the result offers "Repair"
     repaired: int | None = None  # restore: how many damaged areas were filled
+    faces: int = 0  # restore: faces found and restored
+    upscaled: int | None = None  # restore: enlarged this many times
     colorizer: Engine | None = None  # restore: the colouriser that coloured the repaired black-and-white photo
 
 
@@ -87,12 +92,16 @@ def run_engine(rt: Runtime, engine: Engine, job: Job, img: Image.Image, second: 
         out = engine(img, intensity=options.intensity / 100, reference=second)
         return Made(out, "colorized", damaged=damaged(rt, img))
     if job.op is Op.RESTORE:
-        repaired = engine(img)
-        out, colorizer = repaired.image, None
-        if options.color and chain.is_black_and_white(out):  # a colour print keeps its own colours
-            colorizer = rt.engines.defaults.get("colorize")  # None: this worker has none, the result stays gray
-            out = colorizer(out) if colorizer is not None else out
-        return Made(out, "restored", repaired=repaired.regions, colorizer=colorizer)
+        from models.restore import pipeline, upscale
+
+        small = max(img.size) < UPSCALE_BELOW
+        out, steps = pipeline.restore(
+            img, repairer=engine,
+            faces=rt.engines.step("faces", "restore") if options.faces != 0 else None, faces_strength=options.faces,
+            upscaler=rt.engines.step(upscale.engine_for(rt.device), "restore") if options.upscale and small else None,
+            colorizer=rt.engines.defaults.get("colorize") if options.color else None)  # None: none on this worker
+        return Made(out, "restored", repaired=steps.regions, faces=steps.faces, upscaled=steps.upscaled,
+                    colorizer=rt.engines.defaults.get("colorize") if steps.colourised else None)
     style_img = second if second is not None else preset(rt, options.style)
     content, colorized_first = chain.colour_first(rt.engines, img, options.keep_colors)
     out = engine(content, style_img, strength=options.strength, keep_colors=options.keep_colors,
@@ -143,6 +152,7 @@ def caption(job: Job, engine_label: str, animated: bool, made: Made | None = Non
                                    like=bool(job.reference_file_id) and job.op is Op.COLORIZE,
                                    colorized_first=bool(made and made.colorized_first), animated=animated,
                                    repaired=made.repaired if made else None,
+                                   faces=made.faces if made else 0, upscaled=made.upscaled if made else None,
                                    colorizer_label=made.colorizer.label if made and made.colorizer else None)
 
 

@@ -38,11 +38,14 @@ class Cached:
     damaged: bool = False  # the photo has scratches or dust: a colourised result offers "Repair"
     repaired: int | None = None  # a restored result: how many damaged areas were filled
     colorizer: str | None = None  # a restored result that was colourised after: by which engine
+    faces: int = 0  # a restored result: faces restored
+    upscaled: int | None = None  # a restored result: enlarged this many times
 
     def to_json(self) -> str:
         return json.dumps({"file_id": self.file_id, "document": self.as_document, "engine": self.engine,
                            "colorized_first": self.colorized_first, "damaged": self.damaged,
-                           "repaired": self.repaired, "colorizer": self.colorizer})
+                           "repaired": self.repaired, "colorizer": self.colorizer, "faces": self.faces,
+                           "upscaled": self.upscaled})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Cached | None":
@@ -53,7 +56,8 @@ class Cached:
             repaired = d.get("repaired")
             return cls(str(d["file_id"]), bool(d.get("document")), str(d["engine"]), bool(d.get("colorized_first")),
                        bool(d.get("damaged")), int(repaired) if repaired is not None else None,
-                       str(d["colorizer"]) if d.get("colorizer") else None)
+                       str(d["colorizer"]) if d.get("colorizer") else None, int(d.get("faces") or 0),
+                       int(d["upscaled"]) if d.get("upscaled") else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 

@@ -12,13 +12,18 @@ from bot.contract.texts import render
 
 def result_caption(op: Op, options: Options, engine_label: str, lang: str | None, like: bool = False,
                    colorized_first: bool = False, animated: bool = False, repaired: int | None = None,
-                   colorizer_label: str | None = None) -> str:
+                   colorizer_label: str | None = None, faces: int = 0, upscaled: int | None = None) -> str:
     """`like`: coloured after the user's colour photo; `colorized_first`: a black-and-white photo was
     colourised by the default colouriser before it was painted keeping those colours. A restored photo:
-    `repaired` damaged areas filled (0: none found), then colourised by `colorizer_label` (None: it was not)."""
+    `repaired` damaged areas filled (0: none found), `faces` faces restored, enlarged `upscaled` times (None:
+    not), then colourised by `colorizer_label` (None: it was not)."""
     if op == Op.RESTORE:
         text = (render("caption.restore", lang, count=repaired, engine=engine_label) if repaired else
                 render("caption.restore_clean", lang, engine=engine_label))
+        if faces:  # the network's reconstruction, said so: identity matters more than sharpness
+            text = f"{text}\n{render('caption.restore_faces', lang, count=faces)}"
+        if upscaled:
+            text = f"{text}\n{render('caption.restore_upscaled', lang, scale=upscaled)}"
         if colorizer_label:
             text = f"{text}\n{render('caption.restore_colorized', lang, engine=colorizer_label)}"
     elif op == Op.COLORIZE:

@@ -23,6 +23,7 @@ INTENSITY_MAX = 200  # percent of the predicted colour
 _NUMBER = re.compile(r"^([0-9]{1,3})%?$")  # ASCII digits only: "²" is a digit to str.isdigit()
 _ENGINE_WORD = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _KEEP_COLORS = {"keep-colors", "keep-colours", "keepcolors", "keepcolours"}
+_NO_UPSCALE = {"noup", "no-up", "noupscale", "no-upscale"}
 _NO_COLOR = {"nocolor", "nocolour", "no-color", "no-colour", "bw", "b/w", "gray", "grey"}
 
 
@@ -255,34 +256,50 @@ def _style_and_engine(words: list[str], vocabulary: Vocabulary) -> tuple[str | N
 
 @dataclass(frozen=True)
 class RestoreOptions:
-    color: bool = True  # colourise a black-and-white photo once it is repaired (a colour photo keeps its colours)
+    color: bool = True  # colourise a black-and-white photo once it is restored (a colour photo keeps its colours)
+    faces: int | None = None  # restored faces over the photo's own, 0..100 (None: the engine's default; 0: none)
+    upscale: bool = True  # enlarge a photo smaller than the worker's threshold (worker/stages.py UPSCALE_BELOW)
     engine: str | None = None  # the repairer that ran (the worker's restore default; set on results, for the cache)
 
     @classmethod
     def parse(cls, words: list[str], vocabulary: Vocabulary) -> "RestoreOptions":
-        """`/restore [nocolor]`: repair, then colourise unless `nocolor` says to keep it black and white. No
-        engine is named: the restore family's other engines (faces, upscale) are steps of one restoration,
-        not alternatives to the repairer."""
-        color = True
-        for word in (w.lower() for w in words):
-            if word.replace("_", "-") in _NO_COLOR:
+        """`/restore [nocolor] [noup] [faces N | nofaces]`: repair, restore faces, enlarge, then colourise. No
+        engine is named: the restore family's engines (repair, faces, upscale) are steps of one restoration."""
+        color, faces, upscale, after_faces = True, None, True, False
+        for word in (w.lower().replace("_", "-") for w in words):
+            number = _number(word)
+            if word in _NO_COLOR:
                 color = False
+            elif word in _NO_UPSCALE:
+                upscale = False
+            elif word in ("nofaces", "no-faces"):
+                faces = 0
+            elif word == "faces":
+                after_faces = True
+                continue
+            elif number is not None and after_faces and number <= 100:
+                faces = number
             else:
                 raise BadOptions("options.restore_syntax", name=shown(word))
-        return cls(color)
+            after_faces = False
+        return cls(color, faces, upscale)
 
     def to_dict(self) -> dict:
-        return {"color": self.color, "engine": self.engine}
+        return {"color": self.color, "faces": self.faces, "upscale": self.upscale, "engine": self.engine}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "RestoreOptions":
-        return cls(color=bool(d.get("color", True)), engine=d.get("engine") or None)
+        faces = d.get("faces")
+        return cls(color=bool(d.get("color", True)),
+                   faces=min(max(int(faces), 0), 100) if faces is not None else None,
+                   upscale=bool(d.get("upscale", True)), engine=d.get("engine") or None)
 
     def replace(self, **changes) -> "RestoreOptions":
         return dataclasses.replace(self, **changes)
 
     def cache_key(self) -> str:
-        return f"restore/{self.engine or '-'}/{int(self.color)}"
+        faces = "-" if self.faces is None else self.faces
+        return f"restore/{self.engine or '-'}/{int(self.color)}/{faces}/{int(self.upscale)}"
 
 
 OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions, "restore": RestoreOptions}
