@@ -52,7 +52,8 @@ async def followup_button(update: Update, context: Context) -> None:
         return
     request = _request(record, action, vocabulary)
     if request is None:
-        key = {"model": "followup.no_other_model", "repair": "restore.unavailable"}.get(action, "button.unknown")
+        key = {"model": "followup.no_other_model", "repair": "restore.unavailable",
+               "enhance": "restore.unavailable"}.get(action, "button.unknown")
         await query.answer(render(key, context.lang), show_alert=True)
         return
     op, img, options, reference, album = request
@@ -87,6 +88,9 @@ def _request(record: followups.Followup, action: str, vocabulary: Vocabulary):
         return Op.STYLE, source, StyleOptions(style=name), None, sources
     if action == "ba":
         return None if sources else (Op.COMPARE, source, None, result, None)
+    if action == "enhance":  # the photo the user sent, its faces and resolution restored, then colourised
+        return None if not followups.can_enhance(vocabulary.engines) else (
+            Op.RESTORE, source, RestoreOptions(repair=False), None, sources)
     if action == "repair":  # the photo the user sent, repaired then colourised (as /restore does)
         return None if not followups.can_repair(vocabulary.engines) else (Op.RESTORE, source, RestoreOptions(), None,
                                                                           sources)

@@ -54,7 +54,8 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
                                       faces=hit.faces, upscaled=hit.upscaled,
                                       colorizer_label=_label(vocabulary, hit.colorizer) if hit.colorizer else None)
     rid = followups.new_id()
-    keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, vocabulary.engines, damaged=hit.damaged)
+    keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, vocabulary.engines, damaged=hit.damaged,
+                                  small=hit.small)
     try:
         if hit.as_document:
             sent = await reply_to.reply_document(hit.file_id, caption=caption, reply_markup=keyboard)

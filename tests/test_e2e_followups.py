@@ -156,8 +156,8 @@ def test_more_and_less_colour(svc, chat_kind):
     tg = svc.telegram
     chat, photo, first = _first_result(svc, chat_kind)
     # "repair" too: the stand-in scratch detector finds damage on any textured photo (tests/test_e2e_restore.py
-    # shows a clean one without it)
-    assert set(_buttons(first)) == {"more", "less", "model", "paint", "ba", "repair"}
+    # shows a clean one without it); "enhance": the photo is small and the workers publish faces and upscale
+    assert set(_buttons(first)) == {"more", "less", "model", "paint", "ba", "repair", "enhance"}
     _tap(svc, chat_kind, chat, first, "more")
     (job,) = _queued_jobs(svc)
     assert job["options"]["intensity"] == 150 and job["options"]["engine"] == "eccv16"
@@ -428,7 +428,8 @@ def test_album_buttons_colour_the_whole_album_again(svc, chat_kind):
     assert len(first) == 3 and _album_sizes(tg, first) == ALBUM_SIZES
     assert buttons["text"] == render("album.followup", count=3)
     assert buttons["reply_to_message"]["message_id"] == first[0]["message_id"]
-    assert set(_buttons(buttons)) == {"more", "less", "model", "paint", "repair"}, "no Before/after for an album"
+    assert set(_buttons(buttons)) == {"more", "less", "model", "paint", "repair", "enhance"}, \
+        "no Before/after for an album"
     _tap(svc, chat_kind, chat, buttons, "more")
     (job,) = _queued_jobs(svc)
     assert job["op"] == "colorize" and job["options"]["intensity"] == 150

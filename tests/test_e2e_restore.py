@@ -177,3 +177,17 @@ def test_a_small_photo_is_enlarged_unless_noup_says_not(engines_with, tmp_path):
     _run(service)
     msg = _result(tg, chat)
     assert _picture(tg, msg).size == (256, 192) and render("caption.restore_upscaled", scale=2) not in msg["caption"]
+    # "Enhance" under a colourised small photo: faces and resolution, no repair, then colour.
+    tg.reset()
+    chat = tg.private_chat(USER + 8)
+    tg.user_sends_photo(chat, flat_photo())
+    _run(service)
+    result = _result(tg, chat)
+    enhance = _actions(result)["enhance"]
+    assert "repair" not in _actions(result)
+    tg.user_presses_button(chat, result["message_id"], enhance, user=tg.user(USER + 8))
+    _run(service)
+    enhanced = [m for m in tg.bot_messages(chat["id"]) if "photo" in m][-1]
+    assert _picture(tg, enhanced).size == (512, 192 * 2) and render("caption.restore_upscaled", scale=2) in \
+        enhanced["caption"]
+    assert render("caption.restore_clean", engine="")[:15] in enhanced["caption"], "nothing repaired: not asked"

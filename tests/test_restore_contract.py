@@ -25,6 +25,7 @@ def test_restore_options_from_words_and_through_the_queue():
         assert RestoreOptions.parse([word], VOCAB) == RestoreOptions(color=False), word
     assert RestoreOptions.parse(["noup", "faces", "50"], VOCAB) == RestoreOptions(True, 50, False)
     assert RestoreOptions.parse(["nofaces", "nocolor"], VOCAB) == RestoreOptions(False, 0, True)
+    assert RestoreOptions.parse(["norepair"], VOCAB) == RestoreOptions(repair=False)
     assert RestoreOptions.parse(["faces"], VOCAB) == RestoreOptions(), "faces alone: the default strength"
     for word in ("150", "upscale", "repair"):  # no engine is chosen by name: one restoration, its steps
         with pytest.raises(BadOptions) as err:
@@ -37,8 +38,9 @@ def test_restore_options_from_words_and_through_the_queue():
     assert again == job and again.op.family == "restore"
     assert RestoreOptions.from_dict({}) == RestoreOptions(), "an older bot's job: the defaults"
     keys = {o.cache_key() for o in (RestoreOptions(), RestoreOptions(color=False), RestoreOptions(faces=0),
-                                    RestoreOptions(faces=50), RestoreOptions(upscale=False))}
-    assert len(keys) == 5
+                                    RestoreOptions(faces=50), RestoreOptions(upscale=False),
+                                    RestoreOptions(repair=False))}
+    assert len(keys) == 6
 
 
 def test_repair_is_offered_only_for_a_damaged_photo_where_a_worker_repairs():
@@ -50,15 +52,22 @@ def test_repair_is_offered_only_for_a_damaged_photo_where_a_worker_repairs():
     assert "repair" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", VOCAB.engines))
     no_repairer = (ECCV, SIGG, EngineInfo("upscale", "restore", "Real-ESRGAN"))  # a restorer, but not the repairer
     assert "repair" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", no_repairer, damaged=True))
+    upscaler = EngineInfo("upscale", "restore", "Real-ESRGAN")
+    small = followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", (*VOCAB.engines, upscaler), small=True)
+    assert "enhance" in actions(small), "a small photo, and a worker runs a restore step: Enhance"
+    assert "enhance" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", (*VOCAB.engines, upscaler)))
+    assert "enhance" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", VOCAB.engines, small=True))
     restored = followups.keyboard("abcdefgh", Op.RESTORE, {}, "en", VOCAB.engines, damaged=True)
     assert actions(restored) == ["paint", "ba"], "a restored result: paint it, before/after"
     assert followups.parse("fu:abcdefgh:repair") == ("abcdefgh", "repair")
+    assert followups.parse("fu:abcdefgh:enhance") == ("abcdefgh", "enhance")
     ids = {followups.request_id(7, a, ("vangogh",)) for a in (*followups.ACTIONS, "s:vangogh")}
     assert len(ids) == len(followups.ACTIONS) + 1, "every action of a message has its own job"
 
 
 def test_a_cached_restored_result_reads_across_versions():
-    entry = cache.Cached("FILE", False, "repair", damaged=False, repaired=14, colorizer="eccv16", faces=2, upscaled=2)
+    entry = cache.Cached("FILE", False, "repair", damaged=False, repaired=14, colorizer="eccv16", faces=2, upscaled=2,
+                         small=True)
     assert cache.Cached.from_json(entry.to_json()) == entry
     older = cache.Cached.from_json(json.dumps({"file_id": "FILE", "engine": "eccv16"}))
     assert older == cache.Cached("FILE", False, "eccv16") and not older.damaged and older.repaired is None

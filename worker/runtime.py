@@ -74,16 +74,14 @@ class Engines:
             return self._loaded[cls.name]
 
     def step(self, name: str, family: str) -> Engine | None:
-        """Engine `name` when this worker can run it without a download (loaded already, or its files are
-        here), else None: an optional step of a job (/restore's faces and upscale) is skipped rather than
-        fetched in the middle of someone's job (`paintbot models download` fetches them)."""
-        cls = registry.get(name, family)
-        with self._lock:
-            if cls.name not in self._loaded:
-                if not cls.files_present(self.config):
-                    return None
-                self._loaded[cls.name] = registry.load(cls.name, family, self.device, self.config)
-            return self._loaded[cls.name]
+        """Engine `name` for an optional step of a job (/restore's faces and upscale), loaded (or fetched, when
+        downloads are allowed) as `get` does; None when its files cannot be had here: the step is skipped, the
+        caption does not claim it, and the job goes on."""
+        try:
+            return self.get(name, family)
+        except FetchError as exc:
+            log.warning("%s skipped: %s", name, exc)
+            return None
 
     def runnable(self) -> list[EngineInfo]:
         """What this worker can run: engines already loaded, those whose files are here, and, when

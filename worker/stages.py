@@ -78,6 +78,7 @@ class Made:
     suffix: str  # what the result's file name gets: "colorized", the preset's name, "restored"
     colorized_first: bool = False  # style: a black-and-white photo was colourised before it was painted
     damaged: bool = False  # colourise: the photo has scratches or dust, so the result offers "Repair"
+    small: bool = False  # colourise: the photo is under UPSCALE_BELOW, so "Enhance" would enlarge it
     repaired: int | None = None  # restore: how many damaged areas were filled
     faces: int = 0  # restore: faces found and restored
     upscaled: int | None = None  # restore: enlarged this many times
@@ -90,13 +91,13 @@ def run_engine(rt: Runtime, engine: Engine, job: Job, img: Image.Image, second: 
     options = job.options
     if job.op is Op.COLORIZE:
         out = engine(img, intensity=options.intensity / 100, reference=second)
-        return Made(out, "colorized", damaged=damaged(rt, img))
+        return Made(out, "colorized", damaged=damaged(rt, img), small=max(img.size) < UPSCALE_BELOW)
     if job.op is Op.RESTORE:
         from models.restore import pipeline, upscale
 
         small = max(img.size) < UPSCALE_BELOW
         out, steps = pipeline.restore(
-            img, repairer=engine,
+            img, repairer=engine if options.repair else None,
             faces=rt.engines.step("faces", "restore") if options.faces != 0 else None, faces_strength=options.faces,
             upscaler=rt.engines.step(upscale.engine_for(rt.device), "restore") if options.upscale and small else None,
             colorizer=rt.engines.defaults.get("colorize") if options.color else None)  # None: none on this worker

@@ -165,7 +165,7 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
 
     encoded, as_document, filename = encode(job, made.image, img, data, job.file_name, made.suffix)
     timings.done("encode")
-    rid, keyboard = results.buttons(rt, job, made.damaged)
+    rid, keyboard = results.buttons(rt, job, made.damaged, made.small)
     job = finish_status(job, status)
     said = caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")), made=made)
     sent = deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, encoded, as_document, filename,

@@ -44,8 +44,8 @@ from bot.contract.texts import render
 PREFIX = "fu"
 STEP = 50  # percent of colour a More/Less tap adds or takes
 # and "s:<preset>", a style chosen after "Paint it…"; "anyway": colourise a photo that is in colour already
-ACTIONS = ("more", "less", "model", "paint", "ba", "repair", "anyway")
-_DATA = re.compile(r"^fu:([A-Za-z0-9_-]{8}):(more|less|model|paint|ba|repair|anyway|s:[a-z0-9_-]{1,32})$")
+ACTIONS = ("more", "less", "model", "paint", "ba", "repair", "anyway", "enhance")
+_DATA = re.compile(r"^fu:([A-Za-z0-9_-]{8}):(more|less|model|paint|ba|repair|enhance|anyway|s:[a-z0-9_-]{1,32})$")
 _ACTION_SLOTS = 64  # request ids: message id * this + the action's number
 
 
@@ -142,11 +142,18 @@ def can_repair(engines: Sequence[EngineInfo]) -> bool:
     return any(e.family == "restore" and e.default for e in engines)
 
 
+def can_enhance(engines: Sequence[EngineInfo]) -> bool:
+    """Whether "Enhance" has an engine to run: a worker published a restore step besides the repairer (faces,
+    upscale)."""
+    return any(e.family == "restore" and not e.default for e in engines)
+
+
 def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequence[EngineInfo],
-             album: bool = False, damaged: bool = False) -> InlineKeyboardMarkup:
+             album: bool = False, damaged: bool = False, small: bool = False) -> InlineKeyboardMarkup:
     """The buttons under a result of `op` (`album`: under an album's results, so no Before/after), with
     "Another model" when `engines` (those the workers run) offer one, and "Repair" under a colourised
-    result when the worker found damage on the photo (`damaged`) and some worker can repair it."""
+    result when the worker found damage on the photo (`damaged`) and some worker can repair it, and "Enhance"
+    (faces and resolution) when the photo is small enough to gain from it (`small`) and a worker runs a step."""
     def button(key: str, action: str) -> InlineKeyboardButton:
         return InlineKeyboardButton(render(key, lang), callback_data=data(rid, action))
 
@@ -159,8 +166,10 @@ def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequenc
             rows.append(colour)
         rows.append(([button("followup.model", "model")] if another_model(engines) else []) +
                     [button("followup.paint", "paint")])
-        if damaged and can_repair(engines):
-            rows.append([button("followup.repair", "repair")])
+        restore = ([button("followup.repair", "repair")] if damaged and can_repair(engines) else []) + \
+            ([button("followup.enhance", "enhance")] if small and can_enhance(engines) else [])
+        if restore:
+            rows.append(restore)
     else:
         rows.append([button("followup.paint", "paint")])
     if not album:

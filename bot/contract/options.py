@@ -259,13 +259,14 @@ class RestoreOptions:
     color: bool = True  # colourise a black-and-white photo once it is restored (a colour photo keeps its colours)
     faces: int | None = None  # restored faces over the photo's own, 0..100 (None: the engine's default; 0: none)
     upscale: bool = True  # enlarge a photo smaller than the worker's threshold (worker/stages.py UPSCALE_BELOW)
+    repair: bool = True  # find and fill the damage (False: "Enhance", faces and resolution only)
     engine: str | None = None  # the repairer that ran (the worker's restore default; set on results, for the cache)
 
     @classmethod
     def parse(cls, words: list[str], vocabulary: Vocabulary) -> "RestoreOptions":
-        """`/restore [nocolor] [noup] [faces N | nofaces]`: repair, restore faces, enlarge, then colourise. No
+        """`/restore [nocolor] [noup] [faces N | nofaces] [norepair]`: repair, restore faces, enlarge, then colourise. No
         engine is named: the restore family's engines (repair, faces, upscale) are steps of one restoration."""
-        color, faces, upscale, after_faces = True, None, True, False
+        color, faces, upscale, repair, after_faces = True, None, True, True, False
         for word in (w.lower().replace("_", "-") for w in words):
             number = _number(word)
             if word in _NO_COLOR:
@@ -274,6 +275,8 @@ class RestoreOptions:
                 upscale = False
             elif word in ("nofaces", "no-faces"):
                 faces = 0
+            elif word in ("norepair", "no-repair"):
+                repair = False
             elif word == "faces":
                 after_faces = True
                 continue
@@ -282,24 +285,26 @@ class RestoreOptions:
             else:
                 raise BadOptions("options.restore_syntax", name=shown(word))
             after_faces = False
-        return cls(color, faces, upscale)
+        return cls(color, faces, upscale, repair)
 
     def to_dict(self) -> dict:
-        return {"color": self.color, "faces": self.faces, "upscale": self.upscale, "engine": self.engine}
+        return {"color": self.color, "faces": self.faces, "upscale": self.upscale, "repair": self.repair,
+                "engine": self.engine}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "RestoreOptions":
         faces = d.get("faces")
         return cls(color=bool(d.get("color", True)),
                    faces=min(max(int(faces), 0), 100) if faces is not None else None,
-                   upscale=bool(d.get("upscale", True)), engine=d.get("engine") or None)
+                   upscale=bool(d.get("upscale", True)), repair=bool(d.get("repair", True)),
+                   engine=d.get("engine") or None)
 
     def replace(self, **changes) -> "RestoreOptions":
         return dataclasses.replace(self, **changes)
 
     def cache_key(self) -> str:
         faces = "-" if self.faces is None else self.faces
-        return f"restore/{self.engine or '-'}/{int(self.color)}/{faces}/{int(self.upscale)}"
+        return f"restore/{self.engine or '-'}/{int(self.color)}/{faces}/{int(self.upscale)}/{int(self.repair)}"
 
 
 OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions, "restore": RestoreOptions}

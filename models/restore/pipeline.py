@@ -28,14 +28,14 @@ class Steps:
     colourised: bool = False
 
 
-def restore(img: Image.Image, *, repairer: Callable, faces: Callable | None = None,
+def restore(img: Image.Image, *, repairer: Callable | None, faces: Callable | None = None,
             faces_strength: int | None = None, upscaler: Callable | None = None, scale: int = 2,
             colorizer: Callable[[Image.Image], Image.Image] | None = None) -> tuple[Image.Image, Steps]:
     """`img` repaired by `repairer` (RepairEngine: -> Repaired), then its faces restored by `faces` (FacesEngine,
     at `faces_strength`, None: the engine's default), upscaled `scale` times by `upscaler` (UpscaleEngine) and,
     when it is black-and-white (toned or not), colourised by `colorizer`. Engines left out (None) are steps not taken."""
-    repaired = repairer(img)
-    out = repaired.image
+    repaired = repairer(img) if repairer is not None else None  # None: enhance only (faces, resolution)
+    out = repaired.image if repaired is not None else img
     found = 0
     if faces is not None:
         out, found = faces(out, strength=faces_strength)
@@ -49,4 +49,4 @@ def restore(img: Image.Image, *, repairer: Callable, faces: Callable | None = No
     colourised = colorizer is not None and not is_colour_photo(out)
     if colourised:
         out = colorizer(out)
-    return out, Steps(regions=repaired.regions, faces=found, upscaled=upscaled, colourised=colourised)
+    return out, Steps(regions=repaired.regions if repaired is not None else 0, faces=found, upscaled=upscaled, colourised=colourised)
