@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from models.fetch import FetchError
+from models.restore.framing import is_gray
 
 
 def one_line(exc: Exception) -> str:
@@ -62,16 +63,6 @@ def detector(architecture: str, url: str, check: Callable[[object], str | None] 
         return model.eval()
 
     return detect
-
-
-def is_gray(img: Image.Image) -> bool:
-    """Black-and-white: mode "L", or RGB whose three channels are equal everywhere."""
-    if img.mode == "L":
-        return True
-    if img.mode != "RGB":
-        return False
-    r, g, b = img.split()
-    return r.tobytes() == g.tobytes() == b.tobytes()
 
 
 def as_rgb(img: Image.Image) -> np.ndarray:
