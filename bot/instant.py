@@ -55,7 +55,7 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
                                       colorizer_label=_label(vocabulary, hit.colorizer) if hit.colorizer else None)
     rid = followups.new_id()
     keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, vocabulary.engines, damaged=hit.damaged,
-                                  small=hit.small)
+                                  enhance=hit.enhance)
     try:
         if hit.as_document:
             sent = await reply_to.reply_document(hit.file_id, caption=caption, reply_markup=keyboard)

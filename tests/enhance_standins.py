@@ -97,3 +97,68 @@ def write_retinaface(path: Path, state_dict: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({f"module.{k}": v for k, v in state_dict.items()}, path)
     return path
+
+
+CONSTANT = -0.6  # the stand-in GFPGAN's output everywhere, in its [-1, 1]: (1 - 0.6) * 127.5 = 51 grey levels
+
+
+def constant_gfpgan() -> dict:
+    """A GFPGANv1Clean whose image is a constant: every ToRGB's convolution zero, its bias adding up to CONSTANT."""
+    sd = gfpgan_state_dict(seed=7)
+    to_rgb = [k for k in sd if "to_rgb" in k and k.endswith("modulated_conv.weight")]
+    for k in to_rgb:
+        sd[k].zero_()
+    biases = [k for k in sd if "to_rgb" in k and k.endswith(".bias") and "modulation" not in k]
+    for k in biases:
+        sd[k].fill_(CONSTANT / len(biases))
+    return sd
+
+
+def firing_retinaface() -> dict:
+    """A RetinaFace that scores every anchor a face (class heads: zero weights, bias 8 in favour of "face"),
+    with random boxes and landmarks near the FFHQ template's layout in each anchor (landmark heads: the
+    template as bias, small random weights): many detections for NMS and the eye-distance rule to sort out."""
+    from models.restore.faces import FFHQ_TEMPLATE
+
+    sd = retinaface_state_dict(seed=3)
+    layout = torch.from_numpy((FFHQ_TEMPLATE.reshape(-1) - 256) / 512 / 0.1)  # decode_landm's variance
+    for k in sd:
+        if k.startswith("ClassHead.") and k.endswith("weight"):
+            sd[k].zero_()
+        elif k.startswith("ClassHead.") and k.endswith("bias"):
+            sd[k].copy_(torch.tensor([-4.0, 4.0]).repeat(sd[k].numel() // 2))
+        elif k.startswith("LandmarkHead.") and k.endswith("weight"):
+            sd[k].mul_(0.1)
+        elif k.startswith("LandmarkHead.") and k.endswith("bias"):
+            sd[k].copy_(layout.repeat(sd[k].numel() // 10))
+    return sd
+
+
+
+def one_face_retinaface() -> dict:
+    """A RetinaFace that finds exactly one face in any photo: only the 64 px anchors score as faces, and every
+    box is decoded to the same huge size, so NMS keeps one of them (its landmarks: the template's layout at
+    that anchor, a face about 64 px wide at the detection size). For end-to-end tests, where each face found
+    costs a GFPGAN forward."""
+    import math
+
+    sd = firing_retinaface()
+    sizes = ((16, 32), (64, 128), (256, 512))  # RetinaFace-ResNet50's anchors (facexlib cfg_re50 min_sizes)
+    for level, anchors in enumerate(sizes):
+        sd[f"ClassHead.{level}.conv1x1.bias"].copy_(torch.tensor(
+            [x for s in anchors for x in ((-4.0, 4.0) if s == 64 else (4.0, -4.0))]))
+        sd[f"BboxHead.{level}.conv1x1.weight"].zero_()
+        sd[f"BboxHead.{level}.conv1x1.bias"].copy_(torch.tensor(
+            [x for s in anchors for x in (0.0, 0.0, math.log(1e5 / s) / 0.2, math.log(1e5 / s) / 0.2)]))
+    return sd
+
+
+def blind_retinaface() -> dict:
+    """A RetinaFace that finds no face anywhere (every anchor scores as background)."""
+    sd = retinaface_state_dict(seed=4)
+    for k in sd:
+        if k.startswith("ClassHead.") and k.endswith("weight"):
+            sd[k].zero_()
+        elif k.startswith("ClassHead.") and k.endswith("bias"):
+            sd[k].copy_(torch.tensor([4.0, -4.0]).repeat(sd[k].numel() // 2))
+    return sd

@@ -191,3 +191,75 @@ def test_a_small_photo_is_enlarged_unless_noup_says_not(engines_with, tmp_path):
     assert _picture(tg, enhanced).size == (512, 192 * 2) and render("caption.restore_upscaled", scale=2) in \
         enhanced["caption"]
     assert render("caption.restore_clean", engine="")[:15] in enhanced["caption"], "nothing repaired: not asked"
+
+
+def _faces_files(tmp_path, detector: dict) -> dict:
+    """GFPGAN (a constant-image stand-in) and RetinaFace (`detector`) weight files, as engines_with takes them."""
+    from models.restore import faces
+    from tests.enhance_standins import constant_gfpgan, write_gfpgan, write_retinaface
+
+    return {faces.GFPGAN.remote.filename: write_gfpgan(tmp_path / faces.GFPGAN.remote.filename, constant_gfpgan()),
+            faces.RETINAFACE.remote.filename: write_retinaface(tmp_path / faces.RETINAFACE.remote.filename, detector)}
+
+
+def test_faces_are_restored_and_a_large_photo_with_faces_offers_enhance(engines_with, tmp_path):
+    """/restore's faces step through the bot (issue 24), with a detector that finds exactly one face in any
+    photo and a GFPGAN whose face is flat grey: the caption says one face was restored, and the face's square
+    is changed. A large photo (no enlargement to offer) is offered "Enhance" because a face is there, and the
+    tap restores that face."""
+    from tests.enhance_standins import one_face_retinaface
+
+    service = engines_with(_faces_files(tmp_path, one_face_retinaface()))
+    tg = service.telegram
+    chat = tg.private_chat(USER + 9)
+    tg.user_sends_photo(chat, scratched_photo(seed=6), caption="/restore noup norepair nocolor")
+    _run(service)
+    msg = _result(tg, chat)
+    assert render("caption.restore_faces", count=1) in msg["caption"], msg["caption"]
+    before = np.asarray(Image.open(io.BytesIO(scratched_photo(seed=6))).convert("L"), np.float32)
+    after = np.asarray(_picture(tg, msg).convert("L"), np.float32)
+    assert after.shape == before.shape and np.abs(after - before).max() > 40, "the face was pasted back"
+    tg.reset()
+    chat = tg.private_chat(USER + 10)
+    tg.user_sends_photo(chat, scratched_photo(1800, 1200, seed=7))
+    _run(service)
+    result = _result(tg, chat)
+    assert "enhance" in _actions(result), "no enlargement to offer, but a face to restore"
+    tg.user_presses_button(chat, result["message_id"], _actions(result)["enhance"], user=tg.user(USER + 10))
+    _run(service)
+    enhanced = [m for m in tg.bot_messages(chat["id"]) if "photo" in m or "document" in m][-1]
+    assert render("caption.restore_faces", count=1) in enhanced["caption"]
+    assert _picture(tg, enhanced).size == (1800, 1200), "large: not enlarged"
+
+
+def test_a_large_photo_without_faces_is_not_offered_enhance(engines_with, tmp_path):
+    from tests.enhance_standins import blind_retinaface
+
+    service = engines_with(_faces_files(tmp_path, blind_retinaface()))
+    tg = service.telegram
+    chat = tg.private_chat(USER + 11)
+    tg.user_sends_photo(chat, scratched_photo(1800, 1200, seed=8))
+    _run(service)
+    assert "enhance" not in _actions(_result(tg, chat)), "nothing Enhance would change"
+    tg.reset()
+    chat = tg.private_chat(USER + 12)
+    tg.user_sends_photo(chat, scratched_photo(seed=9))
+    _run(service)
+    assert "enhance" in _actions(_result(tg, chat)), "a small photo: Enhance would enlarge it"
+
+
+def test_a_result_over_sendphotos_10_mb_goes_as_a_file():
+    """One rule for every send path (worker/stages.py `as_file`): sides Telegram refuses, or more bytes than
+    sendPhoto takes (the fake Bot API refuses those as Telegram does: PHOTO_SAVE_FILE_INVALID)."""
+    from bot.contract.job import Job, Op
+    from tests.fake_telegram import MAX_PHOTO_BYTES
+    from worker import stages
+
+    grain = Image.fromarray(np.random.default_rng(0).integers(0, 256, (3000, 4400, 3), dtype=np.uint8))
+    job = Job(Op.RESTORE, 1, 2, 2, "F")
+    data, as_document, name = stages.encode(job, grain, grain, b"\xff\xd8", "old.jpg", "restored")
+    assert as_document and name == "old_restored.jpg"
+    small = grain.resize((400, 260))
+    data, as_document, _ = stages.encode(job, small, small, b"\xff\xd8", "old.jpg", "restored")
+    assert not as_document and len(data) <= MAX_PHOTO_BYTES
+    assert stages.PHOTO_MAX_BYTES == MAX_PHOTO_BYTES

@@ -16,40 +16,7 @@ from PIL import Image
 from models import engines, fetch, weights
 from models.config import ModelConfig
 from models.restore import faces
-from tests.enhance_standins import gfpgan_state_dict, retinaface_state_dict, write_gfpgan, write_retinaface
-
-CONSTANT = -0.6  # the stand-in GFPGAN's output everywhere, in its [-1, 1]: (1 - 0.6) * 127.5 = 51 grey levels
-
-
-def constant_gfpgan() -> dict:
-    """A GFPGANv1Clean whose image is a constant: every ToRGB's convolution zero, its bias adding up to CONSTANT."""
-    sd = gfpgan_state_dict(seed=7)
-    to_rgb = [k for k in sd if "to_rgb" in k and k.endswith("modulated_conv.weight")]
-    for k in to_rgb:
-        sd[k].zero_()
-    biases = [k for k in sd if "to_rgb" in k and k.endswith(".bias") and "modulation" not in k]
-    for k in biases:
-        sd[k].fill_(CONSTANT / len(biases))
-    return sd
-
-
-def firing_retinaface() -> dict:
-    """A RetinaFace that scores every anchor a face (class heads: zero weights, bias 8 in favour of "face"),
-    with random boxes and landmarks near the FFHQ template's layout in each anchor (landmark heads: the
-    template as bias, small random weights): many detections for NMS and the eye-distance rule to sort out."""
-    sd = retinaface_state_dict(seed=3)
-    layout = torch.from_numpy((faces.FFHQ_TEMPLATE.reshape(-1) - 256) / 512 / 0.1)  # decode_landm's variance
-    for k in sd:
-        if k.startswith("ClassHead.") and k.endswith("weight"):
-            sd[k].zero_()
-        elif k.startswith("ClassHead.") and k.endswith("bias"):
-            sd[k].copy_(torch.tensor([-4.0, 4.0]).repeat(sd[k].numel() // 2))
-        elif k.startswith("LandmarkHead.") and k.endswith("weight"):
-            sd[k].mul_(0.1)
-        elif k.startswith("LandmarkHead.") and k.endswith("bias"):
-            sd[k].copy_(layout.repeat(sd[k].numel() // 10))
-    return sd
-
+from tests.enhance_standins import CONSTANT, constant_gfpgan, firing_retinaface, write_gfpgan, write_retinaface
 
 @pytest.fixture(scope="module")
 def offline(tmp_path_factory):

@@ -53,10 +53,10 @@ def test_repair_is_offered_only_for_a_damaged_photo_where_a_worker_repairs():
     no_repairer = (ECCV, SIGG, EngineInfo("upscale", "restore", "Real-ESRGAN"))  # a restorer, but not the repairer
     assert "repair" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", no_repairer, damaged=True))
     upscaler = EngineInfo("upscale", "restore", "Real-ESRGAN")
-    small = followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", (*VOCAB.engines, upscaler), small=True)
+    small = followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", (*VOCAB.engines, upscaler), enhance=True)
     assert "enhance" in actions(small), "a small photo, and a worker runs a restore step: Enhance"
     assert "enhance" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", (*VOCAB.engines, upscaler)))
-    assert "enhance" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", VOCAB.engines, small=True))
+    assert "enhance" not in actions(followups.keyboard("abcdefgh", Op.COLORIZE, {}, "en", VOCAB.engines, enhance=True))
     restored = followups.keyboard("abcdefgh", Op.RESTORE, {}, "en", VOCAB.engines, damaged=True)
     assert actions(restored) == ["paint", "ba"], "a restored result: paint it, before/after"
     assert followups.parse("fu:abcdefgh:repair") == ("abcdefgh", "repair")
@@ -67,12 +67,14 @@ def test_repair_is_offered_only_for_a_damaged_photo_where_a_worker_repairs():
 
 def test_a_cached_restored_result_reads_across_versions():
     entry = cache.Cached("FILE", False, "repair", damaged=False, repaired=14, colorizer="eccv16", faces=2, upscaled=2,
-                         small=True)
+                         enhance=True)
     assert cache.Cached.from_json(entry.to_json()) == entry
     older = cache.Cached.from_json(json.dumps({"file_id": "FILE", "engine": "eccv16"}))
     assert older == cache.Cached("FILE", False, "eccv16") and not older.damaged and older.repaired is None
     colourised = cache.Cached("FILE", False, "eccv16", damaged=True)
     assert cache.Cached.from_json(colourised.to_json()).damaged
+    assert cache.Cached.from_json(json.dumps({"file_id": "F", "engine": "eccv16", "small": True})).enhance, \
+        "the release before wrote 'small' (Enhance offered under a small photo)"
     assert cache.key("U", Op.RESTORE, RestoreOptions(), "repair", "w9") != \
         cache.key("U", Op.COLORIZE, ColorizeOptions(), "repair", "w9")
 

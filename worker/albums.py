@@ -92,14 +92,14 @@ def process(rt: Runtime, job: Job, timings: Timings, status: Progress, engine) -
         data, as_document, filename = encoded[0]
         single = job.replace(album=None, file_id=pictures[0].file_id, file_name=pictures[0].file_name,
                              file_unique_id=None)
-        rid, keyboard = results.buttons(rt, single, whole.damaged, whole.small)
+        rid, keyboard = results.buttons(rt, single, whole.damaged, whole.enhance)
         sent = deliver(rt, single, lambda: [rt.telegram.send_image(single.chat_id, single.reply_to, data, as_document,
                                                                    filename, caption=said, reply_markup=keyboard,
                                                                    thread_id=single.thread_id)],
                        engine.name)
         results.keep(rt, single, engine, rid, sent[0] if sent else None, whole)
     else:
-        _deliver_album(rt, job, encoded, pictures, said, engine, whole.damaged, whole.small)
+        _deliver_album(rt, job, encoded, pictures, said, engine, whole.damaged, whole.enhance)
     timings.done("send")
     return "ok" if not failed else "partial"  # pictures left as they were (in colour) are no failure
 
@@ -109,7 +109,7 @@ def together(made: list[Made]) -> Made:
     restored in all, damage on any picture (Repair is offered for the album), enlarged or colourised if any was."""
     repaired = [m.repaired for m in made if m.repaired is not None]
     return dataclasses.replace(made[0], colorized_first=any(m.colorized_first for m in made),
-                               damaged=any(m.damaged for m in made), small=any(m.small for m in made),
+                               damaged=any(m.damaged for m in made), enhance=any(m.enhance for m in made),
                                repaired=sum(repaired) if repaired else None,
                                faces=sum(m.faces for m in made),
                                upscaled=next((m.upscaled for m in made if m.upscaled), None),
@@ -117,7 +117,7 @@ def together(made: list[Made]) -> Made:
 
 
 def _deliver_album(rt: Runtime, job: Job, encoded: list[tuple[bytes, bool, str]], pictures: list[AlbumItem],
-                   said: str, engine, damaged: bool, small: bool) -> None:
+                   said: str, engine, damaged: bool, enhance: bool) -> None:
     """Send the album at most once per job, then its buttons. A photo result too large for a photo makes
     the whole album files: Telegram does not mix them."""
     as_document = job.as_document or any(as_doc for _, as_doc, _ in encoded)
@@ -127,7 +127,7 @@ def _deliver_album(rt: Runtime, job: Job, encoded: list[tuple[bytes, bool, str]]
         engine.name)
     if sent is None:
         return
-    rid, keyboard = results.buttons(rt, job, damaged, small)
+    rid, keyboard = results.buttons(rt, job, damaged, enhance)
     if rid is None:
         return
     results.keep_album(rt, job, engine, rid, pictures, sent)  # before the buttons: a quick tap finds it

@@ -16,16 +16,16 @@ from worker.telegram import Sent
 log = logging.getLogger("paintbot.worker")
 
 
-def buttons(rt: runtime.Runtime, job: Job, damaged: bool = False, small: bool = False):
+def buttons(rt: runtime.Runtime, job: Job, damaged: bool = False, enhance: bool = False):
     """(record id, keyboard) for a result of `job` (an album's: for all its results at once); (None, None)
     when results carry no buttons. `damaged`: the photo (a picture of the album) has damage to repair;
-    `small`: it is small enough for "Enhance" to enlarge."""
+    `enhance`: "Enhance" would change it (small enough to enlarge, or faces found)."""
     if rt.settings.result_cache_ttl <= 0 or job.op.family is None:
         return None, None
     rid = followups.new_id()
     adjustable = job.op is Op.COLORIZE and not job.reference_file_id
     return rid, followups.keyboard(rid, job.op if adjustable else Op.STYLE, job.options.to_dict(), job.lang,
-                                   published_engines(rt), album=job.album is not None, damaged=damaged, small=small)
+                                   published_engines(rt), album=job.album is not None, damaged=damaged, enhance=enhance)
 
 
 def published_engines(rt: runtime.Runtime):
@@ -49,7 +49,7 @@ def keep(rt: runtime.Runtime, job: Job, engine, rid: str | None, sent: Sent | No
                 sent.file_id, sent.as_document, engine.name, bool(made and made.colorized_first),
                 bool(made and made.damaged), made.repaired if made else None,
                 made.colorizer.name if made and made.colorizer else None, made.faces if made else 0,
-                made.upscaled if made else None, bool(made and made.small)), ttl, owner=job.user_id)
+                made.upscaled if made else None, bool(made and made.enhance)), ttl, owner=job.user_id)
         if rid is not None:  # its buttons answer in the chat the result landed in (a group may have moved)
             landed = job.replace(chat_id=sent.chat_id or job.chat_id)
             followups.remember(rt.redis, rid, followups.Followup.of(landed, engine.name, sent.file_id,

@@ -83,6 +83,15 @@ class Engines:
             log.warning("%s skipped: %s", name, exc)
             return None
 
+    def ready(self, name: str, family: str) -> Engine | None:
+        """Engine `name` when it is loaded or its files are here (then it is loaded); None otherwise, without
+        a download: for checks made on the side of another job (a colourisation asking whether "Enhance"
+        would find faces)."""
+        cls = registry.get(name, family)
+        if cls.name not in self._loaded and not cls.files_present(self.config):
+            return None
+        return self.step(name, family)
+
     def runnable(self) -> list[EngineInfo]:
         """What this worker can run: engines already loaded, those whose files are here, and, when
         downloads are allowed (no offline folder) and worked (every family's default loaded), every

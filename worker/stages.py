@@ -45,6 +45,7 @@ _DROP = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', 
 UPSCALE_BELOW = 1600
 PHOTO_MAX_SIDES = 10000  # sendPhoto: width + height at most 10000, ratio at most 20
 PHOTO_MAX_RATIO = 20
+PHOTO_MAX_BYTES = 10 * 1024 * 1024  # sendPhoto: at most 10 MB (else PHOTO_SAVE_FILE_INVALID)
 
 
 class Timings:
@@ -78,7 +79,7 @@ class Made:
     suffix: str  # what the result's file name gets: "colorized", the preset's name, "restored"
     colorized_first: bool = False  # style: a black-and-white photo was colourised before it was painted
     damaged: bool = False  # colourise: the photo has scratches or dust, so the result offers "Repair"
-    small: bool = False  # colourise: the photo is under UPSCALE_BELOW, so "Enhance" would enlarge it
+    enhance: bool = False  # colourise: "Enhance" would change the photo (under UPSCALE_BELOW, or faces found)
     repaired: int | None = None  # restore: how many damaged areas were filled
     faces: int = 0  # restore: faces found and restored
     upscaled: int | None = None  # restore: enlarged this many times
@@ -91,7 +92,7 @@ def run_engine(rt: Runtime, engine: Engine, job: Job, img: Image.Image, second: 
     options = job.options
     if job.op is Op.COLORIZE:
         out = engine(img, intensity=options.intensity / 100, reference=second)
-        return Made(out, "colorized", damaged=damaged(rt, img), small=max(img.size) < UPSCALE_BELOW)
+        return Made(out, "colorized", damaged=damaged(rt, img), enhance=enhanceable(rt, img))
     if job.op is Op.RESTORE:
         from models.restore import pipeline, upscale
 
@@ -117,6 +118,18 @@ def damaged(rt: Runtime, img: Image.Image) -> bool:
     return restorer is not None and restorer.damage(img).regions > 0
 
 
+def enhanceable(rt: Runtime, img: Image.Image) -> bool:
+    """Whether "Enhance" (faces, then resolution) would change `img`: it is small enough to be enlarged, or,
+    on a larger photo, the worker's face detector finds a face. Detection runs only where this worker already
+    has the faces engine (loaded, or its files here: never a download in the middle of a colourisation), on
+    the photo shrunk to the engine's detection side (about 0.2 s on a 2-core CPU), so "Enhance" under a large
+    photo means faces to restore."""
+    if max(img.size) < UPSCALE_BELOW:
+        return True
+    faces = rt.engines.ready("faces", "restore")
+    return faces is not None and len(faces.landmarks(img)) > 0
+
+
 def preset(rt: Runtime, name: str) -> Image.Image:
     from models.style import presets
 
@@ -129,10 +142,11 @@ def fits_photo(size: tuple[int, int]) -> bool:
     return w + h <= PHOTO_MAX_SIDES and max(w, h) <= PHOTO_MAX_RATIO * min(w, h)
 
 
-def as_file(size: tuple[int, int], asked: bool = False) -> bool:
-    """The one rule for how the worker sends a picture of this size (a result, an album's, the /styles sheet,
-    a before/after): as a file when that was `asked` for, or when Telegram would refuse it as a photo."""
-    return asked or not fits_photo(size)
+def as_file(size: tuple[int, int], asked: bool = False, nbytes: int = 0) -> bool:
+    """The one rule for how the worker sends a picture of this size, encoded in `nbytes` (a result, an album's,
+    the /styles sheet, a before/after): as a file when that was `asked` for, or when Telegram would refuse it
+    as a photo (its sides, or over 10 MB: a large restored or upscaled photo full of grain)."""
+    return asked or not fits_photo(size) or nbytes > PHOTO_MAX_BYTES
 
 
 def encode(job: Job, out: Image.Image, img: Image.Image, data: bytes, file_name: str | None,
@@ -141,8 +155,12 @@ def encode(job: Job, out: Image.Image, img: Image.Image, data: bytes, file_name:
     from models import imageio
 
     as_document = as_file(out.size, asked=job.as_document)
-    png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
-    encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
+    while True:
+        png = as_document and data[:8] == b"\x89PNG\r\n\x1a\n"  # lossless in, lossless out
+        encoded = imageio.encode(out, "PNG" if png else "JPEG", quality=95 if as_document else 92, made_from=img)
+        if as_document or not as_file(out.size, nbytes=len(encoded)):
+            break
+        as_document = True  # too heavy for a photo: the same picture as a file
     stem = shown(Path(file_name or "").stem) or "photo"  # echoed back: no RTL overrides
     return encoded, as_document, f"{stem}_{suffix}.{'png' if png else 'jpg'}"
 

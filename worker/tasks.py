@@ -165,7 +165,7 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
 
     encoded, as_document, filename = encode(job, made.image, img, data, job.file_name, made.suffix)
     timings.done("encode")
-    rid, keyboard = results.buttons(rt, job, made.damaged, made.small)
+    rid, keyboard = results.buttons(rt, job, made.damaged, made.enhance)
     job = finish_status(job, status)
     said = caption(job, engine.label, animated=bool(img.info.get("paintbot_animated")), made=made)
     sent = deliver(rt, job, lambda: [tg.send_image(job.chat_id, job.reply_to, encoded, as_document, filename,
@@ -208,7 +208,7 @@ def _compare(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
     timings.done("model")
     job = finish_status(job, status)
     data, text = imageio.encode(picture, "JPEG", quality=90), render("caption.compare", job.lang)
-    as_document = as_file(picture.size)  # a thin result makes a sheet Telegram refuses as a photo
+    as_document = as_file(picture.size, nbytes=len(data))  # a thin result makes a sheet Telegram refuses as a photo
     deliver(rt, job, lambda: [rt.telegram.send_image(job.chat_id, job.reply_to, data, as_document,
                                                      "before_after.jpg", caption=text, thread_id=job.thread_id)])
     timings.done("send")
@@ -230,4 +230,5 @@ def _styles_sheet(styles_dir, cache_dir) -> tuple[bytes, bool]:
     from models.style import presets
 
     sheet = presets.contact_sheet(ModelConfig(styles_dir=styles_dir, cache_dir=cache_dir))
-    return imageio.encode(sheet, "JPEG", quality=90), as_file(sheet.size)
+    data = imageio.encode(sheet, "JPEG", quality=90)
+    return data, as_file(sheet.size, nbytes=len(data))

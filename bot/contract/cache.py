@@ -40,13 +40,13 @@ class Cached:
     colorizer: str | None = None  # a restored result that was colourised after: by which engine
     faces: int = 0  # a restored result: faces restored
     upscaled: int | None = None  # a restored result: enlarged this many times
-    small: bool = False  # the photo is small enough for "Enhance" to enlarge (a colourised result offers it)
+    enhance: bool = False  # "Enhance" would change the photo (small enough to enlarge, or faces found): offered
 
     def to_json(self) -> str:
         return json.dumps({"file_id": self.file_id, "document": self.as_document, "engine": self.engine,
                            "colorized_first": self.colorized_first, "damaged": self.damaged,
                            "repaired": self.repaired, "colorizer": self.colorizer, "faces": self.faces,
-                           "upscaled": self.upscaled, "small": self.small})
+                           "upscaled": self.upscaled, "enhance": self.enhance})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Cached | None":
@@ -58,7 +58,7 @@ class Cached:
             return cls(str(d["file_id"]), bool(d.get("document")), str(d["engine"]), bool(d.get("colorized_first")),
                        bool(d.get("damaged")), int(repaired) if repaired is not None else None,
                        str(d["colorizer"]) if d.get("colorizer") else None, int(d.get("faces") or 0),
-                       int(d["upscaled"]) if d.get("upscaled") else None, bool(d.get("small")))
+                       int(d["upscaled"]) if d.get("upscaled") else None, bool(d.get("enhance", d.get("small"))))  # "small": the release before
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 

@@ -149,11 +149,12 @@ def can_enhance(engines: Sequence[EngineInfo]) -> bool:
 
 
 def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequence[EngineInfo],
-             album: bool = False, damaged: bool = False, small: bool = False) -> InlineKeyboardMarkup:
+             album: bool = False, damaged: bool = False, enhance: bool = False) -> InlineKeyboardMarkup:
     """The buttons under a result of `op` (`album`: under an album's results, so no Before/after), with
     "Another model" when `engines` (those the workers run) offer one, and "Repair" under a colourised
     result when the worker found damage on the photo (`damaged`) and some worker can repair it, and "Enhance"
-    (faces and resolution) when the photo is small enough to gain from it (`small`) and a worker runs a step."""
+    (faces and resolution) when it would change the photo (`enhance`: small enough to enlarge, or faces found)
+    and a worker runs a step."""
     def button(key: str, action: str) -> InlineKeyboardButton:
         return InlineKeyboardButton(render(key, lang), callback_data=data(rid, action))
 
@@ -167,7 +168,7 @@ def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequenc
         rows.append(([button("followup.model", "model")] if another_model(engines) else []) +
                     [button("followup.paint", "paint")])
         restore = ([button("followup.repair", "repair")] if damaged and can_repair(engines) else []) + \
-            ([button("followup.enhance", "enhance")] if small and can_enhance(engines) else [])
+            ([button("followup.enhance", "enhance")] if enhance and can_enhance(engines) else [])
         if restore:
             rows.append(restore)
     else:
