@@ -1,0 +1,316 @@
+"""paintbot's CPU engines against the runtimes a user who wants fast CPU inference would pick.
+
+    .venv/bin/python bench/peers.py [--networks adaattn instance ...] [--rounds 7] [--threads 2]
+                                    [--contention N] [--skip openvino onnxruntime ...]
+
+For each network: paintbot's engine as the worker runs it (its dtype, layout and compiled path), and the
+same network, with the same weights and input, under torch eager float32, `torch.compile` bf16 and, when
+the packages are installed, OpenVINO bf16 and onnxruntime float32. Each round runs every contestant once,
+in turn (A B C ... A B C ...), so that a drift of the machine's speed (another process, the clock) falls
+on all of them alike; the medians and each one's ratio to paintbot are printed, with the CPU's name and
+flags. `--contention N` starts N busy processes (one spinning Python loop each) for the whole run: the
+shared host of issue 28, where OpenMP threads that spin-wait lose their cores.
+
+The networks and inputs (issue 28's table):
+- eccv16, siggraph17: L at 256 x 256 (one photo);
+- ddcolor-tiny: gray RGB at 512 x 512;
+- adaattn: a 512 x 512 photo in a preset style (the style side remembered, as for a preset);
+- instance: the instance generator (SIGGRAPH U-Net) on 8 crops of 256 x 256, as the instance-aware
+  colouriser runs its objects in one batch.
+Weights are seeded stand-ins with the published keys and shapes (speed does not depend on the values).
+Goal (issue 28): paintbot at most 1.05x the best peer, quiet and beside 4 busy processes. Speed goals live
+here, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT.parent / "shared" / "weights"))
+
+from models import engines  # noqa: E402
+from models.config import ModelConfig  # noqa: E402
+from models.device import reduced_dtype  # noqa: E402
+from standin import layout, make_standin  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+CONTENT = SHARED / "styles" / "the_resevoir_at_poitiers.jpg"
+STYLE = SHARED / "styles" / "starry_night.jpg"
+NETWORKS = ("eccv16", "siggraph17", "ddcolor-tiny", "adaattn", "instance")
+PEERS = ("eager f32", "compile bf16", "openvino bf16", "onnxruntime f32")
+
+
+def cpu_name() -> str:
+    flags = ""
+    name = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and name == "unknown CPU":
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                have = set(line.split(":", 1)[1].split())
+                flags = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in have)
+            elif line.startswith(("cpu family", "model\t")) and "family" not in name:
+                pass
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores; {flags or 'no AVX2'})"
+
+
+@dataclass
+class Case:
+    """One network: paintbot's engine call (no argument: its input is bound), the float32 network the peers
+    run, and that network's inputs."""
+
+    name: str
+    paintbot: Callable[[], object]
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    notes: list[str] = field(default_factory=list)
+
+
+def standin(file: str, name: str, seed: int) -> dict:
+    return {k: torch.from_numpy(v) for k, v in make_standin(layout(file, name), seed).items()}
+
+
+def write(folder: Path, filename: str, state: dict) -> Path:
+    path = folder / filename
+    torch.save(state, path)
+    return path
+
+
+def config(folder: Path, overrides: dict) -> ModelConfig:
+    return ModelConfig(device="cpu", cache_dir=folder / "cache", weight_overrides=overrides)
+
+
+def zhang_case(name: str, folder: Path) -> Case:
+    from models.colorize import zhang
+
+    cls = {"eccv16": zhang.ECCV16Engine, "siggraph17": zhang.SIGGRAPH17Engine}[name]
+    path = write(folder, cls.files[0].filename, standin("official.json", name, 1701))
+    engine = engines.load(name, "colorize", config=config(folder, {cls.files[0].filename: path}))
+    x = torch.rand(1, 1, 256, 256) - 0.5
+    module = cls.files[0].build()
+    module.load_state_dict(torch.load(path))
+    fed = x.to(engine.dtype).contiguous(memory_format=torch.channels_last)
+    return Case(name, lambda: engine.net(fed), module.eval(), (x,))
+
+
+def ddcolor_case(folder: Path) -> Case:
+    from models.colorize import ddcolor
+
+    cls = ddcolor.DDColorTinyEngine
+    path = write(folder, cls.files[0].filename, standin("ddcolor.json", "tiny", 2301))
+    engine = engines.load("ddcolor-tiny", "colorize", config=config(folder, {cls.files[0].filename: path}))
+    x = torch.rand(1, 3, 512, 512)
+    module = ddcolor.build("tiny")
+    module.load_state_dict(ddcolor.prepare_state_dict(torch.load(path)))
+    net, dtype = engine.colorizer.net, engine.colorizer.dtype or torch.float32
+    fed = x.to(dtype).contiguous(memory_format=torch.channels_last)
+    return Case("ddcolor-tiny", lambda: net(fed), module.eval(), (x,))
+
+
+class AdaAttNNetwork(nn.Module):
+    """AdaAttN from a 512 px photo to the painting, the preset's style side held as constants: what every
+    peer runs (encoder, three attention levels, transformer, decoder), in float32."""
+
+    def __init__(self, nets, style: torch.Tensor):
+        super().__init__()
+        from models.style import adaattn
+
+        self.nets = copy.deepcopy(nets).float().to(memory_format=torch.contiguous_format)
+        self.adaattn = adaattn
+        with torch.inference_mode():
+            memories = adaattn.remember_style(self.nets, adaattn.encode_levels(self.nets.encoder, style))
+        for i, m in enumerate(memories):
+            for name, t in m._asdict().items():
+                self.register_buffer(f"{name}{i}", t.clone())
+
+    def forward(self, x):
+        a = self.adaattn
+        feats = a.encode_levels(self.nets.encoder, x)
+        memories = [a.StyleMemory(*(getattr(self, f"{name}{i}") for name in a.StyleMemory._fields)) for i in range(3)]
+        skip, l4, l5 = a.attend_levels(self.nets, feats, memories, chunk_elements=1 << 40)  # one chunk
+        return self.nets.decoder(self.nets.transformer(l4, l5), skip)
+
+
+def adaattn_case(folder: Path) -> Case:
+    from PIL import Image
+
+    from models.style import adaattn, framing
+    from tests import style_golden
+
+    overrides = {}
+    for key, wf in adaattn.FILES.items():
+        name = "adain_vgg_normalised" if key == "adaattn_vgg_normalised" else key
+        overrides[wf.filename] = style_golden.write_standin(name, folder / f"{name}.pth")
+    engine = engines.load("adaattn", "style", config=config(folder, overrides))
+    content = framing.to_tensor(Image.open(CONTENT).convert("RGB").resize((512, 512), Image.LANCZOS), engine.device)
+    style = Image.open(STYLE).convert("RGB")
+    with torch.inference_mode():
+        engine.paint(content, style, 1.0, "preset")  # remembers the preset's style side at 512 px
+    sw, sh = framing.fit(style.size, 512)
+    module = AdaAttNNetwork(engine.nets, framing.to_tensor(style.resize((sw, sh), Image.LANCZOS), engine.device))
+    return Case("adaattn", lambda: engine.paint(content, style, 1.0, "preset"), module.eval(), (content,))
+
+
+def instance_case(folder: Path) -> Case:
+    from models.colorize import instance
+
+    entries = (("instcolorization_GComp", 2001), ("instcolorization_G", 2002), ("instcolorization_GF", 2003))
+    sds = [standin("instcolorization.json", e, seed) for e, seed in entries]
+    dtype = reduced_dtype(torch.device("cpu"))
+    colorizer = instance.InstanceColorizer.from_state_dicts(*sds, device="cpu", dtype=dtype)
+    crops = torch.rand(8, 4, 256, 256) - 0.5
+    module = instance.build_instance()
+    module.load_state_dict(sds[1])
+    fed = crops.to(dtype or torch.float32).contiguous(memory_format=torch.channels_last)
+    return Case("instance", lambda: colorizer.instance(fed), module.eval(), (crops,))
+
+
+CASES = {"eccv16": lambda f: zhang_case("eccv16", f), "siggraph17": lambda f: zhang_case("siggraph17", f),
+         "ddcolor-tiny": ddcolor_case, "adaattn": adaattn_case, "instance": instance_case}
+
+
+# --- the peers --------------------------------------------------------------------------------------
+
+
+def eager_f32(case: Case) -> Callable[[], object]:
+    return lambda: case.module(*case.inputs)
+
+
+def compile_bf16(case: Case) -> Callable[[], object]:
+    module = copy.deepcopy(case.module).to(torch.bfloat16, memory_format=torch.channels_last)
+    compiled = torch.compile(module)
+    inputs = tuple(i.to(torch.bfloat16).contiguous(memory_format=torch.channels_last) for i in case.inputs)
+    return lambda: compiled(*inputs)
+
+
+def openvino_bf16(case: Case) -> Callable[[], object]:
+    import openvino as ov
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ov.convert_model(case.module, example_input=case.inputs)
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16",
+                                                      "INFERENCE_NUM_THREADS": str(torch.get_num_threads()),
+                                                      "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    arrays = [i.numpy() for i in case.inputs]
+    return lambda: request.infer(arrays)
+
+
+def onnxruntime_f32(case: Case, folder: Path) -> Callable[[], object]:
+    import onnxruntime as ort
+
+    path = folder / f"{case.name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(case.module, case.inputs, str(path), dynamo=False, opset_version=17)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), case.inputs)}
+    return lambda: session.run(None, feeds)
+
+
+def contestants(case: Case, skip: set[str], folder: Path) -> dict[str, Callable[[], object]]:
+    makers = {"eager f32": lambda: eager_f32(case), "compile bf16": lambda: compile_bf16(case),
+              "openvino bf16": lambda: openvino_bf16(case), "onnxruntime f32": lambda: onnxruntime_f32(case, folder)}
+    out = {"paintbot": case.paintbot}
+    for name, make in makers.items():
+        if name in skip or name.split()[0] in skip:
+            continue
+        t = time.perf_counter()
+        try:
+            out[name] = make()
+            out[name]()  # the first call compiles (inductor, OpenVINO's plugin): not timed
+        except Exception as exc:  # a peer that cannot run this network (a missing package, an exporter's gap)
+            case.notes.append(f"{name}: not run ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})")
+            out.pop(name, None)
+            continue
+        case.notes.append(f"{name}: ready in {time.perf_counter() - t:.1f} s")
+    return out
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+@torch.inference_mode()
+def measure(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def report(case: Case, times: dict[str, list[float]]) -> None:
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    ours = medians["paintbot"]
+    best_peer = min((v for k, v in medians.items() if k != "paintbot"), default=None)
+    print(f"\n{case.name} (input {' + '.join('x'.join(map(str, i.shape)) for i in case.inputs)})")
+    for name, m in medians.items():
+        spread = f"{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}"
+        print(f"  {name:16s} {m * 1000:8.1f} ms  (range {spread} ms)  paintbot/this {ours / m:5.2f}")
+    if best_peer:
+        print(f"  paintbot vs best peer: {ours / best_peer:.2f}x")
+    for note in case.notes:
+        print(f"  . {note}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--contention", type=int, default=0, help="busy processes beside the run")
+    ap.add_argument("--skip", nargs="*", default=[], help="peers to leave out (e.g. openvino onnxruntime)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"CPU: {cpu_name()}; torch {torch.__version__}, {args.threads} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+          f"{args.contention} busy processes beside; load average {os.getloadavg()[0]:.2f}")
+    busy = [mp.Process(target=spin, daemon=True) for _ in range(args.contention)]
+    for p in busy:
+        p.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.networks:
+                folder = Path(tmp) / name
+                folder.mkdir()
+                case = CASES[name](folder)
+                fns = contestants(case, set(args.skip), folder)
+                report(case, measure(fns, args.rounds))
+    finally:
+        for p in busy:
+            p.kill()
+
+
+if __name__ == "__main__":
+    main()
