@@ -321,3 +321,20 @@ def test_a_group_upgraded_to_a_supergroup_meanwhile_gets_its_result_there(servic
     (answer,) = tg.wait_for("answerCallbackQuery")
     assert answer.params.get("text") == render("followup.working"), "the buttons work in the supergroup"
     assert not [c for c in tg.calls("sendMessage") if "went wrong" in c.params.get("text", "")]
+
+
+def test_openmp_threads_sleep_unless_the_operator_chose():
+    """A shared host (issue 28): the worker sets OMP_WAIT_POLICY=PASSIVE before torch is first imported (libgomp
+    reads it once, when torch loads it), and leaves an operator's own choice alone."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, worker.main as m; assert 'torch' not in sys.modules, 'torch loaded before the policy'; "
+             "import os; print(m.wait_policy(os.environ)); import torch; print(os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "PASSIVE"]
+    from worker.main import wait_policy
+
+    assert wait_policy({"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+    assert wait_policy({"GOMP_SPINCOUNT": "10000"}) == "GOMP_SPINCOUNT=10000"

@@ -41,6 +41,7 @@ MAINTENANCE_EVERY = 30  # how often some worker looks for such abandoned jobs
 REDIS_BACKOFF_CAP = 5.0  # seconds between attempts to reach Redis, at most, while it is away
 COMMANDS_POLL = 1.0  # seconds RQ's command listener waits for a message before it looks whether to stop
 READY_TTL = 24 * 3600  # the "ready" record of a worker killed without a goodbye lapses after this
+WAIT_POLICY = "PASSIVE"  # OpenMP threads sleep when they have no work (OMP_WAIT_POLICY); see `wait_policy`
 
 
 class _Routine(logging.Filter):
@@ -183,6 +184,19 @@ class PaintbotWorker(SimpleWorker):
         self.make_known()
 
 
+def wait_policy(env: dict) -> str:
+    """Make torch's OpenMP threads sleep instead of spinning while they wait for work, unless the operator
+    chose (OMP_WAIT_POLICY, or GOMP_SPINCOUNT for a spin of their own length); returns what holds. Set
+    before torch loads: libgomp reads it once. Why: a worker shares its host with the bot, Redis, other
+    workers; spinning threads then take cores from each other and from them, and an inference slows
+    several times over (ECCV16 at 2 threads on the 2-core Xeon beside the rest of a busy host: 615 ms
+    spinning, 107 ms passive; bench/peers.py --contention). On a quiet machine passive waits cost a few
+    per cent (README, "Speed")."""
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["OMP_WAIT_POLICY"] = WAIT_POLICY
+    return env.get("OMP_WAIT_POLICY") or f"GOMP_SPINCOUNT={env['GOMP_SPINCOUNT']}"
+
+
 def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None,
                 publish: Callable[[], None] | None = None) -> PaintbotWorker:
     """The worker on the paintbot queue; `publish` says again what it runs when Redis has forgotten."""
@@ -221,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         run_scheduler(settings, conn)
         return 0
 
+    waits = wait_policy(os.environ)  # before the first import of torch (below)
     from models.device import DeviceError, pick_device, set_threads
     from models.engines import config_from_env
     from models.fetch import FetchError
@@ -228,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:  # the image science's settings, read here once and passed inward
         models = config_from_env(os.environ)
-        set_threads(models.torch_threads)
+        log.info("torch on %d CPU threads, OpenMP waits %s", set_threads(models.torch_threads), waits)
         device = pick_device(models.device)
         runtime.install(runtime.Runtime.load(settings, models, device, conn))
     except (ValueError, DeviceError, FetchError) as exc:  # a bad setting, no GPU, a missing weight file

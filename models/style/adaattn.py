@@ -185,9 +185,16 @@ def encode_levels(encoder: nn.ModuleList, image: torch.Tensor) -> list[torch.Ten
 
 
 def mean_variance_norm(feat: torch.Tensor) -> torch.Tensor:
-    """Each channel to mean 0 and std 1 over its positions (unbiased variance, eps 1e-5 inside the sqrt)."""
-    mean, std = adain.channel_stats(feat)
-    return (feat - mean) / std
+    """Each channel to mean 0 and std 1 over its positions (unbiased variance, eps 1e-5 inside the sqrt), in
+    `feat`'s dtype and channels-last. The statistics are taken in float32 (two passes: the mean, then the
+    squared deviations) down the rows of the (positions, channels) matrix that a channels-last feature
+    already is: sums down rows run across all channels at once, 3 times faster than `var` over the spatial
+    dimensions of a channels-last tensor."""
+    n, c, h, w = feat.shape
+    rows = wide(feat).permute(0, 2, 3, 1).reshape(n, h * w, c)
+    centred = rows - rows.mean(dim=1, keepdim=True)
+    std = (centred.square().sum(dim=1, keepdim=True) / (h * w - 1) + 1e-5).sqrt_()
+    return centred.div_(std).to(feat.dtype).reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
 def resize_nearest(feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -197,7 +204,9 @@ def resize_nearest(feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     full-size relu1_1 to 1/8 or less (the relu4_1 and relu5_1 keys), 10 times longer than to 1/4."""
     for dim, out in zip((2, 3), size):
         n = feat.shape[dim]
-        if n != out:
+        if n != out and n % out == 0:  # an exact ratio r: pixel i * r, a strided view (no copy)
+            feat = feat[:, :, ::n // out] if dim == 2 else feat[:, :, :, ::n // out]
+        elif n != out:
             scale = torch.tensor(n, dtype=torch.float32) / out
             picked = (torch.arange(out, dtype=torch.float32) * scale).floor().long().clamp(max=n - 1)
             feat = feat.index_select(dim, picked.to(feat.device))
