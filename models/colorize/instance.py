@@ -41,6 +41,7 @@ from torch import nn
 
 from models import color
 from models import weights as weight_files
+from models.device import sign_relus
 from models.colorize.framing import ColorizeEngine
 from models.engine import Licence
 from models.colorize.zhang import SIGGRAPHUNet
@@ -304,6 +305,8 @@ class InstanceColorizer:
         self.device, self.dtype = torch.device(device), dtype
         layout = dict(device=self.device, dtype=dtype or torch.float32, memory_format=torch.channels_last)
         self.full, self.instance, self.fusion = (n.eval().to(**layout) for n in (full, instance, fusion))
+        if dtype is not None:
+            self.full, self.instance, self.fusion = (sign_relus(n) for n in (self.full, self.instance, self.fusion))
 
     @classmethod
     def from_state_dicts(cls, full: dict, instance: dict, fusion: dict, device: torch.device,
