@@ -100,7 +100,7 @@ def test_compose_redis_keeps_its_data_and_wants_a_password(compose):
 
 def test_compose_services_scale_and_wait_for_what_they_need(compose):
     services = compose["services"]
-    assert set(services) == {"redis", "bot", "models", "worker", "worker-cpu", "scheduler"}
+    assert set(services) == {"redis", "bot", "models", "worker", "worker-cpu", "scheduler", "web"}
     for name, s in services.items():
         assert "container_name" not in s, f"{name}: container_name stops `--scale`"
         if name != "redis":
@@ -111,6 +111,7 @@ def test_compose_services_scale_and_wait_for_what_they_need(compose):
     assert services["bot"]["build"]["dockerfile"] == "deploy/Dockerfile.bot"
     assert services["scheduler"]["command"] == ["--scheduler"]
     assert services["scheduler"]["image"] == services["worker"]["image"]
+    assert services["web"]["image"] == services["bot"]["image"] and services["web"]["entrypoint"] == ["paintbot-web"]
 
 
 def test_compose_workers_gpu_cpu_and_shared_model_cache(compose):
@@ -159,7 +160,7 @@ def _env_example() -> dict[str, str]:
 def test_env_example_documents_every_setting_the_code_reads():
     documented = _env_example()
     read = set()
-    for package in ("bot", "worker", "models"):
+    for package in ("bot", "worker", "models", "web"):
         for path in (ROOT / package).rglob("*.py"):
             read |= set(re.findall(r"\b(PAINTBOT_[A-Z0-9_]+|TELEGRAM_BOT_TOKEN|REDIS_URL)\b", path.read_text()))
     missing = (set(SETTINGS) | read) - set(documented)
