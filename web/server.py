@@ -77,7 +77,7 @@ class Web:
         self.jobs = JobQueue(settings.redis_url, settings.queue_name, settings.limits)
         self.previews = Queue(settings.preview_queue, connection=self.jobs.redis, serializer=JSONSerializer)
         self.photos: collections.OrderedDict[str, tuple[bytes, str]] = collections.OrderedDict()
-        self.http = tornado.httpclient.AsyncHTTPClient()
+        self.http = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_body_size=MAX_DOWNLOAD_BYTES)
 
     async def authorise(self, body: dict) -> tuple[dict, str, webapp.Grant, str]:
         """(initData fields, token, grant, language) of a request; raises ApiError. initData first, always."""
@@ -134,21 +134,13 @@ class Web:
             path = (info.get("result") or {}).get("file_path")
             data = None
             if info.get("ok") and path and (info["result"].get("file_size") or 0) <= MAX_DOWNLOAD_BYTES:
-                data = await self.http.fetch(f"{api}/file/bot{self.settings.token}/{path}", raise_error=False,
-                                             max_body_size=MAX_DOWNLOAD_BYTES)
+                data = await self.http.fetch(f"{api}/file/bot{self.settings.token}/{path}", raise_error=False)
         except (OSError, ValueError, tornado.httpclient.HTTPClientError) as exc:
             log.warning("web: Telegram unreachable for the photo (%s)", type(exc).__name__)
             raise ApiError(502, "failed") from None
         if data is None:
             log.warning("web: Telegram gave no file for a grant (HTTP %s)", answer.code)
             raise ApiError(410, "expired")
-        REMOVED = json.loads(answer.body or b"{}") if answer.code == 200 else {}
-        path = (info.get("result") or {}).get("file_path")
-        if not info.get("ok") or not path or (info["result"].get("file_size") or 0) > MAX_DOWNLOAD_BYTES:
-            log.warning("web: Telegram gave no file for a grant (HTTP %s)", answer.code)
-            raise ApiError(410, "expired")
-        data = await self.http.fetch(f"{api}/file/bot{self.settings.token}/{path}", raise_error=False,
-                                     max_body_size=MAX_DOWNLOAD_BYTES)
         if data.code != 200:
             log.warning("web: the photo's download failed (HTTP %s)", data.code)
             raise ApiError(502, "failed")
