@@ -182,3 +182,8 @@ def send_request_id(token: str, nonce: str) -> int:
     follow-up tap's (bot/contract/followups.py `request_id`: message id * 64, under 2**37)."""
     digest = hashlib.sha256(f"{token}:{nonce}".encode()).digest()
     return -(2 ** 40 + int.from_bytes(digest[:6], "big"))
+
+
+def preview_reply(request: str) -> str:
+    """The Redis list a preview's (or suggestion's) answer is pushed to by the worker (web/ waits on it)."""
+    return keys.hints_reply(request)

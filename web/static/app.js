@@ -16,6 +16,7 @@
   let selected = -1;
   let previewTimer = null, previewBusy = false, previewAgain = false, previewVersion = 0, previewUrl = null;
   let sending = false;
+  const suggested = {};    // "x,y" -> the colours suggested there (kept across Undo)
 
   function applyTheme() {
     const root = document.documentElement;
@@ -60,7 +61,8 @@
 
   const hex = (rgb) => "#" + rgb.map((v) => v.toString(16).padStart(2, "0")).join("");
   const rgbOf = (value) => [1, 3, 5].map((i) => parseInt(value.slice(i, i + 2), 16));
-  const snapshot = () => hints.map((h) => ({x: h.x, y: h.y, rgb: h.rgb.slice(), suggestions: h.suggestions}));
+  const snapshot = () => hints.map((h) => ({x: h.x, y: h.y, rgb: h.rgb.slice(), suggestions: h.suggestions,
+                                            picked: h.picked}));
 
   function remember() {
     history.push(snapshot());
@@ -83,6 +85,9 @@
       dot.style.top = (100 * h.y / photo.naturalHeight) + "%";
       dot.style.background = hex(h.rgb);
       dot.dataset.index = String(i);
+      dot.dataset.x = String(h.x);  // where it lands on the full-size photo, and its colour: what Send sends
+      dot.dataset.y = String(h.y);
+      dot.dataset.rgb = h.rgb.join(",");
       layer.appendChild(dot);
     });
     $("count").textContent = say("points", {count: hints.length});
@@ -99,7 +104,8 @@
       $("colour").value = hex(h.rgb);
       const swatches = $("swatches");
       swatches.textContent = "";
-      (h.suggestions || []).forEach((rgb) => {
+      const offered = (h.suggestions && h.suggestions.length) ? h.suggestions : (suggested[h.x + "," + h.y] || []);
+      offered.forEach((rgb) => {
         const b = document.createElement("button");
         b.type = "button";
         b.className = "swatch";
@@ -115,6 +121,7 @@
     if (selected < 0) return;
     remember();
     hints[selected].rgb = rgb.slice();
+    hints[selected].picked = true;
     changed();
   }
 
@@ -138,8 +145,9 @@
     render();  // shown at once; its colour comes with the suggestions
     try {
       const answer = await (await api("/api/suggest", {x: at.x, y: at.y})).json();
-      point.suggestions = answer.colours || [];
-      if (point.suggestions.length) point.rgb = point.suggestions[0].slice();
+      point.suggestions = suggested[at.x + "," + at.y] = answer.colours || [];
+      // The first suggestion, unless a colour was picked while the suggestions were on their way.
+      if (point.suggestions.length && !point.picked) point.rgb = point.suggestions[0].slice();
     } catch (error) {
       if (error.status === 401 || error.status === 403 || error.status === 410) return fail(error.userMessage);
     }
