@@ -164,3 +164,13 @@ def test_the_page_loads_telegrams_script_under_a_strict_policy(site):
     status, body, kind = server.get("/")
     assert status == 200 and kind.startswith("text/html")
     assert b'<script src="https://telegram.org/js/telegram-web-app.js"></script>' in body
+
+
+def test_a_group_link_brings_its_token_as_the_start_parameter(site):
+    """Opened from a group's t.me link, the page has no `?t=`: the token is initData's start_param, signed with it."""
+    server, telegram, conn, token, photo, settings = site
+    status, body, _ = server.post("/api/session", {"initData": signed(telegram, start_param=token)})
+    assert status == 200, body
+    pairs = dict(urllib.parse.parse_qsl(signed(telegram, start_param=token)))
+    swapped = urllib.parse.urlencode({**pairs, "start_param": "B" * 22})  # another grant, not signed by Telegram
+    assert server.post("/api/session", {"initData": swapped})[0] == 401
