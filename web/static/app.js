@@ -7,7 +7,9 @@
 (function () {
   const tg = window.Telegram && window.Telegram.WebApp;
   const $ = (id) => document.getElementById(id);
-  const PREVIEW_DEBOUNCE_MS = 250;
+  // Changes are discrete (a tap, a colour, a drag's end, Undo): a short wait gathers a burst of clicks into one
+  // preview, and at most one preview is asked at a time (the latest state follows the one in flight).
+  const PREVIEW_DEBOUNCE_MS = 60;
   const TAP_SLOP_PX = 8;
 
   let texts = {}, lang = "en", maxHints = 32, token = "";
