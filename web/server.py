@@ -49,7 +49,7 @@ TELEGRAM_JS = "https://telegram.org/js/telegram-web-app.js"  # as Telegram's Min
 MAX_BODY = 64 * 1024  # an API request: initData and at most MAX_HINTS points
 PREVIEW_WAIT = 20  # seconds the server waits for a worker's preview before saying "busy"
 PREVIEWS_PER_MINUTE = 120  # one user's previews and suggestions (a drag sends a few a second, the page debounces)
-PHOTOS_KEPT = 16  # downloaded photos the server keeps (a page loads its photo once; a reload again)
+PHOTOS_KEPT = 8  # downloaded photos the server keeps (a page loads its photo once; a reload again): 160 MB at most
 
 
 class ApiError(Exception):
@@ -216,7 +216,11 @@ class Api(tornado.web.RequestHandler):
             except (ValueError, AssertionError):
                 raise ApiError(400, "auth") from None
             fields, token, grant, lang = await self.web.authorise(body)
-            await self.answer(body, fields, token, grant, lang)
+            try:
+                await self.answer(body, fields, token, grant, lang)
+            except redis.RedisError as exc:
+                log.warning("web: Redis unavailable (%s)", type(exc).__name__)
+                raise ApiError(503, "failed") from None
         except ApiError as exc:
             self.set_status(exc.status)
             message = exc.message or render(f"webapp.error.{exc.code}" if exc.code != "too_many" else "webapp.too_many",

@@ -22,7 +22,7 @@ from worker import runtime
 log = logging.getLogger("paintbot.worker")
 
 REPLY_TTL = 60  # seconds an answer waits for the web server to take it
-PHOTOS_KEPT = 8  # decoded photos a worker keeps for the next preview of the same photo
+PHOTOS_KEPT = 4  # decoded photos a worker keeps for the next preview of the same photo (a 40 MP file: 120 MB each)
 
 
 @functools.lru_cache(maxsize=PHOTOS_KEPT)
