@@ -174,3 +174,10 @@ def test_a_group_link_brings_its_token_as_the_start_parameter(site):
     pairs = dict(urllib.parse.parse_qsl(signed(telegram, start_param=token)))
     swapped = urllib.parse.urlencode({**pairs, "start_param": "B" * 22})  # another grant, not signed by Telegram
     assert server.post("/api/session", {"initData": swapped})[0] == 401
+
+
+def test_the_pages_limit_fits_what_the_network_takes():
+    """The contract's MAX_HINTS (what the server admits) never exceeds the engine's (models/colorize/hints.py)."""
+    from models.colorize import hints
+
+    assert 0 < MAX_HINTS <= hints.MAX_HINTS

@@ -261,8 +261,10 @@ class Suggest(Api):
             x, y = int(body["x"]), int(body["y"])
         except (KeyError, ValueError, TypeError):
             raise ApiError(400, "failed") from None
+        hints = _hints({"hints": body.get("hints") or []})
         await self.web.limit(fields["user"]["id"])
-        colours = json.loads(await self.web.ask_worker({"kind": "suggest", "file_id": grant.file_id, "x": x, "y": y}))
+        colours = json.loads(await self.web.ask_worker({"kind": "suggest", "file_id": grant.file_id, "x": x, "y": y,
+                                                        "hints": [list(h) for h in hints.hints]}))
         self.finish({"colours": colours})
 
 

@@ -34,7 +34,7 @@ def _photo(file_id: str):
 
 def answer(payload: dict) -> str:
     """RQ's entry: `payload` is {"kind": "preview" | "suggest", "reply": request id, "file_id", "hints": [[x, y,
-    r, g, b]...] | "x", "y"}. Pushes the JPEG (preview) or JSON list of [r, g, b] (suggest) to the reply list."""
+    r, g, b]...], and for a suggestion "x", "y"}. Pushes the JPEG (preview) or JSON list of [r, g, b] (suggest) to the reply list."""
     from models import imageio
     from models.colorize.hints import Hint
 
@@ -44,11 +44,11 @@ def answer(payload: dict) -> str:
     try:
         engine = rt.engines.get(webapp.ENGINE, "colorize")
         img = _photo(str(payload["file_id"]))
-        if kind == "suggest":
+        hints = [Hint(x, y, (r, g, b)) for x, y, r, g, b in HintsOptions.of(payload.get("hints") or []).hints]
+        if kind == "suggest":  # the colours there with the points already placed
             x, y = int(payload["x"]), int(payload["y"])
-            body = json.dumps([list(map(int, c)) for c in engine.suggest(img, x, y, k=6)]).encode()
+            body = json.dumps([list(map(int, c)) for c in engine.suggest(img, x, y, k=6, hints=hints)]).encode()
         else:
-            hints = [Hint(x, y, (r, g, b)) for x, y, r, g, b in HintsOptions.of(payload.get("hints") or []).hints]
             body = imageio.encode(engine.preview(img, hints, size=256), "JPEG", quality=85)
     except Exception:  # the page is told at once; the log says why
         log.exception("hints %s for request %s failed", kind, payload.get("reply"))

@@ -141,12 +141,13 @@
       return;
     }
     remember();
+    const placed = hints.map((h) => [h.x, h.y, h.rgb[0], h.rgb[1], h.rgb[2]]);  // suggestions take them into account
     hints.push({x: at.x, y: at.y, rgb: [128, 128, 128], suggestions: []});
     selected = hints.length - 1;
     const point = hints[selected];
     render();  // shown at once; its colour comes with the suggestions
     try {
-      const answer = await (await api("/api/suggest", {x: at.x, y: at.y})).json();
+      const answer = await (await api("/api/suggest", {x: at.x, y: at.y, hints: placed})).json();
       point.suggestions = suggested[at.x + "," + at.y] = answer.colours || [];
       // The first suggestion, unless a colour was picked while the suggestions were on their way.
       if (point.suggestions.length && !point.picked) point.rgb = point.suggestions[0].slice();
