@@ -256,6 +256,9 @@ class Preview(Api):
 
 
 class Suggest(Api):
+    """The colours to offer at a tap (with the points already placed); with "preview", also the preview with the
+    new point in the first of them, computed in the same worker job: a tap costs one trip through the queue."""
+
     async def answer(self, body, fields, token, grant, lang):
         try:
             x, y = int(body["x"]), int(body["y"])
@@ -263,9 +266,12 @@ class Suggest(Api):
             raise ApiError(400, "failed") from None
         hints = _hints({"hints": body.get("hints") or []})
         await self.web.limit(fields["user"]["id"])
-        colours = json.loads(await self.web.ask_worker({"kind": "suggest", "file_id": grant.file_id, "x": x, "y": y,
-                                                        "hints": [list(h) for h in hints.hints]}))
-        self.finish({"colours": colours})
+        if len(hints.hints) >= MAX_HINTS:
+            raise ApiError(400, "too_many")
+        answer = json.loads(await self.web.ask_worker({"kind": "suggest", "file_id": grant.file_id, "x": x, "y": y,
+                                                       "hints": [list(h) for h in hints.hints],
+                                                       "preview": bool(body.get("preview"))}))
+        self.finish(answer)  # {"colours": [[r, g, b]...], "preview": base64 JPEG with the new point, if asked}
 
 
 class Send(Api):

@@ -11,6 +11,7 @@ pushes an empty answer, which the web server turns into a polite error at once r
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
@@ -34,7 +35,8 @@ def _photo(file_id: str):
 
 def answer(payload: dict) -> str:
     """RQ's entry: `payload` is {"kind": "preview" | "suggest", "reply": request id, "file_id", "hints": [[x, y,
-    r, g, b]...], and for a suggestion "x", "y"}. Pushes the JPEG (preview) or JSON list of [r, g, b] (suggest) to the reply list."""
+    r, g, b]...], and for a suggestion "x", "y" and "preview": whether to add the preview with the new point}. Pushes
+    the JPEG (preview) or JSON {"colours": [[r, g, b]...], "preview": base64 JPEG} (suggest) to the reply list."""
     from models import imageio
     from models.colorize.hints import Hint
 
@@ -47,7 +49,14 @@ def answer(payload: dict) -> str:
         hints = [Hint(x, y, (r, g, b)) for x, y, r, g, b in HintsOptions.of(payload.get("hints") or []).hints]
         if kind == "suggest":  # the colours there with the points already placed
             x, y = int(payload["x"]), int(payload["y"])
-            body = json.dumps([list(map(int, c)) for c in engine.suggest(img, x, y, k=6, hints=hints)]).encode()
+            colours = [list(map(int, c)) for c in engine.suggest(img, x, y, k=6, hints=hints)]
+            answer = {"colours": colours}
+            if payload.get("preview") and colours:  # a tap: the preview with the new point in its first colour,
+                # in the same job (one trip through the queue for a tap, not two)
+                jpeg = imageio.encode(engine.preview(img, [*hints, Hint(x, y, tuple(colours[0]))], size=256), "JPEG",
+                                      quality=85)
+                answer["preview"] = base64.b64encode(jpeg).decode()
+            body = json.dumps(answer).encode()
         else:
             body = imageio.encode(engine.preview(img, hints, size=256), "JPEG", quality=85)
     except Exception:  # the page is told at once; the log says why

@@ -146,11 +146,18 @@
     selected = hints.length - 1;
     const point = hints[selected];
     render();  // shown at once; its colour comes with the suggestions
+    const asked = stateKey();
     try {
-      const answer = await (await api("/api/suggest", {x: at.x, y: at.y, hints: placed})).json();
+      const answer = await (await api("/api/suggest", {x: at.x, y: at.y, hints: placed, preview: true})).json();
       point.suggestions = suggested[at.x + "," + at.y] = answer.colours || [];
       // The first suggestion, unless a colour was picked while the suggestions were on their way.
       if (point.suggestions.length && !point.picked) point.rgb = point.suggestions[0].slice();
+      // The worker made the preview with that colour in the same job: shown at once if nothing changed meanwhile.
+      if (answer.preview && stateKey() === asked.replace(/128,128,128$/, point.rgb.join(",")) && !previewBusy) {
+        clearTimeout(previewTimer);
+        render();
+        return showPreview("data:image/jpeg;base64," + answer.preview, hints.length);
+      }
     } catch (error) {
       if (error.status === 401 || error.status === 403 || error.status === 410) return fail(error.userMessage);
     }
@@ -197,6 +204,17 @@
     previewTimer = setTimeout(preview, PREVIEW_DEBOUNCE_MS);
   }
 
+  // The points as a string (position and colour of each, in order): "has anything changed since".
+  const stateKey = () => hints.map((h) => [h.x, h.y, h.rgb.join(",")].join(",")).join(";");
+
+  function showPreview(src, count) {
+    const img = $("preview");
+    img.src = src;
+    previewVersion += 1;
+    img.dataset.version = String(previewVersion);
+    img.dataset.hints = String(count);
+  }
+
   async function preview() {
     if (previewBusy) { previewAgain = true; return; }  // one at a time: the latest state follows this one
     previewBusy = true;
@@ -206,11 +224,7 @@
       const blob = await (await api("/api/preview", {hints: asked})).blob();
       if (previewUrl) URL.revokeObjectURL(previewUrl);
       previewUrl = URL.createObjectURL(blob);
-      const img = $("preview");
-      img.src = previewUrl;
-      previewVersion += 1;
-      img.dataset.version = String(previewVersion);
-      img.dataset.hints = String(asked.length);
+      showPreview(previewUrl, asked.length);
     } catch (error) {
       if (error.status === 401 || error.status === 403 || error.status === 410) return fail(error.userMessage);
       $("status").textContent = error.userMessage || say("error.failed");
