@@ -99,8 +99,14 @@ def main() -> int:
             browser = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
             browser.get(f"{web.url}/?t={token}")
             _wait(lambda: _version(browser) >= 1, 120, "the first preview")
+            # Timed inside the page: from the tap's pointerup to the load of the preview image that answers it
+            # (WebDriver's own round trips, tens of ms each on a loaded machine, are left out of that figure).
+            browser.execute_script(
+                "window.__shown=[];document.getElementById('stage').addEventListener('pointerup',"
+                "()=>{window.__tap=performance.now();},true);document.getElementById('preview').addEventListener("
+                "'load',()=>{if(window.__tap!==undefined){window.__shown.push(performance.now()-window.__tap);}});")
             rng = random.Random(1)
-            taps = []
+            taps, shown = [], []
             for i in range(args.taps + 2):
                 if i and i % 15 == 0:
                     browser.find_element("id", "reset").click()
@@ -116,6 +122,7 @@ def main() -> int:
                     ".dataset.rgb.startsWith('128,128,128')"), 60, "the preview with the new point")
                 if i >= 2:  # the first ones warm the worker's photo cache and allocator
                     taps.append(time.perf_counter() - t0)
+                    shown.append(browser.execute_script("return window.__shown[window.__shown.length-1]") / 1000)
             initdata = init_data(tg.token, user)
             api = []
             for i in range(args.taps + 2):
@@ -137,10 +144,13 @@ def main() -> int:
     print(f"CPU: {cpu()}; load average (1, 5, 15 min) at the end: {load}")
     print(f"photo {w}x{h}, one worker, SIGGRAPH17 {'(' + str(args.weights) + ')' if args.weights else '(stand-in)'}, "
           f"{args.threads} torch thread(s), {args.taps} taps")
+    s50, s95 = percentiles(shown)
+    print(f"tap -> preview shown (in the page: pointerup -> preview loaded): p50 {s50 * 1000:.0f} ms  "
+          f"p95 {s95 * 1000:.0f} ms  (goal: about a second: {'within' if s95 <= 1.0 else 'OVER'})")
     t50, t95 = percentiles(taps)
     a50, a95 = percentiles(api)
-    print(f"tap -> preview shown (browser, one job: suggestions + preview): p50 {t50 * 1000:.0f} ms  "
-          f"p95 {t95 * 1000:.0f} ms  (goal: about a second: {'within' if t95 <= 1.0 else 'OVER'})")
+    print(f"the same from WebDriver (click sent -> new preview seen, polling): p50 {t50 * 1000:.0f} ms  "
+          f"p95 {t95 * 1000:.0f} ms")
     print(f"POST /api/preview -> JPEG (server + preview queue + worker + Redis): p50 {a50 * 1000:.0f} ms  "
           f"p95 {a95 * 1000:.0f} ms")
     return 0
