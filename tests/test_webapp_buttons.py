@@ -61,6 +61,10 @@ def test_a_private_result_offers_a_web_app_button_with_its_own_grant(svc):
     assert grant == webapp.Grant(chat["id"], REQUESTER, photo["photo"][-1]["file_id"], photo["message_id"], None, "ru",
                                  False, None)
     assert 0 < svc.redis.ttl(f"paintbot:hints:{token}") <= svc.settings.result_cache_ttl
+    # The grant is the person's record: /forget deletes it with the rest (bot/contract/records.py `forget`).
+    tg.user_sends_text(chat, "/forget", user=tg.user(REQUESTER, language_code="ru"))
+    tg.wait_for(lambda c: c.method == "sendMessage" and c.params.get("text") == render("forget.done", "ru"))
+    assert webapp.recall(svc.redis, token) is None
 
 
 def test_a_group_result_offers_a_link_to_the_bots_mini_app_for_the_requester(svc):

@@ -57,9 +57,6 @@ def test_init_data_is_checked_as_the_bot_api_documents(telegram):
     good = signed(telegram, lang="pt-br", start_param="x" * 22)
     fields = webapp.check_init_data(good, telegram.token)
     assert fields["user"]["id"] == USER and fields["start_param"] == "x" * 22
-    # The one check the bot, the bench and the tests share agrees with the documented computation.
-    assert webapp.check_init_data(webapp.sign_init_data(
-        {"user": {"id": 5}, "auth_date": int(time.time())}, telegram.token), telegram.token)["user"]["id"] == 5
     pairs = dict(urllib.parse.parse_qsl(good))
     for forged in (urllib.parse.urlencode({**pairs, "user": pairs["user"].replace(str(USER), str(OTHER))}),
                    urllib.parse.urlencode({k: v for k, v in pairs.items() if k != "hash"}),

@@ -241,8 +241,7 @@ class Session(Api):
         expires = int(time.time()) + webapp.PHOTO_URL_TTL
         photo = f"/api/photo/{token}?" + urllib.parse.urlencode(
             {"exp": expires, "sig": photo_signature(self.web.settings.token, token, expires)})
-        self.finish({"photo": photo, "lang": lang, "texts": page_texts(lang), "max_hints": MAX_HINTS,
-                     "preview_size": 256, "user": fields["user"].get("first_name", "")})
+        self.finish({"photo": photo, "lang": lang, "texts": page_texts(lang), "max_hints": MAX_HINTS})
 
 
 class Preview(Api):

@@ -91,13 +91,6 @@ def check_init_data(init_data: str, bot_token: str, now: float | None = None,
     return {**pairs, "user": {**user, "id": user_id}}
 
 
-def sign_init_data(fields_: dict, bot_token: str) -> str:
-    """initData as Telegram would make it of `fields_` (`user` a dict): for tests, the bench and local trials."""
-    pairs = {k: json.dumps(v, separators=(",", ":")) if isinstance(v, dict) else str(v) for k, v in fields_.items()}
-    pairs["hash"] = hmac.new(_secret_key(bot_token), _data_check_string(pairs).encode(), hashlib.sha256).hexdigest()
-    return urllib.parse.urlencode(pairs)
-
-
 @dataclass(frozen=True)
 class Grant:
     """What one "Pick colours" button opens: the photo, where its result goes, and who may ask for it."""
