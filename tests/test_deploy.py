@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.contract.settings import QUEUE_NAME, Limits
+from bot.contract.settings import PREVIEW_QUEUE_SUFFIX, QUEUE_NAME, Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -513,12 +513,16 @@ def test_keda_scales_the_worker_deployment_on_the_rq_queue(k8s):
     assert set(spec) <= KEDA_SPEC, set(spec) - KEDA_SPEC
     assert ("Deployment", spec["scaleTargetRef"]["name"]) in k8s and spec["scaleTargetRef"]["name"] == "paintbot-worker"
     assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-    (trigger,) = spec["triggers"]
-    meta = trigger["metadata"]
-    assert trigger["type"] == "redis" and set(meta) <= KEDA_REDIS, set(meta) - KEDA_REDIS
-    assert all(isinstance(v, str) for v in meta.values()), "KEDA trigger metadata values are strings"
-    assert meta["listName"] == Queue.redis_queue_namespace_prefix + QUEUE_NAME == "rq:queue:paintbot"
-    assert int(meta["listLength"]) > 0
+    # The queue of photos, and the Mini App's previews (which every worker takes first: worker/main.py).
+    triggers = spec["triggers"]
+    assert [t["metadata"]["listName"] for t in triggers] == [
+        Queue.redis_queue_namespace_prefix + name for name in (QUEUE_NAME, QUEUE_NAME + PREVIEW_QUEUE_SUFFIX)] == [
+        "rq:queue:paintbot", "rq:queue:paintbot-preview"]
+    for trigger in triggers:
+        meta = trigger["metadata"]
+        assert trigger["type"] == "redis" and set(meta) <= KEDA_REDIS, set(meta) - KEDA_REDIS
+        assert all(isinstance(v, str) for v in meta.values()), "KEDA trigger metadata values are strings"
+        assert int(meta["listLength"]) > 0 and trigger["authenticationRef"]["name"] == auth_name
     # Address and password come from the Secret, through the TriggerAuthentication.
     secret = k8s[("Secret", "paintbot-secrets")]["stringData"]
     refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
