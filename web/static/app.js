@@ -33,7 +33,6 @@
     $("app").hidden = true;
     $("error").hidden = false;
     if (message) $("error-text").textContent = message;
-    if (tg && tg.MainButton) tg.MainButton.hide();
   }
 
   function say(key, params) {
@@ -96,9 +95,6 @@
     $("undo").disabled = history.length === 0;
     $("reset").disabled = hints.length === 0;
     $("send").disabled = hints.length === 0 || sending;
-    if (tg && tg.MainButton) {
-      if (hints.length && !sending) tg.MainButton.show(); else tg.MainButton.hide();
-    }
     const picker = $("picker");
     picker.hidden = selected < 0;
     if (selected >= 0) {
@@ -293,10 +289,6 @@
     $("reset").textContent = say("reset");
     $("compare-label").textContent = say("compare");
     $("send").textContent = say("send");
-    if (tg.MainButton) {
-      tg.MainButton.setText(say("send"));
-      tg.MainButton.onClick(send);
-    }
     const photo = $("photo");
     photo.addEventListener("load", () => {
       $("app").hidden = false;
