@@ -224,13 +224,16 @@ def test_a_colour_already_in_the_gamut_at_its_own_lightness_stays(photo):
         assert hinting.snap(hinting.lab_of(rgb)[0], rgb) == rgb
 
 
-def test_a_hint_becomes_the_snapped_colours_ab_at_its_pixel(photo):
-    rgb_photo = photo.convert("RGB")
+def test_a_hint_becomes_the_snapped_colours_ab_at_the_lightness_the_network_sees_there(engine, photo):
+    """The GUI snaps at the L of the 256 image at the click's grid cell: the network's own input L."""
     hint = Hint(x=150, y=40, rgb=(0, 60, 255))
-    for img in (photo, rgb_photo):
-        (point,) = hinting.colour_points(img, [hint])
-        lightness = hinting.pixel_lightness(img, 150, 40)
-        assert abs(lightness - float(np.load(GOLDEN / "zhang_pipe_L_orig.npy")[0, 0, 40, 150])) < 1e-3
+    row, col = hinting.grid_point(150, 40, *photo.size, 256)
+    for img in (photo, photo.convert("RGB")):
+        grid = engine.grid_lightness(img)[0]
+        (point,) = hinting.colour_points([hint], *img.size, grid)
+        lightness = hinting.tap_lightness(grid, 150, 40, *img.size)
+        assert abs(lightness - float(np.load(GOLDEN / "zhang_pipe_L_rs.npy")[0, 0, row, col])) < 1e-3
+        assert lightness == engine.tap_lightness(img, 150, 40)
         _, a, b = hinting.lab_of(hinting.snap(lightness, hint.rgb))
         assert (point.x, point.y) == (150, 40) and math.isclose(point.a, a) and math.isclose(point.b, b)
 
@@ -299,18 +302,20 @@ def test_suggestions_start_with_the_results_colour_and_are_distinct_and_in_gamut
         ab = fast.upsample_ab(ab_small, photo.height, photo.width)
     for x, y in PIXELS:
         assert np.allclose(fast.ab_at(ab_small, x, y, *photo.size), ab[:, y, x], atol=1e-3)
-        lightness = hinting.pixel_lightness(photo, x, y)
+        lightness = fast.tap_lightness(photo, x, y)
         swatches = hinting.suggestions(lightness, float(ab[0, y, x]), float(ab[1, y, x]), k=6)
         assert 1 <= len(swatches) <= 6 and all(len(s) == 3 and all(0 <= c <= 255 for c in s) for s in swatches)
         assert swatches[0] == hinting.snap_lab(lightness, float(ab[0, y, x]), float(ab[1, y, x]))
         assert all(_delta_e(s, t) >= hinting.SUGGESTION_MIN_DIFFERENCE
                    for i, s in enumerate(swatches) for t in swatches[:i])
         assert all(abs(hinting.lab_of(s)[0] - lightness) < 1.5 for s in swatches)  # in gamut at that L
+        assert all(max(abs(p - q) for p, q in zip(hinting.snap(lightness, s), s)) <= 1 for s in swatches)  # picked,
+        # a suggestion reaches the network as it was shown
         if 30 < lightness < 80:  # mid-tones have room for every hue
             assert len(swatches) == 6 and max(abs(v) for v in hinting.lab_of(swatches[-1])[1:]) < 1.5  # neutral last
     x, y = PIXELS[0]
     assert fast.suggest(photo, x, y, k=4, hints=hints) == hinting.suggestions(
-        hinting.pixel_lightness(photo, x, y), *fast.ab_at(ab_small, x, y, *photo.size), k=4)
+        fast.tap_lightness(photo, x, y), *fast.ab_at(ab_small, x, y, *photo.size), k=4)
     assert len(hinting.suggestions(50.0, 10.0, 10.0, k=3)) == 3 and len(hinting.suggestions(50.0, 10.0, 10.0, k=1)) == 1
 
 

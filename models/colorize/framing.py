@@ -86,7 +86,8 @@ class ColorizeEngine(Engine):
                 hints: Sequence[Hint] = ()) -> list[tuple[int, int, int]]:
         """Up to `k` distinct sRGB colours to offer where a person taps pixel (x = column, y = row) of `img`:
         the colour the result has there (with `hints` already placed, if any) first, then other hues at the
-        same lightness and a neutral, all in the gamut at that pixel's lightness (hints.suggestions)."""
+        same lightness and a neutral, all in the gamut at the lightness a hint there is snapped at
+        (tap_lightness; hints.suggestions)."""
         img = self.checked(img, 1.0)
         w, h = img.size
         if not (0 <= x < w and 0 <= y < h):
@@ -94,7 +95,13 @@ class ColorizeEngine(Engine):
         if not 1 <= k <= hinting.MAX_SUGGESTIONS:  # before the network runs
             raise ValueError(f"ask for 1..{hinting.MAX_SUGGESTIONS} suggested colours, not {k}")
         a, b = self.ab_at(self.hinted_ab(img, None, hints), x, y, w, h)
-        return hinting.suggestions(hinting.pixel_lightness(img, x, y), a, b, k)
+        return hinting.suggestions(self.tap_lightness(img, x, y), a, b, k)
+
+    def tap_lightness(self, img: Image.Image, x: int, y: int) -> float:
+        """The L* a colour picked at pixel (x, y) is snapped at: the photo's on the hint grid (hints.tap_lightness),
+        so that a suggested colour, once picked, reaches the network as it was shown."""
+        grid = self.lightness(img.resize((hinting.GRID, hinting.GRID), Image.BICUBIC))[0]
+        return hinting.tap_lightness(grid, x, y, img.width, img.height)
 
     def checked(self, img: Image.Image, intensity: float) -> Image.Image:
         """`img` as the engines take it (8-bit L or RGB), once `intensity` is known to be in range."""
