@@ -92,7 +92,7 @@ def model_part(engine, img: Image.Image, runs: int) -> None:
     for i in range(1, runs + 1):  # one more tap each time
         previews += timed(lambda i=i: engine.preview(img, hints[:i]), 1)
     report(f"preview (256 px), 1..{runs} hints", previews, PREVIEW_P95_GOAL_S)
-    x = engine.network_input(img)
+    x = engine.network_input(engine.grid_lightness(img))
     report("  of which the network alone (no hints)", timed(lambda: engine.net(x), max(5, runs // 3)))
     tap = hints[-1]
     report("suggest (colours at a tap, 8 hints placed)", timed(lambda: engine.suggest(img, tap.x, tap.y,

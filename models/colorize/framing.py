@@ -61,7 +61,8 @@ class ColorizeEngine(Engine):
         return self.join(img, self.hinted_ab(img, reference, hints), intensity)
 
     def colorize_hints(self, img: Image.Image, hints: Sequence[Hint], *, intensity: float = 1.0) -> Image.Image:
-        """`img` coloured as the person's `hints` ask, full resolution: `self(img, intensity=..., hints=...)`."""
+        """`img` coloured as the person's `hints` ask, full resolution: `self(img, intensity=..., hints=...)`.
+        `intensity` scales the whole result's chroma, the hinted colours' too."""
         return self(img, intensity=intensity, hints=hints)
 
     @torch.inference_mode()
@@ -70,6 +71,8 @@ class ColorizeEngine(Engine):
         """The result of `colorize_hints(img, hints)` at a long side of `size` px (never enlarged): the same
         network run, joined with the lightness of `img` made smaller, so it costs one network run and a
         small join. Hints are pixels of `img`."""
+        if size < 1:
+            raise ValueError(f"a preview's size must be at least 1 pixel, not {size}")
         img = self.checked(img, intensity)
         ab = self.hinted_ab(img, None, hints)
         w, h = img.size
@@ -83,13 +86,22 @@ class ColorizeEngine(Engine):
                 hints: Sequence[Hint] = ()) -> list[tuple[int, int, int]]:
         """Up to `k` distinct sRGB colours to offer where a person taps pixel (x = column, y = row) of `img`:
         the colour the result has there (with `hints` already placed, if any) first, then other hues at the
-        same lightness and a neutral, all in the gamut at that pixel's lightness (hints.suggestions)."""
+        same lightness and a neutral, all in the gamut at the lightness a hint there is snapped at
+        (tap_lightness; hints.suggestions)."""
         img = self.checked(img, 1.0)
         w, h = img.size
         if not (0 <= x < w and 0 <= y < h):
             raise ValueError(f"x={x}, y={y} is outside the {w}x{h} photo")
+        if not 1 <= k <= hinting.MAX_SUGGESTIONS:  # before the network runs
+            raise ValueError(f"ask for 1..{hinting.MAX_SUGGESTIONS} suggested colours, not {k}")
         a, b = self.ab_at(self.hinted_ab(img, None, hints), x, y, w, h)
-        return hinting.suggestions(hinting.pixel_lightness(img, x, y), a, b, k)
+        return hinting.suggestions(self.tap_lightness(img, x, y), a, b, k)
+
+    def tap_lightness(self, img: Image.Image, x: int, y: int) -> float:
+        """The L* a colour picked at pixel (x, y) is snapped at: the photo's on the hint grid (hints.tap_lightness),
+        so that a suggested colour, once picked, reaches the network as it was shown."""
+        grid = self.lightness(img.resize((hinting.GRID, hinting.GRID), Image.BICUBIC))[0]
+        return hinting.tap_lightness(grid, x, y, img.width, img.height)
 
     def checked(self, img: Image.Image, intensity: float) -> Image.Image:
         """`img` as the engines take it (8-bit L or RGB), once `intensity` is known to be in range."""
@@ -118,7 +130,7 @@ class ColorizeEngine(Engine):
 
         y0, y1, ty = source(y, hs, h)
         x0, x1, tx = source(x, ws, w)
-        v = ab_small[0, :, [y0, y0, y1, y1], [x0, x1, x0, x1]].double()
+        v = ab_small[0, :, [y0, y0, y1, y1], [x0, x1, x0, x1]].double().cpu()
         weights = torch.tensor([(1 - ty) * (1 - tx), (1 - ty) * tx, ty * (1 - tx), ty * tx], dtype=torch.float64)
         return tuple(float(c) for c in v @ weights)
 

@@ -3,8 +3,8 @@ from a tap on the photo to the network's hint channels, and the colours offered 
 
 Why each step is as it is (../shared/weights/golden/SIGGRAPH17_HINTS.md has the evidence, file and line):
 - A hint is what the authors' GUI makes of a click: the picked colour snapped into the sRGB gamut at
-  the lightness of the clicked pixel (a colour that cannot exist at that L would ask the network for
-  the impossible), its CIE ab, painted uniformly over a 5x5 patch centred on the click on the 256x256
+  the lightness the network sees at the click (the photo at 256x256, at the click's grid cell: a colour
+  that cannot exist at that L would ask the network for the impossible), its CIE ab, painted uniformly over a 5x5 patch centred on the click on the 256x256
   network grid. The click maps to the grid by nearest index, x256 = x * 256 // W (rows from y and H
   alike): the hints are drawn on the grid itself, never drawn at full size and resampled (that moves
   and smears the patches, SIGGRAPH17_HINTS.md section 6).
@@ -36,6 +36,7 @@ from PIL import Image
 from models import color
 
 MAX_HINTS = 64  # more than a person places by hand; more is refused (ValueError)
+GRID = 256  # the grid hints are placed on: SIGGRAPH17's input, the authors' GUI's load_size
 PATCH = 5  # pixels of the square each hint covers on the network grid (the GUI's default brush), odd
 AB_NORM = 110.0  # hint ab are fed as ab / AB_NORM
 MASK_OFFSET = 0.0  # fed as mask - MASK_OFFSET: 0 for the released weights (0.5 only for the retrained ones)
@@ -106,24 +107,28 @@ def snap(lightness: float, rgb: Sequence[int]) -> tuple[int, int, int]:
     return snap_lab(lightness, a, b)
 
 
-def pixel_lightness(img: Image.Image, x: int, y: int) -> float:
-    """L* of one pixel of an 8-bit L or RGB image."""
-    px = img.getpixel((x, y))
-    return lab_of((px, px, px) if img.mode == "L" else px[:3])[0]
+def tap_lightness(grid_lightness: torch.Tensor, x: int, y: int, width: int, height: int) -> float:
+    """L* where pixel (x, y) of a width x height image falls on the network grid (`grid_lightness`, (S, S):
+    the photo resized to S x S, as the network sees it). The authors' GUI snaps at this L, of the 256 image
+    at the click's grid cell: the lightness the hint's patch has there, not one noisy full-size pixel's."""
+    row, col = grid_point(x, y, width, height, grid_lightness.shape[-1])
+    return float(grid_lightness[row, col])
 
 
-def colour_points(img: Image.Image, hints: Sequence[Hint]) -> list[ColourPoint]:
-    """Each hint's colour snapped into the gamut at its pixel's lightness, as ab; checked against the image."""
+def colour_points(hints: Sequence[Hint], width: int, height: int,
+                  grid_lightness: torch.Tensor) -> list[ColourPoint]:
+    """Each hint's colour snapped into the gamut at its lightness on the network grid (`tap_lightness`), as
+    ab, at its pixel of the width x height image; the hints checked against the image."""
     if len(hints) > MAX_HINTS:
         raise ValueError(f"at most {MAX_HINTS} colour hints, not {len(hints)}")
-    w, h = img.size
     points = []
     for hint in hints:
         if not isinstance(hint, Hint):
             raise ValueError(f"a colour hint must be a Hint, not {hint!r}")
-        if hint.x >= w or hint.y >= h:
-            raise ValueError(f"the hint at x={hint.x}, y={hint.y} is outside the {w}x{h} photo")
-        _, a, b = lab_of(snap(pixel_lightness(img, hint.x, hint.y), hint.rgb))
+        if hint.x >= width or hint.y >= height:
+            raise ValueError(f"the hint at x={hint.x}, y={hint.y} is outside the {width}x{height} photo")
+        lightness = tap_lightness(grid_lightness, hint.x, hint.y, width, height)
+        _, a, b = lab_of(snap(lightness, hint.rgb))
         points.append(ColourPoint(hint.x, hint.y, a, b))
     return points
 

@@ -143,12 +143,15 @@ class ZhangEngine(ColorizeEngine):
         self.net = self.half(self.load_file(self.files[0]))
 
     def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
-        return self.net(self.network_input(img)).float()
+        return self.net(self.network_input(self.grid_lightness(img))).float()
 
-    def network_input(self, img: Image.Image) -> torch.Tensor:
-        """(L - 50) / 100 at 256x256, from the RGB (or L) image resized bicubically, as the authors' demo."""
-        small = img.resize((NETWORK_SIZE, NETWORK_SIZE), Image.BICUBIC)
-        x = ((self.lightness(small) - 50) / 100).unsqueeze(0).to(self.dtype)
+    def grid_lightness(self, img: Image.Image) -> torch.Tensor:
+        """L* (1, 256, 256) float32 of the RGB (or L) image resized bicubically, as the authors' demo."""
+        return self.lightness(img.resize((NETWORK_SIZE, NETWORK_SIZE), Image.BICUBIC))
+
+    def network_input(self, lightness: torch.Tensor) -> torch.Tensor:
+        """(L - 50) / 100 as the network takes it: (1, 1, 256, 256) in its dtype and memory format."""
+        x = ((lightness - 50) / 100).unsqueeze(0).to(self.dtype)
         return x.contiguous(memory_format=torch.channels_last)
 
 
@@ -168,13 +171,17 @@ class SIGGRAPH17Engine(ZhangEngine):
 
     def predict_ab(self, img: Image.Image, reference: Image.Image | None = None,
                    hints: Sequence[Hint] = ()) -> torch.Tensor:
-        """ab at 256x256; `hints` (pixels of `img`) snapped into the gamut there, then on the grid."""
-        return self.predict_ab_at(img, hinting.colour_points(img, hints))
+        """ab at 256x256; `hints` (pixels of `img`) snapped into the gamut at the L the network sees there."""
+        lightness = self.grid_lightness(img)
+        return self.predict_ab_at(img, hinting.colour_points(hints, img.width, img.height, lightness[0]), lightness)
 
-    def predict_ab_at(self, img: Image.Image, points: Sequence[hinting.ColourPoint]) -> torch.Tensor:
-        """ab at 256x256 for hints already turned into colours (ab) at pixels of `img`; none: automatic."""
+    def predict_ab_at(self, img: Image.Image, points: Sequence[hinting.ColourPoint],
+                      lightness: torch.Tensor | None = None) -> torch.Tensor:
+        """ab at 256x256 for hints already turned into colours (ab) at pixels of `img` (none: automatic);
+        `lightness` its grid_lightness, if already made."""
+        x = self.network_input(self.grid_lightness(img) if lightness is None else lightness)
         if not points:
-            return self.net(self.network_input(img)).float()
+            return self.net(x).float()
         ab, mask = hinting.hint_maps(points, img.width, img.height, NETWORK_SIZE)
         hint_args = (t.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last) for t in (ab, mask))
-        return self.net(self.network_input(img), *hint_args).float()
+        return self.net(x, *hint_args).float()
