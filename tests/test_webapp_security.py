@@ -17,6 +17,7 @@ from bot.contract import keys, records, webapp
 from bot.contract.job import Job, Op
 from bot.contract.options import MAX_HINTS, EngineInfo
 from bot.contract.settings import Settings
+from bot.contract.texts import render
 from tests.harness import WebThread, gray_photo, init_data
 
 USER, OTHER = 7001, 7002
@@ -109,9 +110,11 @@ def test_forged_or_expired_init_data_is_refused_before_anything_else(site, path)
 @pytest.mark.parametrize("path", ["/api/session", "/api/preview", "/api/send"])
 def test_another_users_photo_is_refused(site, path):
     server, telegram, conn, token, photo, settings = site
-    body = {"initData": signed(telegram, user_id=OTHER), "token": token, "hints": [[1, 1, 9, 9, 9]], "nonce": "n" * 16}
+    body = {"initData": signed(telegram, user_id=OTHER, lang="es"), "token": token, "hints": [[1, 1, 9, 9, 9]],
+            "nonce": "n" * 16}
     status, answer, _ = server.post(path, body)
     assert status == 403 and json.loads(answer)["error"] == "not_yours"
+    assert json.loads(answer)["message"] == render("webapp.error.not_yours", "es")  # in their language
     status, answer, _ = server.post(path, {**body, "initData": signed(telegram), "token": "A" * 22})  # no such grant
     assert status == 410 and json.loads(answer)["error"] == "expired"
     nothing_done(conn, telegram, settings)

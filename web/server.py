@@ -53,9 +53,11 @@ PHOTOS_KEPT = 8  # downloaded photos the server keeps (a page loads its photo on
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str | None = None):
+    """A refusal: HTTP `status`, `code` for the page, the message in words (else webapp.error.<code> in `lang`)."""
+
+    def __init__(self, status: int, code: str, message: str | None = None, lang: str | None = None):
         super().__init__(code)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.lang = status, code, message, lang
 
 
 def _photo_key(bot_token: str) -> bytes:
@@ -90,19 +92,19 @@ class Web:
         user = fields["user"]
         lang = await self.language(user)
         if not _is_token(token):
-            raise ApiError(410, "expired")
+            raise ApiError(410, "expired", lang=lang)
         try:
             raw = await self.aredis.get(keys.hints_grant(token))
         except redis.RedisError as exc:
             log.warning("web: Redis unavailable (%s)", type(exc).__name__)
-            raise ApiError(503, "failed") from None
+            raise ApiError(503, "failed", lang=lang) from None
         grant = webapp.Grant.from_json(raw) if raw else None
         if grant is None:
-            raise ApiError(410, "expired")
+            raise ApiError(410, "expired", lang=lang)
         if grant.user_id != user["id"]:
             log.warning("web: user %s asked for the grant of user %s in chat %s: refused", user["id"], grant.user_id,
                         grant.chat_id)
-            raise ApiError(403, "not_yours")
+            raise ApiError(403, "not_yours", lang=lang)
         return fields, token, grant, lang
 
     async def language(self, user: dict) -> str:
@@ -223,6 +225,7 @@ class Api(tornado.web.RequestHandler):
                 raise ApiError(503, "failed") from None
         except ApiError as exc:
             self.set_status(exc.status)
+            lang = exc.lang or lang
             message = exc.message or render(f"webapp.error.{exc.code}" if exc.code != "too_many" else "webapp.too_many",
                                             lang, max=MAX_HINTS)
             self.finish({"error": exc.code, "message": message})
