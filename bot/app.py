@@ -26,7 +26,7 @@ log = logging.getLogger("paintbot.bot")
 
 # Reactions are only delivered when asked for by name (they count results' likes: bot/feedback.py).
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION]
-COMMANDS = ["colorize", "restore", "style", "styles", "language", "forget", "help"]  # the menu; descriptions are texts "command.NAME"
+COMMANDS = ["colorize", "restore", "hints", "style", "styles", "language", "forget", "help"]  # the menu; descriptions are texts "command.NAME"
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -143,6 +143,7 @@ def build_application(settings: Settings, jobs: JobQueue | None = None) -> Appli
     app.add_handler(CommandHandler(["start", "help"], handlers.help_command))
     app.add_handler(CommandHandler(commands_of(Op.COLORIZE), handlers.colorize_command))
     app.add_handler(CommandHandler("restore", handlers.restore_command))
+    app.add_handler(CommandHandler("hints", handlers.hints_command))
     app.add_handler(CommandHandler("style", handlers.style_command))
     app.add_handler(CommandHandler("styles", handlers.styles_command))
     app.add_handler(CommandHandler("stats", stats_command))

@@ -83,7 +83,7 @@ def _request(record: followups.Followup, action: str, vocabulary: Vocabulary):
         name = action[2:]
         if name not in vocabulary.styles:
             return None
-        if record.op in (Op.COLORIZE, Op.RESTORE):  # paint the colourised (or repaired) result
+        if record.op in (Op.COLORIZE, Op.RESTORE, Op.HINTS):  # paint the colourised (or repaired) result
             return Op.STYLE, result, StyleOptions(style=name), None, results
         return Op.STYLE, source, StyleOptions(style=name), None, sources
     if action == "ba":

@@ -10,11 +10,11 @@ import json
 import logging
 
 import redis
-from telegram import Message, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 
 from bot import albums, language
 from bot.context import Context
-from bot.contract import keys, paintings, records
+from bot.contract import keys, paintings, records, webapp
 from bot.contract.job import Op
 from bot.contract.options import StyleOptions
 from bot.contract.texts import render
@@ -86,6 +86,35 @@ async def restore_command(update: Update, context: Context) -> None:
     if await _album_reply(context, msg, photo_msg, Op.RESTORE):
         return
     await _photo_request(context, msg, photo_msg, Op.RESTORE, context.args or [])
+
+
+async def hints_command(update: Update, context: Context) -> None:
+    """/hints as a reply to a photo: a "Pick colours" button for it (the Mini App, bot/contract/webapp.py), whose
+    result goes to this chat; the button is the sender's own (in a group, only they may use it)."""
+    msg = update.effective_message
+    photo_msg = await _photo_meant(context, msg)
+    img = image_of(photo_msg)
+    if img is None or photo_msg is None:
+        await msg.reply_text(render("hints.need_photo", context.lang))
+        return
+    user, private = msg.from_user, msg.chat.type == "private"
+    grant = webapp.Grant(msg.chat_id, user.id if user else 0, img.file_id, photo_msg.message_id,
+                         msg.message_thread_id if msg.is_topic_message else None, context.lang, img.as_document,
+                         img.file_name)
+    button = None
+    if user is not None and not user.is_bot and msg.sender_chat is None:  # a person, whose initData can match
+        try:
+            button = await asyncio.to_thread(webapp.offer, context.jobs.redis, context.settings,
+                                             (await context.vocabulary()).engines, grant, private, context.bot.username)
+        except redis.RedisError as exc:
+            log.warning("/hints unanswerable while Redis is away (%s)", type(exc).__name__)
+            await msg.reply_text(render("unavailable", context.lang))
+            return
+    if button is None:
+        log.info("/hints in chat %s: the Mini App is not offered here", msg.chat_id)
+        await msg.reply_text(render("hints.unavailable", context.lang))
+        return
+    await msg.reply_text(render("hints.offer", context.lang), reply_markup=InlineKeyboardMarkup([[button]]))
 
 
 async def _photo_request(context: Context, msg: Message, photo_msg: Message | None, op: Op, args: list[str],

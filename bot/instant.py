@@ -18,7 +18,7 @@ from telegram.error import BadRequest
 
 from bot import metrics
 from bot.context import Context
-from bot.contract import cache, captions, followups, records
+from bot.contract import cache, captions, followups, records, webapp
 from bot.contract.job import Job
 from bot.requests import Image
 
@@ -55,7 +55,7 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
                                       colorizer_label=_label(vocabulary, hit.colorizer) if hit.colorizer else None)
     rid = followups.new_id()
     keyboard = followups.keyboard(rid, op, options.to_dict(), context.lang, vocabulary.engines, damaged=hit.damaged,
-                                  enhance=hit.enhance)
+                                  enhance=hit.enhance, hints=await _hints_button(context, job, img, vocabulary))
     try:
         if hit.as_document:
             sent = await reply_to.reply_document(hit.file_id, caption=caption, reply_markup=keyboard)
@@ -84,6 +84,19 @@ async def answer(context: Context, job: Job, reply_to: Message, img: Image | Non
         log.warning("follow-up record of a cached answer not kept (%s): its buttons will ask for the photo again",
                     type(exc).__name__)
     return True
+
+
+async def _hints_button(context: Context, job: Job, img: Image, vocabulary):
+    """"Pick colours" under a cached colourised result, as under a fresh one (worker/results.py)."""
+    if job.op.family != "colorize" or job.user_id is None:
+        return None
+    grant = webapp.Grant(job.chat_id, job.user_id, img.file_id, job.reply_to, job.thread_id, context.lang,
+                         img.as_document, img.file_name)
+    try:
+        return await asyncio.to_thread(webapp.offer, context.jobs.redis, context.settings, vocabulary.engines, grant,
+                                       job.chat_id > 0, context.bot.username)
+    except redis.RedisError:
+        return None
 
 
 def _label(vocabulary, engine: str) -> str:

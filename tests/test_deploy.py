@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.contract.settings import QUEUE_NAME, Limits
+from bot.contract.settings import PREVIEW_QUEUE_SUFFIX, QUEUE_NAME, Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -100,7 +100,7 @@ def test_compose_redis_keeps_its_data_and_wants_a_password(compose):
 
 def test_compose_services_scale_and_wait_for_what_they_need(compose):
     services = compose["services"]
-    assert set(services) == {"redis", "bot", "models", "worker", "worker-cpu", "scheduler"}
+    assert set(services) == {"redis", "bot", "models", "worker", "worker-cpu", "scheduler", "web"}
     for name, s in services.items():
         assert "container_name" not in s, f"{name}: container_name stops `--scale`"
         if name != "redis":
@@ -111,6 +111,7 @@ def test_compose_services_scale_and_wait_for_what_they_need(compose):
     assert services["bot"]["build"]["dockerfile"] == "deploy/Dockerfile.bot"
     assert services["scheduler"]["command"] == ["--scheduler"]
     assert services["scheduler"]["image"] == services["worker"]["image"]
+    assert services["web"]["image"] == services["bot"]["image"] and services["web"]["entrypoint"] == ["paintbot-web"]
 
 
 def test_compose_workers_gpu_cpu_and_shared_model_cache(compose):
@@ -159,7 +160,7 @@ def _env_example() -> dict[str, str]:
 def test_env_example_documents_every_setting_the_code_reads():
     documented = _env_example()
     read = set()
-    for package in ("bot", "worker", "models"):
+    for package in ("bot", "worker", "models", "web"):
         for path in (ROOT / package).rglob("*.py"):
             read |= set(re.findall(r"\b(PAINTBOT_[A-Z0-9_]+|TELEGRAM_BOT_TOKEN|REDIS_URL)\b", path.read_text()))
     missing = (set(SETTINGS) | read) - set(documented)
@@ -512,12 +513,16 @@ def test_keda_scales_the_worker_deployment_on_the_rq_queue(k8s):
     assert set(spec) <= KEDA_SPEC, set(spec) - KEDA_SPEC
     assert ("Deployment", spec["scaleTargetRef"]["name"]) in k8s and spec["scaleTargetRef"]["name"] == "paintbot-worker"
     assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-    (trigger,) = spec["triggers"]
-    meta = trigger["metadata"]
-    assert trigger["type"] == "redis" and set(meta) <= KEDA_REDIS, set(meta) - KEDA_REDIS
-    assert all(isinstance(v, str) for v in meta.values()), "KEDA trigger metadata values are strings"
-    assert meta["listName"] == Queue.redis_queue_namespace_prefix + QUEUE_NAME == "rq:queue:paintbot"
-    assert int(meta["listLength"]) > 0
+    # The queue of photos, and the Mini App's previews (which every worker takes first: worker/main.py).
+    triggers = spec["triggers"]
+    assert [t["metadata"]["listName"] for t in triggers] == [
+        Queue.redis_queue_namespace_prefix + name for name in (QUEUE_NAME, QUEUE_NAME + PREVIEW_QUEUE_SUFFIX)] == [
+        "rq:queue:paintbot", "rq:queue:paintbot-preview"]
+    for trigger in triggers:
+        meta = trigger["metadata"]
+        assert trigger["type"] == "redis" and set(meta) <= KEDA_REDIS, set(meta) - KEDA_REDIS
+        assert all(isinstance(v, str) for v in meta.values()), "KEDA trigger metadata values are strings"
+        assert int(meta["listLength"]) > 0 and trigger["authenticationRef"]["name"] == auth_name
     # Address and password come from the Secret, through the TriggerAuthentication.
     secret = k8s[("Secret", "paintbot-secrets")]["stringData"]
     refs = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}

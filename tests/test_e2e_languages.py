@@ -93,7 +93,7 @@ def test_the_command_menu_is_set_in_every_language(bot_service):
         lang = code or "en"
         assert [(c["command"], c["description"]) for c in menu] == [
             (c, render(f"command.{c}", lang))
-            for c in ("colorize", "restore", "style", "styles", "language", "forget", "help")]
+            for c in ("colorize", "restore", "hints", "style", "styles", "language", "forget", "help")]
 
 
 def test_a_result_file_says_ai_made_it_and_keeps_the_camera_but_not_the_place(service):

@@ -19,7 +19,7 @@ MESSAGE, CAPTION, ALERT, COMMAND_DESCRIPTION = 4096, 1024, 200, 256
 CAPTIONS = {"styles.caption", "note.animated", "caption.colorize", "caption.style", "caption.style_custom",
             "caption.compare", "caption.colorized_first", "caption.restore", "caption.restore_clean", "caption.restore_faces",
             "caption.restore_upscaled",
-            "caption.restore_colorized"}
+            "caption.restore_colorized", "caption.hints"}
 ALERTS = {"style.photo_gone", "style.painting_as", "language.chosen", "unavailable", "button.unknown",
           "request.duplicate", "followup.working", "followup.expired", "followup.no_other_model",
           "restore.unavailable"}  # answerCallbackQuery

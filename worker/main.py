@@ -199,11 +199,13 @@ def wait_policy(env: dict) -> str:
 
 def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None,
                 publish: Callable[[], None] | None = None) -> PaintbotWorker:
-    """The worker on the paintbot queue; `publish` says again what it runs when Redis has forgotten."""
-    queue = Queue(settings.queue_name, connection=conn, serializer=JSONSerializer)
+    """The worker on the paintbot queue, taking the Mini App's previews first (their own queue: RQ looks at a
+    worker's queues in order); `publish` says again what it runs when Redis has forgotten."""
+    queues = [Queue(name, connection=conn, serializer=JSONSerializer)
+              for name in (settings.preview_queue, settings.queue_name)]
     # An idle worker blocks in BLPOP for worker_ttl - 15 s between maintenance passes: keep that
     # at MAINTENANCE_EVERY so abandoned jobs are found promptly even when the queue is empty.
-    worker = PaintbotWorker([queue], connection=conn, serializer=JSONSerializer, name=name,
+    worker = PaintbotWorker(queues, connection=conn, serializer=JSONSerializer, name=name,
                             maintenance_interval=MAINTENANCE_EVERY, worker_ttl=MAINTENANCE_EVERY + 15)
     worker.publish = publish
     return worker

@@ -8,7 +8,7 @@ import logging
 
 import redis
 
-from bot.contract import cache, followups, records
+from bot.contract import cache, followups, records, webapp
 from bot.contract.job import AlbumItem, Job, Op
 from worker import runtime
 from worker.telegram import Sent
@@ -24,8 +24,26 @@ def buttons(rt: runtime.Runtime, job: Job, damaged: bool = False, enhance: bool 
         return None, None
     rid = followups.new_id()
     adjustable = job.op is Op.COLORIZE and not job.reference_file_id
+    engines = published_engines(rt)
     return rid, followups.keyboard(rid, job.op if adjustable else Op.STYLE, job.options.to_dict(), job.lang,
-                                   published_engines(rt), album=job.album is not None, damaged=damaged, enhance=enhance)
+                                   engines, album=job.album is not None, damaged=damaged, enhance=enhance,
+                                   hints=hints_button(rt, job, engines))
+
+
+def hints_button(rt: runtime.Runtime, job: Job, engines):
+    """"Pick colours" under a colourised result (bot/contract/webapp.py `offer`), for the photo the user sent and
+    the person who asked; None where it is not offered, for an album, or when Redis is away."""
+    if job.op.family != "colorize" or job.album or job.user_id is None or not webapp.offered(rt.settings.webapp_url,
+                                                                                             engines):
+        return None
+    private = job.chat_id > 0
+    grant = webapp.Grant(job.chat_id, job.user_id, job.file_id, job.reply_to, job.thread_id, job.lang,
+                         job.as_document, job.file_name)
+    try:
+        return webapp.offer(rt.redis, rt.settings, engines, grant, private, None if private else rt.telegram.username())
+    except redis.RedisError as exc:
+        log.warning("job=%s: no Pick colours button (its grant was not kept: %s)", job.job_id, type(exc).__name__)
+        return None
 
 
 def published_engines(rt: runtime.Runtime):

@@ -138,7 +138,7 @@ def _process(rt: runtime.Runtime, job: Job, timings: Timings, status: Progress) 
         return _compare(rt, job, timings, status)
 
     try:
-        engine = rt.engines.get(job.options.engine, job.op, reference=bool(job.reference_file_id))
+        engine = rt.engines.get(job.options.engine, job.op.family, reference=bool(job.reference_file_id))
     except FetchError as exc:  # its files cannot be had on this worker: a retry would not help
         log.error("job=%s model unavailable: %s", job.job_id, exc)
         said = "engine.unavailable" if job.options.engine else f"{job.op.family}.unavailable"  # a named one, or all

@@ -127,7 +127,17 @@ class Telegram:
     def check(self) -> None:
         """Ask Telegram who this bot is (getMe), as a worker starts: raises TokenRejected when the token is
         refused, so that a mistyped or revoked token stops the worker at once instead of failing every job."""
-        self._call("get_me")
+        self._username = self._call("get_me").username
+
+    def username(self) -> str | None:
+        """The bot's @username (getMe, asked once): a group's "Pick colours" link names it. None if unreachable."""
+        if getattr(self, "_username", None) is None:
+            try:
+                self.check()
+            except Exception as exc:  # noqa: BLE001 - the button is left out, the result still goes
+                log.warning("the bot's username is unknown (%s): no Pick colours link in groups", type(exc).__name__)
+                return None
+        return self._username
 
     def _call(self, method: str, *args, **kwargs):
         """Call Bot API `method` (a chat is always named by keyword, `chat_id=`). A group that was upgraded

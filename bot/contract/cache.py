@@ -72,8 +72,8 @@ def key(unique_id: str, op: Op, options: Options, engine: str, weights: str | No
 def serves(unique_id: str | None, op: Op, options: Options | None, has_reference: bool) -> bool:
     """Whether the cache keeps results of such a request: not without a unique id, nor for an operation or
     a second image (a custom style, a colour reference) whose result the key does not decide."""
-    if unique_id is None or Op(op).family is None or options is None or has_reference:
-        return False
+    if unique_id is None or Op(op).family is None or options is None or has_reference or op == Op.HINTS:
+        return False  # a result with hints is one person's choice of colours: never served to another request
     return op != Op.STYLE or options.style is not None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bot.contract import paintings
 from bot.contract.job import Op
-from bot.contract.options import ColorizeOptions, Options
+from bot.contract.options import ColorizeOptions, HintsOptions, Options
 from bot.contract.texts import render
 
 
@@ -26,6 +26,8 @@ def result_caption(op: Op, options: Options, engine_label: str, lang: str | None
             text = f"{text}\n{render('caption.restore_upscaled', lang, scale=upscaled)}"
         if colorizer_label:
             text = f"{text}\n{render('caption.restore_colorized', lang, engine=colorizer_label)}"
+    elif op == Op.HINTS and isinstance(options, HintsOptions):  # the number of colours the person picked
+        text = render("caption.hints", lang, count=len(options.hints), engine=engine_label)
     elif op == Op.COLORIZE:
         text = render("caption.colorize_like" if like else "caption.colorize", lang, engine=engine_label)
         if isinstance(options, ColorizeOptions) and options.intensity != 100:  # two results told apart

@@ -149,12 +149,15 @@ def can_enhance(engines: Sequence[EngineInfo]) -> bool:
 
 
 def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequence[EngineInfo],
-             album: bool = False, damaged: bool = False, enhance: bool = False) -> InlineKeyboardMarkup:
+             album: bool = False, damaged: bool = False, enhance: bool = False,
+             hints: InlineKeyboardButton | None = None) -> InlineKeyboardMarkup:
     """The buttons under a result of `op` (`album`: under an album's results, so no Before/after), with
     "Another model" when `engines` (those the workers run) offer one, and "Repair" under a colourised
     result when the worker found damage on the photo (`damaged`) and some worker can repair it, and "Enhance"
     (faces and resolution) when it would change the photo (`enhance`: small enough to enlarge, or faces found)
-    and a worker runs a step."""
+    and a worker runs a step.
+    `hints`: the "Pick colours" button (bot/contract/webapp.py `button`: a web_app or t.me link, not a callback,
+    so it has no action here), under a colourised result when the Mini App is offered."""
     def button(key: str, action: str) -> InlineKeyboardButton:
         return InlineKeyboardButton(render(key, lang), callback_data=data(rid, action))
 
@@ -173,6 +176,8 @@ def keyboard(rid: str, op: Op, options: dict, lang: str | None, engines: Sequenc
             rows.append(restore)
     else:
         rows.append([button("followup.paint", "paint")])
+    if hints is not None:
+        rows.append([hints])
     if not album:
         rows.append([button("followup.compare", "ba")])
     return InlineKeyboardMarkup(rows)

@@ -39,11 +39,12 @@ class Op(StrEnum):
     STYLES = "styles"  # the picture of every preset
     COMPARE = "compare"  # the before/after picture of a result (file_id the photo, reference_file_id the result)
     RESTORE = "restore"  # repair the damage (scratches, dust, tears), then colourise a black-and-white photo
+    HINTS = "hints"  # colourise with the colours a person placed in the Mini App (web/, bot/contract/webapp.py)
 
     @property
     def family(self) -> str | None:
         """The engine family that makes its results (None: no engine runs, nothing to cache or adjust)."""
-        return {Op.COLORIZE: "colorize", Op.STYLE: "style", Op.RESTORE: "restore"}.get(self)
+        return {Op.COLORIZE: "colorize", Op.STYLE: "style", Op.RESTORE: "restore", Op.HINTS: "colorize"}.get(self)
 
 # Fields newer than the previous release travel inside `options`, under these keys: the second image
 # of a request (a custom style, an exemplar's colour reference) under the key the previous release

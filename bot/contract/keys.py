@@ -27,6 +27,9 @@ never content. RQ's own keys (`rq:queue:paintbot`, `rq:job:<id>`, its registries
 | `paintbot:albums:gathering` | set of the keys below | bot | bot at start | until handled |
 | `paintbot:albums:gathering:<chat>:<group>` | hash: message id -> update JSON | bot | bot at start | a day |
 | `paintbot:owned:<user>` | set of the keys above a user's requests made (cache, follow-ups, albums) | worker, bot | bot (`/forget`) | as long as the longest of them |
+| `paintbot:hints:<token>` | the Mini App grant (bot/contract/webapp.py Grant JSON) | worker, bot | web | PAINTBOT_RESULT_CACHE_TTL |
+| `paintbot:hints:reply:<request>` | list: one preview JPEG or suggestion JSON | worker (preview queue) | web (BLPOP) | 60 s |
+| `paintbot:hints:rate:<user>:<minute>` | counter of a user's previews | web | web | 2 minutes |
 | `paintbot:last_photo:<chat>` | the last photo message a person sent in a private chat (JSON) | bot | bot (`/style` without a reply) | 5 minutes |
 """
 
@@ -100,3 +103,15 @@ def owned(user_id: int) -> str:
 
 def last_photo(chat_id: int) -> str:
     return f"{PREFIX}:last_photo:{chat_id}"
+
+
+def hints_grant(token: str) -> str:
+    return f"{PREFIX}:hints:{token}"
+
+
+def hints_reply(request: str) -> str:
+    return f"{PREFIX}:hints:reply:{request}"
+
+
+def hints_rate(user_id: int, minute: int) -> str:
+    return f"{PREFIX}:hints:rate:{user_id}:{minute}"

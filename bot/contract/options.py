@@ -307,8 +307,50 @@ class RestoreOptions:
         return f"restore/{self.engine or '-'}/{int(self.color)}/{faces}/{int(self.upscale)}/{int(self.repair)}"
 
 
-OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions, "restore": RestoreOptions}
-Options = ColorizeOptions | StyleOptions | RestoreOptions
+MAX_HINTS = 32  # colour points one request may carry (the Mini App's limit; the web server refuses more)
+
+
+@dataclass(frozen=True)
+class HintsOptions:
+    """The colour points a person placed in the Mini App "Pick colours" (web/): each (x, y, r, g, b), x the column
+    and y the row of a full-resolution pixel of the photo, the colour as picked (sRGB 0..255). Always coloured by
+    the one engine that takes hints (bot/contract/webapp.py ENGINE)."""
+
+    hints: tuple[tuple[int, int, int, int, int], ...] = ()
+    engine: str = "siggraph17"  # the one colouriser that takes hints (fixed; a field so records can name it)
+
+    def __post_init__(self):
+        if len(self.hints) > MAX_HINTS:
+            raise ValueError(f"at most {MAX_HINTS} hints, not {len(self.hints)}")
+        for h in self.hints:
+            if len(h) != 5 or min(h) < 0 or max(h[2:]) > 255:
+                raise ValueError(f"a hint is (x, y, r, g, b) with colours 0..255, not {h!r}")
+
+    @classmethod
+    def of(cls, raw) -> "HintsOptions":
+        """From a list of [x, y, r, g, b] (or {"x", "y", "rgb"}) as the page sends them; raises ValueError."""
+        points = []
+        for h in raw:
+            if isinstance(h, Mapping):
+                h = (h["x"], h["y"], *h["rgb"])
+            if isinstance(h, (str, bytes)) or any(isinstance(v, bool) or not isinstance(v, int) for v in h):
+                raise ValueError(f"a hint is five integers, not {h!r}")
+            points.append(tuple(h))
+        return cls(tuple(points))
+
+    def to_dict(self) -> dict:
+        return {"hints": [list(h) for h in self.hints]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "HintsOptions":
+        return cls.of(d.get("hints") or [])
+
+    def replace(self, **changes) -> "HintsOptions":
+        return dataclasses.replace(self, **changes)
+
+
+OPTIONS = {"colorize": ColorizeOptions, "style": StyleOptions, "restore": RestoreOptions, "hints": HintsOptions}
+Options = ColorizeOptions | StyleOptions | RestoreOptions | HintsOptions
 
 
 def options_for(op: str, d: Mapping | None = None) -> Options | None:

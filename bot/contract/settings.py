@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 QUEUE_NAME = "paintbot"
+# Previews of the Mini App "Pick colours" (web/): a queue of their own that every worker takes from first, so a
+# preview (a person waiting with a finger on the screen) never waits behind a queue of full photos.
+PREVIEW_QUEUE_SUFFIX = "-preview"
 
 
 class ConfigError(RuntimeError):
@@ -71,6 +74,17 @@ class Settings:
     # Seconds a sent result is remembered for instant repeats and its follow-up buttons (bot/contract/cache.py,
     # bot/contract/followups.py); 0: no cache, and results carry no buttons.
     result_cache_ttl: int = 7 * 24 * 3600
+    # The Mini App "Pick colours" (web/, README "Pick colours"): its HTTPS address (empty: no such button), the
+    # short name BotFather gave it (/newapp; empty: no button in groups, which take no web_app buttons), and the
+    # port `paintbot-web` listens on.
+    webapp_url: str = ""
+    webapp_name: str = ""
+    web_port: int = 8080
+
+    @property
+    def preview_queue(self) -> str:
+        """The high-priority queue of the Mini App's previews (worker/main.py listens to it first)."""
+        return self.queue_name + PREVIEW_QUEUE_SUFFIX
 
     @property
     def bot_base_url(self) -> str:
@@ -94,6 +108,9 @@ class Settings:
         return tuple(s for s in out if s)
 
     def __post_init__(self):
+        if self.webapp_url and not self.webapp_url.startswith("https://"):
+            raise ConfigError("PAINTBOT_WEBAPP_URL must be an https:// address: Telegram opens Mini Apps over HTTPS "
+                              "only (locally, a tunnel such as cloudflared or ngrok gives one)")
         if self.webhook_url and not self.webhook_secret:
             raise ConfigError("PAINTBOT_WEBHOOK_URL is set but PAINTBOT_WEBHOOK_SECRET is not: set a random "
                               "secret (1-256 of A-Z a-z 0-9 _ -) so only Telegram can post updates")
@@ -118,4 +135,7 @@ class Settings:
             webhook_secret=env.get("PAINTBOT_WEBHOOK_SECRET", "").strip(),
             webhook_port=_int(env, "PAINTBOT_WEBHOOK_PORT", 8443),
             result_cache_ttl=max(0, _int(env, "PAINTBOT_RESULT_CACHE_TTL", 7 * 24 * 3600)),
+            webapp_url=env.get("PAINTBOT_WEBAPP_URL", "").strip(),
+            webapp_name=env.get("PAINTBOT_WEBAPP_NAME", "").strip(),
+            web_port=_int(env, "PAINTBOT_WEB_PORT", 8080),
         )

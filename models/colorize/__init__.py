@@ -4,6 +4,10 @@
     colour = c(pil_image)                       # RGB, same size as the input
     colour = c(pil_image, intensity=1.5)        # 150 % of the predicted chroma (0..2)
     colour = load("exemplar")(pil_image, reference=colour_photo)   # coloured like another photo
+    s17 = load("siggraph17")                    # the one that takes a person's colour hints (hints.py):
+    colour = s17.colorize_hints(pil_image, [Hint(x=120, y=80, rgb=(192, 128, 64))])
+    small = s17.preview(pil_image, hints)       # the same result, long side 256 px, cheap enough to be live
+    swatches = s17.suggest(pil_image, x, y)     # up to 6 sRGB colours to offer where the person taps
 
 The colourisers are modules of this package, registered in models/engines.py; the framing they
 share (the chroma joined to the photo's own lightness) is models/colorize/framing.py. This
@@ -26,7 +30,7 @@ def load(name: str | None = None, weights: str | Path | None = None, device=None
          config: ModelConfig | None = None) -> ColorizeEngine:
     """The colouriser `name` (default: the configured one, else the best this machine can run), `weights`
     a checkpoint to load instead of the registry's file (strictly), ready to call:
-    `c(img, *, intensity=1.0, reference=None)`. A front door to models.engines."""
+    `c(img, *, intensity=1.0, reference=None, hints=())`. A front door to models.engines."""
     from models import engines
 
     config = config or ModelConfig()

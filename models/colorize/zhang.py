@@ -9,12 +9,16 @@ the instance-aware colouriser's three networks (instance.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from models.colorize import hints as hinting
 from models.colorize.framing import ColorizeEngine
+from models.colorize.hints import Hint
 from models.engine import Licence
 from models.weights import WeightFile, remote
 
@@ -112,11 +116,19 @@ class SIGGRAPHUNet(nn.Module):
 
 
 class SIGGRAPH17(SIGGRAPHUNet):
-    """Real-Time User-Guided Colorization, automatic mode (no hints): a U-Net regressing ab directly."""
+    """Real-Time User-Guided Colorization: a U-Net regressing ab directly from L and the user's hints.
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        hints = torch.zeros_like(l_norm).expand(-1, 3, -1, -1)  # ab hints and mask: none (automatic)
-        return self.unet(torch.cat((l_norm, hints), dim=1)) * 110
+    `ab` are the hint colours in CIE units (0 where none) and `mask` is 1 where a hint is, 0 elsewhere;
+    they enter as models/colorize/hints.py prescribes for the released weights (ab / 110, the mask as it
+    is). Without them the network runs automatically: no hints, mask 0 everywhere.
+    """
+
+    def forward(self, l_norm: torch.Tensor, ab: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        if ab is None or mask is None:
+            ab, mask = torch.zeros_like(l_norm).expand(-1, 2, -1, -1), torch.zeros_like(l_norm)
+        x = torch.cat((l_norm, hinting.ab_input(ab), hinting.mask_input(mask)), dim=1)
+        return self.unet(x) * 110
 
 
 class ZhangEngine(ColorizeEngine):
@@ -131,9 +143,16 @@ class ZhangEngine(ColorizeEngine):
         self.net = self.half(self.load_file(self.files[0]))
 
     def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
-        small = img.resize((NETWORK_SIZE, NETWORK_SIZE), Image.BICUBIC)
-        x = ((self.lightness(small) - 50) / 100).unsqueeze(0).to(self.dtype)
-        return self.net(x.contiguous(memory_format=torch.channels_last)).float()
+        return self.net(self.network_input(self.grid_lightness(img))).float()
+
+    def grid_lightness(self, img: Image.Image) -> torch.Tensor:
+        """L* (1, 256, 256) float32 of the RGB (or L) image resized bicubically, as the authors' demo."""
+        return self.lightness(img.resize((NETWORK_SIZE, NETWORK_SIZE), Image.BICUBIC))
+
+    def network_input(self, lightness: torch.Tensor) -> torch.Tensor:
+        """(L - 50) / 100 as the network takes it: (1, 1, 256, 256) in its dtype and memory format."""
+        x = ((lightness - 50) / 100).unsqueeze(0).to(self.dtype)
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 class ECCV16Engine(ZhangEngine):
@@ -146,5 +165,23 @@ class ECCV16Engine(ZhangEngine):
 class SIGGRAPH17Engine(ZhangEngine):
     name = "siggraph17"
     label = "Zhang et al., SIGGRAPH 2017"
+    takes_hints = True
     files = (WeightFile(remote("https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
                                "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66"), SIGGRAPH17),)
+
+    def predict_ab(self, img: Image.Image, reference: Image.Image | None = None,
+                   hints: Sequence[Hint] = ()) -> torch.Tensor:
+        """ab at 256x256; `hints` (pixels of `img`) snapped into the gamut at the L the network sees there."""
+        lightness = self.grid_lightness(img)
+        return self.predict_ab_at(img, hinting.colour_points(hints, img.width, img.height, lightness[0]), lightness)
+
+    def predict_ab_at(self, img: Image.Image, points: Sequence[hinting.ColourPoint],
+                      lightness: torch.Tensor | None = None) -> torch.Tensor:
+        """ab at 256x256 for hints already turned into colours (ab) at pixels of `img` (none: automatic);
+        `lightness` its grid_lightness, if already made."""
+        x = self.network_input(self.grid_lightness(img) if lightness is None else lightness)
+        if not points:
+            return self.net(x).float()
+        ab, mask = hinting.hint_maps(points, img.width, img.height, NETWORK_SIZE)
+        hint_args = (t.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last) for t in (ab, mask))
+        return self.net(x, *hint_args).float()
