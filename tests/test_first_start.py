@@ -128,7 +128,7 @@ def _clone(tmp_path: Path, python: str | None = None) -> Path:
     for name, text in scripts.items():
         (clone / ".venv" / "bin" / name).write_text(text)
         (clone / ".venv" / "bin" / name).chmod(0o755)
-    for name in ("paintbot", "paintbot-worker", "paintbot-bot"):
+    for name in ("paintbot", "paintbot-worker", "paintbot-bot", "paintbot-web"):
         (clone / ".venv" / "bin" / name).symlink_to(venv_bin / name)
     return clone
 
@@ -164,7 +164,7 @@ def test_local_sh_offline_says_what_is_missing_and_starts_with_what_it_has(tmp_p
     env = _local_sh_env(tmp_path, TELEGRAM_BOT_TOKEN=telegram.token, PAINTBOT_TELEGRAM_API=telegram.api_root,
                         PAINTBOT_REDIS_PORT=str(port), PAINTBOT_DEVICE="cpu", PAINTBOT_TORCH_THREADS="1",
                         PAINTBOT_CACHE_DIR=str(cache), PAINTBOT_STYLES_DIR=os.path.abspath(SHARED_STYLES),
-                        PAINTBOT_STYLE_ENGINE="adain", PAINTBOT_STYLE_MAX_SIZE="96",
+                        PAINTBOT_STYLE_ENGINE="adain", PAINTBOT_STYLE_MAX_SIZE="96", PAINTBOT_WEB_PORT=str(free_port()),
                         PYTHONPATH=str(tmp_path / "site"), TEST_URL_MIRROR=f"{adain.RELEASE}={files.url('')}",
                         https_proxy=f"http://127.0.0.1:{free_port()}")
     out = tmp_path / "local.out"
