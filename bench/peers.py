@@ -37,13 +37,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "shared" / "weights"))
+
+from worker.main import wait_policy  # noqa: E402
+
+WAITS = wait_policy(os.environ)  # as the worker runs (before torch loads): every torch contestant shares it
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from models import engines  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
@@ -136,7 +139,6 @@ class AdaAttNNetwork(nn.Module):
         from models.style import adaattn
 
         self.nets = copy.deepcopy(nets).float().to(memory_format=torch.contiguous_format)
-        self.adaattn = adaattn
         with torch.inference_mode():
             memories = adaattn.remember_style(self.nets, adaattn.encode_levels(self.nets.encoder, style))
         for i, m in enumerate(memories):
@@ -144,7 +146,8 @@ class AdaAttNNetwork(nn.Module):
                 self.register_buffer(f"{name}{i}", t.clone())
 
     def forward(self, x):
-        a = self.adaattn
+        from models.style import adaattn as a
+
         feats = a.encode_levels(self.nets.encoder, x)
         memories = [a.StyleMemory(*(getattr(self, f"{name}{i}") for name in a.StyleMemory._fields)) for i in range(3)]
         skip, l4, l5 = a.attend_levels(self.nets, feats, memories, chunk_elements=1 << 40)  # one chunk
@@ -294,7 +297,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_name()}; torch {torch.__version__}, {args.threads} threads, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+          f"OpenMP waits {WAITS} (the worker's), "
           f"{args.contention} busy processes beside; load average {os.getloadavg()[0]:.2f}")
     busy = [mp.Process(target=spin, daemon=True) for _ in range(args.contention)]
     for p in busy:
