@@ -5,7 +5,7 @@ picture is waiting: the page's request (a tap's suggestions and the preview with
 worker job), the web server, the preview queue, the worker's network passes at 256 px, Redis back to the server,
 the browser's decode. This drives
 the whole path as it runs, on loopback: headless Chromium (Selenium) through the real page, the real web server
-(web/server.py), a real redis-server and ONE real `paintbot-worker` process with SIGGRAPH17 (stand-in weights
+(bot/web/server.py), a real redis-server and ONE real `paintbot-worker` process with SIGGRAPH17 (stand-in weights
 with the official layout, or the real ones: --weights PATH), the fake Bot API holding the photo.
 
 Two figures:

@@ -294,7 +294,7 @@ class Workers:
 
 
 class WebThread:
-    """`paintbot-web` (web/server.py), the real tornado server, in its own thread and event loop on a free port."""
+    """`paintbot-web` (bot/web/server.py), the real tornado server, in its own thread and event loop on a free port."""
 
     def __init__(self, settings: Settings, **app_options):
         self.settings, self.app_options = settings, app_options
@@ -306,7 +306,7 @@ class WebThread:
         import tornado.httpserver
         import tornado.netutil
 
-        from web.server import MAX_BODY, make_app
+        from bot.web.server import MAX_BODY, make_app
 
         async def listen():
             sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")

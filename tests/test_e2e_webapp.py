@@ -1,5 +1,5 @@
 """The Mini App "Pick colours" in a real browser (issue 27): headless Chromium (Debian's chromium and
-chromium-driver) driven by Selenium through the real page, against the real web server (web/server.py), the real
+chromium-driver) driven by Selenium through the real page, against the real web server (bot/web/server.py), the real
 bot, a real `paintbot-worker` process with the stand-in SIGGRAPH17 weights, real Redis and the fake Bot API.
 Telegram's script is a local stand-in (window.Telegram.WebApp with initData signed by the test token, the theme,
 the user's language), served from its own address as telegram.org serves the real one.

@@ -1,4 +1,4 @@
-"""The Mini App's server (web/server.py) refuses what it must, before it does anything: the real tornado server, a
+"""The Mini App's server (bot/web/server.py) refuses what it must, before it does anything: the real tornado server, a
 real Redis, the fake Bot API (the server downloads the photo from it), initData signed as the Bot API documents
 (tests/harness.py `init_data`, written from the docs, not with the code under test). No worker runs here: what
 is refused must never reach a queue, and what is admitted is looked at on the queue itself."""
@@ -88,7 +88,7 @@ def test_a_valid_page_gets_its_photo_by_a_signed_address_in_the_users_language(s
     for changed in ({**q, "exp": str(int(q["exp"]) + 60)}, {**q, "sig": "0" * 64}, {"exp": q["exp"]}):
         assert server.get(url.path + "?" + urllib.parse.urlencode(changed))[0] == 403
     past = int(time.time()) - 1
-    from web.server import photo_signature
+    from bot.web.server import photo_signature
 
     stale = {"exp": past, "sig": photo_signature(telegram.token, token, past)}
     assert server.get(url.path + "?" + urllib.parse.urlencode(stale))[0] == 403

@@ -1,4 +1,4 @@
-"""The Mini App's quick answers (web/, bot/contract/webapp.py): a 256 px preview of the photo coloured with the
+"""The Mini App's quick answers (bot/web/, bot/contract/webapp.py): a 256 px preview of the photo coloured with the
 points placed so far, and the colours suggested for a point. Run by every worker from the preview queue, which it
 takes from before the main one (worker/main.py), so a person dragging a point waits for one network pass, not
 for the queue of full photos.

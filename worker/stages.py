@@ -90,7 +90,7 @@ def run_engine(rt: Runtime, engine: Engine, job: Job, img: Image.Image, second: 
     """The job's operation on one image. `second`: the request's second image (a colour reference, or a
     custom style)."""
     options = job.options
-    if job.op is Op.HINTS:  # the colours a person placed in the Mini App (web/), at full resolution
+    if job.op is Op.HINTS:  # the colours a person placed in the Mini App (bot/web/), at full resolution
         from models.colorize.hints import Hint
 
         return Made(engine.colorize_hints(img, [Hint(x, y, (r, g, b)) for x, y, r, g, b in options.hints]), "hints")

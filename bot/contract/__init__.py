@@ -1,4 +1,4 @@
-"""What the bot and the workers agree on: the only part of bot/ that worker/ and bench/ import (web/ also
+"""What the bot and the workers agree on: the only part of bot/ that worker/ and bench/ import (bot/web/ also
 imports bot/queue.py, for the admission of a Send).
 
 The bot (producer) and the workers (consumers) are separate processes, deployed separately, that meet only
@@ -13,7 +13,7 @@ in Redis. Everything both sides must read the same way lives here, and nothing e
 | `readiness` | idle workers and waiting jobs: whether the bot says "Queued" |
 | `cache` | the result cache: a repeated request answered by the bot from a result a worker sent |
 | `followups` | the buttons under a result and the record a tap is answered from |
-| `webapp` | the Mini App "Pick colours" (web/): initData checks, the grant a button opens, the button itself |
+| `webapp` | the Mini App "Pick colours" (bot/web/): initData checks, the grant a button opens, the button itself |
 | `texts`, `locales/`, `captions` | everything paintbot says, in every language, and the caption of a result |
 | `settings` | the service's configuration from the environment (the token, Redis, limits) |
 | `logs`, `health` | how every paintbot process logs (secrets masked) and serves /metrics and /healthz |

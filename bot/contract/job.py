@@ -39,7 +39,7 @@ class Op(StrEnum):
     STYLES = "styles"  # the picture of every preset
     COMPARE = "compare"  # the before/after picture of a result (file_id the photo, reference_file_id the result)
     RESTORE = "restore"  # repair the damage (scratches, dust, tears), then colourise a black-and-white photo
-    HINTS = "hints"  # colourise with the colours a person placed in the Mini App (web/, bot/contract/webapp.py)
+    HINTS = "hints"  # colourise with the colours a person placed in the Mini App (bot/web/, bot/contract/webapp.py)
 
     @property
     def family(self) -> str | None:

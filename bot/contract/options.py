@@ -312,7 +312,7 @@ MAX_HINTS = 32  # colour points one request may carry (the Mini App's limit; the
 
 @dataclass(frozen=True)
 class HintsOptions:
-    """The colour points a person placed in the Mini App "Pick colours" (web/): each (x, y, r, g, b), x the column
+    """The colour points a person placed in the Mini App "Pick colours" (bot/web/): each (x, y, r, g, b), x the column
     and y the row of a full-resolution pixel of the photo, the colour as picked (sRGB 0..255). Always coloured by
     the one engine that takes hints (bot/contract/webapp.py ENGINE)."""
 

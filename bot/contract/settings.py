@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 QUEUE_NAME = "paintbot"
-# Previews of the Mini App "Pick colours" (web/): a queue of their own that every worker takes from first, so a
+# Previews of the Mini App "Pick colours" (bot/web/): a queue of their own that every worker takes from first, so a
 # preview (a person waiting with a finger on the screen) never waits behind a queue of full photos.
 PREVIEW_QUEUE_SUFFIX = "-preview"
 
@@ -74,7 +74,7 @@ class Settings:
     # Seconds a sent result is remembered for instant repeats and its follow-up buttons (bot/contract/cache.py,
     # bot/contract/followups.py); 0: no cache, and results carry no buttons.
     result_cache_ttl: int = 7 * 24 * 3600
-    # The Mini App "Pick colours" (web/, README "Pick colours"): its HTTPS address (empty: no such button), the
+    # The Mini App "Pick colours" (bot/web/, README "Pick colours"): its HTTPS address (empty: no such button), the
     # short name BotFather gave it (/newapp; empty: no button in groups, which take no web_app buttons), and the
     # port `paintbot-web` listens on.
     webapp_url: str = ""

@@ -1,6 +1,6 @@
-"""The Mini App "Pick colours" (issue 27): what the bot, the workers and the web server (web/) share.
+"""The Mini App "Pick colours" (issue 27): what the bot, the workers and the web server (bot/web/) share.
 
-A colourised result carries a "Pick colours" button that opens a page (web/static/) in Telegram: a tap on the
+A colourised result carries a "Pick colours" button that opens a page (bot/web/static/) in Telegram: a tap on the
 photo places a colour point, a live preview follows, and Send puts the result coloured with those points in
 the chat. Three processes meet here, so their agreements are written once:
 
@@ -178,5 +178,5 @@ def send_request_id(token: str, nonce: str) -> int:
 
 
 def preview_reply(request: str) -> str:
-    """The Redis list a preview's (or suggestion's) answer is pushed to by the worker (web/ waits on it)."""
+    """The Redis list a preview's (or suggestion's) answer is pushed to by the worker (bot/web/ waits on it)."""
     return keys.hints_reply(request)

@@ -1,4 +1,4 @@
-"""`paintbot-web`: serves the Mini App "Pick colours" (web/server.py) on PAINTBOT_WEB_PORT, behind the HTTPS
+"""`paintbot-web`: serves the Mini App "Pick colours" (bot/web/server.py) on PAINTBOT_WEB_PORT, behind the HTTPS
 address PAINTBOT_WEBAPP_URL (a Kubernetes ingress, or locally a tunnel: README "Pick colours"). One more process
 beside the bot and the workers; it holds no model and computes nothing, so one small replica serves many pages."""
 
@@ -16,7 +16,7 @@ log = logging.getLogger("paintbot.web")
 
 
 async def serve(settings: Settings, port: int) -> None:
-    from web.server import MAX_BODY, make_app
+    from bot.web.server import MAX_BODY, make_app
 
     make_app(settings).listen(port, max_body_size=MAX_BODY, xheaders=True)
     log.info("paintbot-web listening on port %s for %s", port, settings.webapp_url or "(PAINTBOT_WEBAPP_URL unset)")

@@ -1,4 +1,4 @@
-// The Mini App "Pick colours" (web/server.py): tap the photo to place a colour point, drag to move it, pick its
+// The Mini App "Pick colours" (bot/web/server.py): tap the photo to place a colour point, drag to move it, pick its
 // colour from the suggestions or any colour; a 256 px preview follows each change; Send puts the full-size
 // result in the chat. Plain JS, no build step. Every API call carries Telegram's initData, which the server
 // validates; without initData (opened outside Telegram) nothing is asked of the server at all.

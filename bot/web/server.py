@@ -1,4 +1,4 @@
-"""`paintbot-web`: the Mini App "Pick colours" (issue 27): its page (web/static/, plain HTML/CSS/JS) and JSON API.
+"""`paintbot-web`: the Mini App "Pick colours" (issue 27): its page (bot/web/static/, plain HTML/CSS/JS) and JSON API.
 
 Why tornado: python-telegram-bot's webhook extra already brings it (the bot image has it), it is an async
 server that has been kept for fifteen years, and the server needs little more than routes, static files, a

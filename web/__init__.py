@@ -1,1 +1,0 @@
-"""The Mini App "Pick colours": `paintbot-web`, the page and its JSON API (web/server.py)."""
