@@ -131,6 +131,40 @@ def _tap(browser, fx: float, fy: float) -> None:
     ActionChains(browser).move_to_element_with_offset(photo, int((fx - 0.5) * w), int((fy - 0.5) * h)).click().perform()
 
 
+def _points(browser) -> list[tuple[int, ...]]:
+    return [(int(p.get_attribute("data-x")), int(p.get_attribute("data-y")),
+             *map(int, p.get_attribute("data-rgb").split(","))) for p in browser.find_elements("css selector", ".point")]
+
+
+def _move_remove_compare_reset(browser, points) -> None:
+    """A third point is placed, dragged (it moves, the preview follows with three hints) and removed; the
+    before/after slider uncovers the photo; Reset clears every point and Undo brings them back as they were."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    _tap(browser, 0.5, 0.85)
+    _wait(lambda: len(browser.find_elements("css selector", ".point")) == 3, 10, "the third point")
+    _wait(lambda: browser.find_element("id", "preview").get_attribute("data-hints") == "3", 30, "three hints")
+    x, y = _points(browser)[2][:2]
+    seen = _version(browser)
+    third = browser.find_elements("css selector", ".point")[2]
+    ActionChains(browser).move_to_element(third).click_and_hold().move_by_offset(40, -30).release().perform()
+    _wait(lambda: _points(browser)[2][0] > x + 10 and _points(browser)[2][1] < y - 10, 10, "the point to move")
+    _wait(lambda: _version(browser) > seen and browser.find_element("id", "preview").get_attribute("data-hints") == "3",
+          30, "the preview after the move")
+    browser.find_element("id", "remove").click()  # the dragged point is the selected one
+    _wait(lambda: browser.find_element("id", "preview").get_attribute("data-hints") == "2", 30, "two hints again")
+    assert _points(browser) == points
+    browser.execute_script("const c=document.getElementById('compare');c.value='30';c.dispatchEvent(new Event('input'));")
+    assert "70%" in browser.find_element("id", "preview").value_of_css_property("clip-path")
+    browser.execute_script("const c=document.getElementById('compare');c.value='100';c.dispatchEvent(new Event('input'));")
+    browser.find_element("id", "reset").click()
+    _wait(lambda: not browser.find_elements("css selector", ".point"), 10, "Reset to clear the points")
+    _wait(lambda: browser.find_element("id", "preview").get_attribute("data-hints") == "0", 30, "the preview without hints")
+    browser.find_element("id", "undo").click()
+    _wait(lambda: browser.find_element("id", "preview").get_attribute("data-hints") == "2", 30, "Undo to bring them back")
+    assert _points(browser) == points
+
+
 def _ab(img: Image.Image, points) -> np.ndarray:
     from skimage.color import rgb2lab
 
@@ -222,6 +256,7 @@ def test_pick_colours_from_a_result_to_the_chat(live, browser, standin_weights, 
                *map(int, p.get_attribute("data-rgb").split(","))) for p in browser.find_elements("css selector", ".point")]
     assert points[1][2:] == (208, 48, 32)
     assert 70 <= points[0][0] <= 90 and 62 <= points[0][1] <= 82  # where the tap was, in full-size pixels
+    _move_remove_compare_reset(browser, points)
     ARTEFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTEFACTS / "webapp.png"))
 
