@@ -41,7 +41,7 @@ MAINTENANCE_EVERY = 30  # how often some worker looks for such abandoned jobs
 REDIS_BACKOFF_CAP = 5.0  # seconds between attempts to reach Redis, at most, while it is away
 COMMANDS_POLL = 1.0  # seconds RQ's command listener waits for a message before it looks whether to stop
 READY_TTL = 24 * 3600  # the "ready" record of a worker killed without a goodbye lapses after this
-WAIT_POLICY = "PASSIVE"  # OpenMP threads sleep when they have no work (OMP_WAIT_POLICY); see `wait_policy`
+SPIN_COUNT = "10000"  # OpenMP threads spin this long for work, then sleep (GOMP_SPINCOUNT); see `wait_policy`
 
 
 class _Routine(logging.Filter):
@@ -185,16 +185,18 @@ class PaintbotWorker(SimpleWorker):
 
 
 def wait_policy(env: dict) -> str:
-    """Make torch's OpenMP threads sleep instead of spinning while they wait for work, unless the operator
-    chose (OMP_WAIT_POLICY, or GOMP_SPINCOUNT for a spin of their own length); returns what holds. Set
-    before torch loads: libgomp reads it once. Why: a worker shares its host with the bot, Redis, other
-    workers; spinning threads then take cores from each other and from them, and an inference slows
-    several times over (ECCV16 at 2 threads on the 2-core Xeon beside the rest of a busy host: 615 ms
-    spinning, 107 ms passive; bench/peers.py --contention). On a quiet machine passive waits cost a few
-    per cent (README, "Speed")."""
+    """Make torch's OpenMP threads spin only briefly (GOMP_SPINCOUNT=10000) before they sleep while they
+    wait for work, unless the operator chose (OMP_WAIT_POLICY, or GOMP_SPINCOUNT of their own); returns what
+    holds. Set before torch loads: libgomp (torch's OpenMP on Linux) reads it once. Why: a worker shares its
+    host with the bot, Redis, other workers; libgomp's default long spin then takes cores from all of them,
+    and an inference slows several times over. ECCV16, 2 threads, on the 2-core Xeon beside 4 busy
+    processes: 537 ms with the default spin, 191 ms passive (OMP_WAIT_POLICY=PASSIVE), 205 ms with this
+    short spin; on the quiet machine 48 ms default, 53 ms passive, 48 ms short spin: the short spin costs
+    nothing when the host is quiet and keeps most of the passive gain when it is not."""
     if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
-        env["OMP_WAIT_POLICY"] = WAIT_POLICY
-    return env.get("OMP_WAIT_POLICY") or f"GOMP_SPINCOUNT={env['GOMP_SPINCOUNT']}"
+        env["GOMP_SPINCOUNT"] = SPIN_COUNT
+    return f"OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in env else \
+        f"GOMP_SPINCOUNT={env['GOMP_SPINCOUNT']}"
 
 
 def make_worker(settings: Settings, conn: redis.Redis, name: str | None = None,
