@@ -100,7 +100,22 @@ def write(folder: Path, filename: str, state: dict) -> Path:
 
 
 def config(folder: Path, overrides: dict) -> ModelConfig:
-    return ModelConfig(device="cpu", cache_dir=folder / "cache", weight_overrides=overrides)
+    """As the worker configures its engines (PAINTBOT_RUNTIME as set, else the service's `auto`)."""
+    return ModelConfig(device="cpu", cache_dir=folder / "cache", weight_overrides=overrides,
+                       runtime=os.environ.get("PAINTBOT_RUNTIME", "auto"))
+
+
+def load(name: str, family: str, cfg: ModelConfig, notes: list[str]):
+    """The engine as a worker loads it, twice with one cache directory: a first start (OpenVINO traces the
+    network) and a restart (the trace is read back); both times go into the notes."""
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        engine = engines.load(name, family, config=cfg)
+        times.append(time.perf_counter() - t)
+    notes.append(f"paintbot: {engine.runs_in} ({engine.dtype}); engine loaded in {times[0]:.1f} s at a first "
+                 f"start, {times[1]:.1f} s at a restart")
+    return engine
 
 
 def zhang_case(name: str, folder: Path) -> Case:
@@ -108,12 +123,15 @@ def zhang_case(name: str, folder: Path) -> Case:
 
     cls = {"eccv16": zhang.ECCV16Engine, "siggraph17": zhang.SIGGRAPH17Engine}[name]
     path = write(folder, cls.files[0].filename, standin("official.json", name, 1701))
-    engine = engines.load(name, "colorize", config=config(folder, {cls.files[0].filename: path}))
+    notes: list[str] = []
+    engine = load(name, "colorize", config(folder, {cls.files[0].filename: path}), notes)
     x = torch.rand(1, 1, 256, 256) - 0.5
     module = cls.files[0].build()
     module.load_state_dict(torch.load(path))
-    fed = x.to(engine.dtype).contiguous(memory_format=torch.channels_last)
-    return Case(name, lambda: engine.net(fed), module.eval(), (x,))
+    fed = [x.to(engine.dtype).contiguous(memory_format=torch.channels_last)]
+    if name == "siggraph17":  # as the engine calls it: no hints, as zeros (the peers make the zeros inside)
+        fed += [torch.zeros(1, 2, 256, 256), torch.zeros(1, 1, 256, 256)]
+    return Case(name, lambda: engine.net(*fed), module.eval(), (x,), notes)
 
 
 def ddcolor_case(folder: Path) -> Case:
@@ -121,13 +139,14 @@ def ddcolor_case(folder: Path) -> Case:
 
     cls = ddcolor.DDColorTinyEngine
     path = write(folder, cls.files[0].filename, standin("ddcolor.json", "tiny", 2301))
-    engine = engines.load("ddcolor-tiny", "colorize", config=config(folder, {cls.files[0].filename: path}))
+    notes: list[str] = []
+    engine = load("ddcolor-tiny", "colorize", config(folder, {cls.files[0].filename: path}), notes)
     x = torch.rand(1, 3, 512, 512)
     module = ddcolor.build("tiny")
     module.load_state_dict(ddcolor.prepare_state_dict(torch.load(path)))
     net, dtype = engine.colorizer.net, engine.colorizer.dtype or torch.float32
     fed = x.to(dtype).contiguous(memory_format=torch.channels_last)
-    return Case("ddcolor-tiny", lambda: net(fed), module.eval(), (x,))
+    return Case("ddcolor-tiny", lambda: net(fed), module.eval(), (x,), notes)
 
 
 class AdaAttNNetwork(nn.Module):
@@ -164,14 +183,15 @@ def adaattn_case(folder: Path) -> Case:
     for key, wf in adaattn.FILES.items():
         name = "adain_vgg_normalised" if key == "adaattn_vgg_normalised" else key
         overrides[wf.filename] = style_golden.write_standin(name, folder / f"{name}.pth")
-    engine = engines.load("adaattn", "style", config=config(folder, overrides))
+    notes: list[str] = []
+    engine = load("adaattn", "style", config(folder, overrides), notes)
     content = framing.to_tensor(Image.open(CONTENT).convert("RGB").resize((512, 512), Image.LANCZOS), engine.device)
     style = Image.open(STYLE).convert("RGB")
     with torch.inference_mode():
         engine.paint(content, style, 1.0, "preset")  # remembers the preset's style side at 512 px
     sw, sh = framing.fit(style.size, 512)
     module = AdaAttNNetwork(engine.nets, framing.to_tensor(style.resize((sw, sh), Image.LANCZOS), engine.device))
-    return Case("adaattn", lambda: engine.paint(content, style, 1.0, "preset"), module.eval(), (content,))
+    return Case("adaattn", lambda: engine.paint(content, style, 1.0, "preset"), module.eval(), (content,), notes)
 
 
 def instance_case(folder: Path) -> Case:

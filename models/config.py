@@ -56,6 +56,14 @@ def env_name(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name, "").strip().lower() or None
 
 
+def env_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """Variable `name` as one of `choices` (lower case); the first choice when unset or blank."""
+    raw = env_name(env, name) or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 def settings_variable(engine: str, field_name: str) -> str:
     """The environment variable of one engine setting: PAINTBOT_<ENGINE>_<FIELD>, upper case."""
     return f"PAINTBOT_{engine}_{field_name}".upper().replace("-", "_")
@@ -88,6 +96,9 @@ class ModelConfig:
     weights_dir: Path | None = None  # PAINTBOT_WEIGHTS_DIR: offline folder of weight files (no download)
     styles_dir: Path | None = None  # PAINTBOT_STYLES_DIR: offline folder of preset paintings
     reduced_precision: bool = True  # PAINTBOT_REDUCED_PRECISION=0 forces float32
+    # PAINTBOT_RUNTIME: auto, torch or openvino (models/runtime.py). The service (worker, CLI) reads `auto`
+    # when the variable is unset; a ModelConfig built in code runs torch unless it asks.
+    runtime: str = "torch"
     colorize_engine: str | None = None  # PAINTBOT_COLORIZE_MODEL; None: the best the worker can run
     style_engine: str | None = None  # PAINTBOT_STYLE_ENGINE; None: the best the worker can run
     style_max_size: int | None = None  # PAINTBOT_STYLE_MAX_SIZE; None: 1024 on CUDA, 512 on CPU

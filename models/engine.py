@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import torch
 
-from models import weights
+from models import runtime, weights
 from models.config import ModelConfig
 from models.device import reduced_dtype, sign_relus
 
@@ -54,6 +54,7 @@ class Engine:
     takes_hints: ClassVar[bool] = False  # takes colours a person asks for at pixels (models/colorize/hints.py)
     Settings: ClassVar[type | None] = None  # a frozen dataclass of its own settings, or None
     licence: ClassVar[Licence | None] = None  # every registered engine declares one (tests/test_cli.py)
+    runs_in = "torch"  # "OpenVINO" once a network of it is converted (`converted`, models/runtime.py)
 
     def __init__(self, device: torch.device, config: ModelConfig):
         self.device = device
@@ -72,9 +73,27 @@ class Engine:
         net = net.to(dtype=self.dtype, memory_format=torch.channels_last)
         return sign_relus(net) if self.dtype != torch.float32 else net
 
+    def runnable(self, net: torch.nn.Module, *example: torch.Tensor, shapes=None, name: str | None = None):
+        """`net` (loaded, float32) as this engine runs it: in OpenVINO where models/runtime.py chooses it
+        (traced with the float32 `example` inputs; `shapes`: each input's shape, -1 where a dimension varies),
+        else in torch in the engine's dtype and layout (`half`). Either is called with torch tensors and
+        returns torch tensors; an engine asks for this only for networks that bench/peers.py shows faster so."""
+        return self.converted(net, *example, shapes=shapes, name=name) or self.half(net)
+
+    def converted(self, net: torch.nn.Module, *example: torch.Tensor, shapes=None,
+                  name: str | None = None) -> runtime.Converted | None:
+        """`net` (loaded, float32) in OpenVINO where models/runtime.py chooses it for this engine, else None."""
+        if not runtime.wanted(self.config, self.device, self.dtype):
+            return None
+        converted = runtime.convert(net, example, name=name or self.name, config=self.config, dtype=self.dtype,
+                                    shapes=shapes)
+        if converted is not None:
+            self.runs_in = "OpenVINO"
+        return converted
+
     @classmethod
     def files_present(cls, config: ModelConfig) -> bool:
         return all(weights.is_present(f, config) for f in cls.files)
 
     def __repr__(self) -> str:
-        return f"<{self.family} engine {self.name} on {self.device} ({self.dtype})>"
+        return f"<{self.family} engine {self.name} on {self.device} ({self.dtype}, {self.runs_in})>"

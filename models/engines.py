@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from models import weights
-from models.config import (ConfigError, ModelConfig, default_cache_dir, env_int, env_name, env_path,
+from models import runtime, weights
+from models.config import (ConfigError, ModelConfig, default_cache_dir, env_choice, env_int, env_name, env_path,
                            parse_settings)
 from models.device import pick_device
 from models.engine import Engine
@@ -115,6 +115,7 @@ def config_from_env(env: Mapping[str, str]) -> ModelConfig:
         weights_dir=env_path(env, "PAINTBOT_WEIGHTS_DIR"),
         styles_dir=env_path(env, "PAINTBOT_STYLES_DIR"),
         reduced_precision=env.get("PAINTBOT_REDUCED_PRECISION", "1").strip() != "0",
+        runtime=env_choice(env, "PAINTBOT_RUNTIME", runtime.RUNTIMES),
         colorize_engine=env_name(env, "PAINTBOT_COLORIZE_MODEL"),
         style_engine=env_name(env, "PAINTBOT_STYLE_ENGINE"),
         style_max_size=env_int(env, "PAINTBOT_STYLE_MAX_SIZE", 16),
@@ -205,8 +206,8 @@ def load(name: str | None, family: str, device=None, config: ModelConfig | None 
 def _build(engine: type[Engine], device: torch.device, config: ModelConfig) -> Engine:
     t0 = time.perf_counter()
     loaded = engine(device, config)
-    log.info("%s engine %s loaded on %s (%s) in %.1f s", engine.family, engine.name, device, loaded.dtype,
-             time.perf_counter() - t0)
+    log.info("%s engine %s loaded on %s (%s, %s) in %.1f s", engine.family, engine.name, device, loaded.dtype,
+             loaded.runs_in, time.perf_counter() - t0)
     return loaded
 
 

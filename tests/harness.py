@@ -261,7 +261,10 @@ def worker_env(telegram, standin_weights, tmp_path):
                 "PAINTBOT_SCRATCH_WEIGHTS": str(standin_weights["scratch_detection"]),
                 "PAINTBOT_LAMA_WEIGHTS": str(standin_weights["big_lama"]),
                 "PAINTBOT_STYLES_DIR": os.path.abspath(SHARED_STYLES), "PAINTBOT_CACHE_DIR": str(tmp_path / "cache"),
-                "PAINTBOT_STYLE_MAX_SIZE": "112"}
+                "PAINTBOT_STYLE_MAX_SIZE": "112",
+                # torch, not the service's auto: each worker here has a fresh cache, so OpenVINO would trace
+                # every start (seconds each); tests/test_runtime.py proves the OpenVINO path.
+                "PAINTBOT_RUNTIME": "torch"}
     return env
 
 

@@ -105,9 +105,9 @@ class Engines:
 
     def summary(self) -> str:
         """What this worker runs, for the operator: "colorize ddcolor-tiny (cpu, bfloat16), style adaattn
-        (cpu, bfloat16)", each family it could not load named as not offered."""
+        (cpu, bfloat16 in OpenVINO)", each family it could not load named as not offered."""
         def precision(e: Engine) -> str:
-            return str(e.dtype).removeprefix("torch.")
+            return str(e.dtype).removeprefix("torch.") + (f" in {e.runs_in}" if e.runs_in != "torch" else "")
 
         said = [f"{f} {e.name} ({e.device}, {precision(e)})" for f, e in self.defaults.items()]
         return ", ".join(said + [f"{f}: not offered (files missing)" for f in self.missing])

@@ -134,13 +134,16 @@ class SIGGRAPH17(SIGGRAPHUNet):
 class ZhangEngine(ColorizeEngine):
     """Both networks take normalised L at 256x256 and return ab in CIE units."""
 
+    channels = (1,)  # the network's inputs' channels: L (SIGGRAPH17 also takes the hints' ab and mask)
+
     # The weights are published beside the code, under the repository's licence.
     licence = Licence(code="BSD-2-Clause", weights="BSD-2-Clause", commercial=True,
                       source="github.com/richzhang/colorization LICENSE")
 
     def __init__(self, device, config):
         super().__init__(device, config)
-        self.net = self.half(self.load_file(self.files[0]))
+        example = (torch.zeros(1, c, NETWORK_SIZE, NETWORK_SIZE) for c in self.channels)
+        self.net = self.runnable(self.load_file(self.files[0]), *example)
 
     def predict_ab(self, img: Image.Image, reference: Image.Image | None = None) -> torch.Tensor:
         return self.net(self.network_input(self.grid_lightness(img))).float()
@@ -166,6 +169,7 @@ class SIGGRAPH17Engine(ZhangEngine):
     name = "siggraph17"
     label = "Zhang et al., SIGGRAPH 2017"
     takes_hints = True
+    channels = (1, 2, 1)  # L, the hints' ab and mask (zeros for none: automatic)
     files = (WeightFile(remote("https://colorizers.s3.us-east-2.amazonaws.com/siggraph17-df00044c.pth",
                                "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66"), SIGGRAPH17),)
 
@@ -180,8 +184,6 @@ class SIGGRAPH17Engine(ZhangEngine):
         """ab at 256x256 for hints already turned into colours (ab) at pixels of `img` (none: automatic);
         `lightness` its grid_lightness, if already made."""
         x = self.network_input(self.grid_lightness(img) if lightness is None else lightness)
-        if not points:
-            return self.net(x).float()
-        ab, mask = hinting.hint_maps(points, img.width, img.height, NETWORK_SIZE)
+        ab, mask = hinting.hint_maps(points, img.width, img.height, NETWORK_SIZE)  # none: zeros, automatic
         hint_args = (t.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last) for t in (ab, mask))
         return self.net(x, *hint_args).float()

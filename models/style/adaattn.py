@@ -57,6 +57,10 @@ SIZE_MULTIPLE = 16  # four poolings, then relu4_1 + upsampled relu5_1 must line 
 MIN_CONTENT_SIDE = 32  # relu5_1 needs 2 pixels for its reflection padding
 MIN_STYLE_SIDE = 17  # the same, for the style (ceil-mode pooling: 17 -> 9 -> 5 -> 3 -> 2)
 CHUNK_ELEMENTS = 1 << 22  # attention weights held at once (16 MiB in float32)
+# Attention weights (queries x style positions) of any one level that the whole-network pass in OpenVINO
+# may hold at once (it takes each level in one piece: 256 MiB in bf16). A 512 px photo in a 512 px style
+# needs 2**26 at relu3_1; anything larger runs in torch, chunked.
+WHOLE_PASS_ELEMENTS = 1 << 27
 
 
 # --- networks -------------------------------------------------------------------------------------
@@ -170,6 +174,43 @@ class Networks(nn.Module):
 
     def attention_levels(self) -> tuple[AdaAttN, AdaAttN, AdaAttN]:
         return self.adaattn_3, self.transformer.attn_adain_4_1, self.transformer.attn_adain_5_1
+
+
+class ContentPass(nn.Module):
+    """A photo to its painting once the style is remembered, as one network: the encoder, the three attention
+    levels (each in one piece), the strength blend, the transformer and the decoder. So OpenVINO can take
+    it whole (models/runtime.py) and fuse the attention's products and softmax. Inputs: the photo padded for
+    the network, `strength` (a 0-d tensor) and the three levels' StyleMemory fields in order; output: the
+    raw decoder output."""
+
+    def __init__(self, nets: Networks):
+        super().__init__()
+        self.nets = nets
+
+    def forward(self, image: torch.Tensor, strength: torch.Tensor, *memories: torch.Tensor) -> torch.Tensor:
+        feats = encode_levels(self.nets.encoder, image)
+        fields = len(StyleMemory._fields)
+        levels = [StyleMemory(*memories[i:i + fields]) for i in range(0, len(memories), fields)]
+        attended = attend_levels(self.nets, feats, levels, chunk_elements=1 << 62)  # one chunk a level
+        skip, level4_1, level5_1 = (strength * a + (1 - strength) * f for a, f in zip(attended, feats[2:]))
+        return self.nets.decoder(self.nets.transformer(level4_1, level5_1), skip)
+
+    @staticmethod
+    def example() -> tuple[tuple[torch.Tensor, ...], list[list[int]]]:
+        """Inputs to trace it with (a 64 px photo, 16 style positions a level) and the shapes it takes
+        (any photo side the network takes, any number of style positions)."""
+        inputs, shapes = [torch.rand(1, 3, 64, 64), torch.tensor(1.0)], [[1, 3, -1, -1], []]
+        for channels, key_channels in ((256, 448), (512, 960), (512, 1472)):
+            inputs += [torch.rand(1, key_channels, 16), torch.rand(1, 16, 2 * channels), torch.rand(1, 1, channels)]
+            shapes += [[1, key_channels, -1], [1, -1, 2 * channels], [1, 1, channels]]
+        return tuple(inputs), shapes
+
+    @staticmethod
+    def fits(padded: torch.Tensor, memories: list[StyleMemory]) -> bool:
+        """Whether every level's attention weights for this photo stay within WHOLE_PASS_ELEMENTS."""
+        h, w = padded.shape[2:]
+        return all((h // scale) * (w // scale) * m.keys.shape[2] <= WHOLE_PASS_ELEMENTS
+                   for scale, m in zip((4, 8, 16), memories))
 
 
 # --- functions ------------------------------------------------------------------------------------
@@ -312,8 +353,10 @@ class AdaAttNEngine(StyleEngine):
 
     def __init__(self, device: torch.device, config):
         super().__init__(device, config)
-        nets = Networks(*(weight_files.load(f, config) for f in self.files))
-        self.nets = self.half(nets.eval().to(device))
+        nets = Networks(*(weight_files.load(f, config) for f in self.files)).eval().to(device)
+        example, shapes = ContentPass.example()
+        self.whole = self.converted(ContentPass(nets), *example, shapes=shapes)  # OpenVINO, where chosen
+        self.nets = self.half(nets)
         self.chunk_elements = CHUNK_ELEMENTS
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -329,10 +372,16 @@ class AdaAttNEngine(StyleEngine):
     def style_memory(self, style: Image.Image, long_side: int) -> list[StyleMemory]:
         """The style at the photo's long side (aspect kept), remembered at each attended level."""
         sw, sh = (max(MIN_STYLE_SIDE, side) for side in fit(style.size, long_side))
-        return remember_style(self.nets, self.encode(to_tensor(style.resize((sw, sh), Image.LANCZOS), self.device)))
+        memories = remember_style(self.nets, self.encode(to_tensor(style.resize((sw, sh), Image.LANCZOS), self.device)))
+        if self.whole is None:
+            return memories
+        # Kept in float32 for OpenVINO, which reads float32 arrays in place (bf16 widens exactly; `transfer`
+        # narrows them back for torch).
+        return [StyleMemory(*(t.float().contiguous() for t in m)) for m in memories]
 
     def transfer(self, feats: list[torch.Tensor], memories: list[StyleMemory], strength: float) -> torch.Tensor:
         """The raw decoder output (not clamped) for encoded content and a remembered style."""
+        memories = [m._replace(keys=m.keys.to(self.dtype), values=m.values.to(self.dtype)) for m in memories]
         attended = attend_levels(self.nets, feats, memories, self.chunk_elements)
         skip, level4_1, level5_1 = (self.as_convs(a if strength == 1 else strength * a + (1 - strength) * f)
                                     for a, f in zip(attended, feats[2:]))
@@ -343,5 +392,8 @@ class AdaAttNEngine(StyleEngine):
         long_side = max(content.shape[2:])
         memories = self.cached((style_key, long_side), lambda: self.style_memory(style, long_side))
         padded, (rows, cols) = pad_for_network(content)
-        out = self.transfer(self.encode(padded), memories, strength)
+        if self.whole is not None and ContentPass.fits(padded, memories):
+            out = self.whole(padded, torch.tensor(float(strength)), *(t for m in memories for t in m))
+        else:
+            out = self.transfer(self.encode(padded), memories, strength)
         return out[:, :, rows, cols].clamp(0, 1)
