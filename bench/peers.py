@@ -6,8 +6,8 @@
 For each network: paintbot's engine as the worker runs it (its dtype, layout and compiled path), and the
 same network, with the same weights and input, under torch eager float32, `torch.compile` bf16 and, when
 the packages are installed, OpenVINO bf16 and onnxruntime float32. Each round runs every contestant once,
-in turn (A B C ... A B C ...), so that a drift of the machine's speed (another process, the clock) falls
-on all of them alike; the medians and each one's ratio to paintbot are printed, with the CPU's name and
+in turn (A B C ..., then B C ... A, and so on: each takes every place in the order), so that a drift of the
+machine's speed (another process, the clock) and what one leaves behind for the next fall on all alike; the medians and each one's ratio to paintbot are printed, with the CPU's name and
 flags. `--contention N` starts N busy processes (one spinning Python loop each) for the whole run: the
 shared host of issue 28, where OpenMP threads that spin-wait lose their cores.
 
@@ -250,6 +250,9 @@ def onnxruntime_f32(case: Case, folder: Path) -> Callable[[], object]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
+    # Its threads would spin on after each run and slow whoever runs next (measured: the contestant after it
+    # lost 20-25 %); the others' threads sleep soon too (GOMP_SPINCOUNT, OpenVINO's own).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), case.inputs)}
     return lambda: session.run(None, feeds)
@@ -285,10 +288,11 @@ def measure(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) 
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    order = list(fns)
+    for r in range(rounds):
+        for name in order[r % len(order):] + order[:r % len(order)]:  # each takes every place in turn
             t = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - t)
     return times
 

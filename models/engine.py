@@ -80,13 +80,13 @@ class Engine:
         returns torch tensors; an engine asks for this only for networks that bench/peers.py shows faster so."""
         return self.converted(net, *example, shapes=shapes, name=name) or self.half(net)
 
-    def converted(self, net: torch.nn.Module, *example: torch.Tensor, shapes=None,
-                  name: str | None = None) -> runtime.Converted | None:
+    def converted(self, net: torch.nn.Module, *example: torch.Tensor, shapes=None, name: str | None = None,
+                  properties: dict[str, str] | None = None) -> runtime.Converted | None:
         """`net` (loaded, float32) in OpenVINO where models/runtime.py chooses it for this engine, else None."""
         if not runtime.wanted(self.config, self.device, self.dtype):
             return None
         converted = runtime.convert(net, example, name=name or self.name, config=self.config, dtype=self.dtype,
-                                    shapes=shapes)
+                                    shapes=shapes, properties=properties)
         if converted is not None:
             self.runs_in = "OpenVINO"
         return converted

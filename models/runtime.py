@@ -99,12 +99,14 @@ class Converted:
 
 
 def convert(net: nn.Module, example: Sequence[torch.Tensor], *, name: str, config: ModelConfig,
-            dtype: torch.dtype, shapes: Sequence[Sequence[int]] | None = None) -> Converted | None:
+            dtype: torch.dtype, shapes: Sequence[Sequence[int]] | None = None,
+            properties: dict[str, str] | None = None) -> Converted | None:
     """`net` (float32, eval mode, on the CPU) in OpenVINO, computing in bf16 where `dtype` is bf16 else in
     f32; None, after one log line, where it cannot be (the caller keeps torch).
 
     `example`: float32 inputs to trace with; `shapes`: each input's accepted shape, -1 where a dimension
-    may vary (default: exactly the example's). The trace is read from, or saved to, the cache directory."""
+    may vary (default: exactly the example's); `properties`: the CPU plugin's own, for this network. The trace
+    is read from, or saved to, the cache directory."""
     precision = "bf16" if dtype == torch.bfloat16 else "f32"
     try:
         import openvino as ov
@@ -125,12 +127,16 @@ def convert(net: nn.Module, example: Sequence[torch.Tensor], *, name: str, confi
                 with torch.no_grad():
                     model = ov.convert_model(net, example_input=tuple(example),
                                              input=[ov.PartialShape(s) for s in shapes])
-            save(ov, model, path)
-            log.info("%s: traced for OpenVINO, saved to %s", name, path)
+            try:
+                save(ov, model, path)
+                log.info("%s: traced for OpenVINO, saved to %s", name, path)
+            except OSError as exc:  # a read-only model cache: the trace serves this process only
+                log.warning("%s: traced for OpenVINO, not kept (%s: %s): traced again at the next start",
+                            name, type(exc).__name__, exc.strerror or exc)
         threads = str(torch.get_num_threads())
         compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision,
                                                      "INFERENCE_NUM_THREADS": threads,
-                                                     "PERFORMANCE_HINT": "LATENCY"})
+                                                     "PERFORMANCE_HINT": "LATENCY", **(properties or {})})
         return Converted(compiled, name, precision)
     except Exception as exc:  # noqa: BLE001 - any failure of a third-party compiler: torch runs instead
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""

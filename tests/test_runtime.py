@@ -159,6 +159,18 @@ def test_the_trace_is_kept_and_read_back_and_redone_for_new_weights(zhang_files,
     assert len(list((tmp_path / "openvino").glob("eccv16-*.xml"))) == 2
 
 
+def test_a_read_only_model_cache_still_runs_openvino(zhang_files, tmp_path, monkeypatch, caplog):
+    def read_only(ov, model, path):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(runtime, "save", read_only)
+    with caplog.at_level(logging.WARNING, logger="paintbot.models"):
+        engine = zhang("eccv16", zhang_files, tmp_path, "openvino")
+    assert isinstance(engine.net, runtime.Converted)
+    assert [r.getMessage() for r in caplog.records] == [
+        "eccv16: traced for OpenVINO, not kept (OSError: Read-only file system): traced again at the next start"]
+
+
 def test_torch_runs_when_openvino_cannot(zhang_files, tmp_path, monkeypatch, caplog):
     import openvino
 
