@@ -15,7 +15,6 @@ process held during one run beyond what it held before (bench/ddcolor.py's PeakM
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -31,18 +30,12 @@ sys.path.insert(0, str(SHARED / "weights" / "golden"))
 import chromagan_standin_h5  # noqa: E402
 
 from bench.ddcolor import PeakMemory, photo, weights_mb  # noqa: E402
+from bench.machine import cpu_name  # noqa: E402
 from models import engines, weights  # noqa: E402
 from models.colorize import chromagan as cg  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 
 BUDGET_S = 1.5
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def best(fn, repeat: int) -> float:

@@ -28,6 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_name  # noqa: E402
 from models import engines  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.restore import faces as faces_mod  # noqa: E402
@@ -35,13 +36,6 @@ from tests.enhance_standins import (gfpgan_state_dict, retinaface_state_dict, wr
                                     write_gfpgan, write_retinaface)
 
 PHOTO = ROOT.parent / "shared" / "styles" / "the_resevoir_at_poitiers.jpg"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def photo(megapixels: float) -> Image.Image:

@@ -36,7 +36,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.chromagan import cpu_name  # noqa: E402
+from bench.machine import cpu_name  # noqa: E402
 from bench.ddcolor import photo  # noqa: E402
 from models import engines  # noqa: E402
 from models.colorize.hints import Hint  # noqa: E402

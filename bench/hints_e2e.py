@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.chromagan import cpu_name  # noqa: E402
+from bench.machine import cpu_name  # noqa: E402
 from bench.hints import percentiles  # noqa: E402
 from tests.conftest import SHARED, RedisServer  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402

@@ -48,6 +48,7 @@ WAITS = wait_policy(os.environ)  # as the worker runs (before torch loads): ever
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from bench.machine import cpu_summary  # noqa: E402
 from models import engines  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.device import reduced_dtype  # noqa: E402
@@ -58,23 +59,6 @@ CONTENT = SHARED / "styles" / "the_resevoir_at_poitiers.jpg"
 STYLE = SHARED / "styles" / "starry_night.jpg"
 NETWORKS = ("eccv16", "siggraph17", "ddcolor-tiny", "adaattn", "instance")
 PEERS = ("eager f32", "compile bf16", "openvino bf16", "onnxruntime f32")
-
-
-def cpu_name() -> str:
-    flags = ""
-    name = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name == "unknown CPU":
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                have = set(line.split(":", 1)[1].split())
-                flags = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in have)
-            elif line.startswith(("cpu family", "model\t")) and "family" not in name:
-                pass
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} cores; {flags or 'no AVX2'})"
 
 
 @dataclass
@@ -320,7 +304,7 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], help="peers to leave out (e.g. openvino onnxruntime)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"CPU: {cpu_name()}; torch {torch.__version__}, {args.threads} threads, "
+    print(f"CPU: {cpu_summary()}; torch {torch.__version__}, {args.threads} threads, "
           f"OpenMP waits {WAITS} (the worker's), "
           f"{args.contention} busy processes beside; load average {os.getloadavg()[0]:.2f}")
     busy = [mp.Process(target=spin, daemon=True) for _ in range(args.contention)]

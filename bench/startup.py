@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "shared" / "weights"))
 
+from bench.machine import cpu_summary  # noqa: E402
+
 CHILD = r"""
 import json, os, sys, time
 t0 = time.perf_counter()
@@ -72,9 +74,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    from bench.peers import cpu_name
-
-    print(f"CPU: {cpu_name()}; {args.threads} threads; load average {os.getloadavg()[0]:.2f}")
+    print(f"CPU: {cpu_summary()}; {args.threads} threads; load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         files = standins(Path(tmp))
         env = {**os.environ, "PAINTBOT_DEVICE": "cpu", "PAINTBOT_TORCH_THREADS": str(args.threads),

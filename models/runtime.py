@@ -78,21 +78,20 @@ def trace_key(net: nn.Module, example: Sequence[torch.Tensor], shapes: Sequence[
 
 class Converted:
     """A network running in OpenVINO, called like the torch module it came from: torch tensors in (any
-    dtype or memory layout), float32 torch tensors out (one, or a tuple where the network returns several).
-    One request per network; a worker runs one job at a time."""
+    dtype or memory layout), its one output out as a float32 torch tensor. One request per network; a worker
+    runs one job at a time."""
 
     def __init__(self, compiled, name: str, precision: str):
         self.request = compiled.create_infer_request()
-        self.inputs, self.outputs = len(compiled.inputs), len(compiled.outputs)
+        self.inputs = len(compiled.inputs)
         self.name, self.precision = name, precision
 
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         if len(inputs) != self.inputs:
             raise TypeError(f"{self.name} takes {self.inputs} inputs, not {len(inputs)}")
         arrays = [t.detach().to("cpu", torch.float32).contiguous().numpy() for t in inputs]  # float32: no copy
         results = self.request.infer(arrays, share_inputs=True)
-        outs = tuple(torch.from_numpy(results[i]) for i in range(self.outputs))
-        return outs[0] if self.outputs == 1 else outs
+        return torch.from_numpy(results[0])
 
     def __repr__(self) -> str:
         return f"<{self.name} in OpenVINO ({self.precision})>"

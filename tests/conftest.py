@@ -70,6 +70,18 @@ class RedisServer:
         self.proc = None
 
 
+@pytest.fixture(scope="module")
+def two_threads():
+    """torch on 2 threads while one module runs (the goldens' setting), the count restored after; a module asks
+    for it with `pytestmark = pytest.mark.usefixtures("two_threads")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis"))

@@ -45,12 +45,7 @@ INTERMEDIATE_REL, INTERMEDIATE_MAX = 2e-5, 1e-4
 PROBS_MAX, PROBS_REL = 1e-6, 2e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 @pytest.fixture(scope="module")

@@ -50,12 +50,7 @@ END_TO_END_RGB_REL = {"tiny": 4e-3, "large": 8e-3}
 END_TO_END_BEYOND_2_LEVELS = {"tiny": 1e-3, "large": 2e-2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 def _standin(size: str) -> dict:

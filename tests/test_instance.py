@@ -41,12 +41,7 @@ def standin(entry: str) -> dict:
     return {k: torch.from_numpy(v) for k, v in values.items()}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # the goldens were made with 2 threads
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("two_threads")  # the goldens were made with 2 threads
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,7 @@ from models.restore.repair import DETECTOR_FILE
 from tests.conftest import SHARED
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 def config_for(standin_weights, cache_dir, **changes) -> ModelConfig:

@@ -36,12 +36,7 @@ PROB_MAX = 2.5e-5
 MARGIN = 1e-4  # mask pixels may differ only where the golden prob is this close to 0.4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 @pytest.fixture(scope="module")

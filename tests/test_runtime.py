@@ -27,12 +27,7 @@ PAINTING = SHARED / "styles" / "starry_night.jpg"
 ZHANG = {"eccv16": ECCV16Engine, "siggraph17": SIGGRAPH17Engine}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,7 @@ FILES = {"encoder": "adain_vgg_normalised", "decoder": "adaattn_decoder", "trans
          "adaattn_3": "adaattn_adaattn_3"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)  # the goldens' setting
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")  # the goldens' setting
 
 
 @pytest.fixture(scope="module")
