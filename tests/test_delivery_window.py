@@ -53,11 +53,13 @@ def test_workers_killed_while_results_wait_to_be_sent_deliver_each_exactly_once(
                                               tg.group_chat(-1005104)]
     jobs = [_photo_job(tg, private, 5101), _album_job(tg, groups[0], 5102),
             _photo_job(tg, groups[1], 5103), _album_job(tg, groups[2], 5104)]
-    # The first two wait out a 429 (retry_after 30 s), the other two a group's flood slot that is busy for 60 s.
-    tg.fail("sendPhoto", 429, "Too Many Requests: retry after 30", retry_after=30, chat_id=private["id"])
-    tg.fail("sendMediaGroup", 429, "Too Many Requests: retry after 30", retry_after=30, chat_id=groups[0]["id"])
+    # The first two wait out a 429 (retry_after 90 s), the other two a group's flood slot that is busy for 240 s:
+    # waits long enough for four workers that start slowly on a busy host (CI's two cores) to be in them all at
+    # once. Those are killed; the busy slots then end soon (the fresh worker still has to honour them).
+    tg.fail("sendPhoto", 429, "Too Many Requests: retry after 90", retry_after=90, chat_id=private["id"])
+    tg.fail("sendMediaGroup", 429, "Too Many Requests: retry after 90", retry_after=90, chat_id=groups[0]["id"])
     for group in groups[1:]:
-        conn.set(keys.flood(group["id"]), str(time.time() + 60), px=65_000)
+        conn.set(keys.flood(group["id"]), str(time.time() + 240), px=245_000)
     queue = JobQueue(redis_url, "paintbot")  # the bot's own enqueue: RQ's retries and failure callback
     for job in jobs:
         queue.enqueue(job)
@@ -75,6 +77,8 @@ def test_workers_killed_while_results_wait_to_be_sent_deliver_each_exactly_once(
         for p in doomed:
             p.wait(10)
         died = time.monotonic()
+        for group in groups[1:]:
+            conn.set(keys.flood(group["id"]), str(time.time() + 5), px=10_000)
 
         workers.start("scheduler", "--scheduler")
         workers.start("worker-after")

@@ -8,6 +8,7 @@ import pytest
 import redis
 from PIL import Image
 
+from bot.contract import keys
 from bot.contract.keys import IDLE_WORKERS as IDLE_KEY, WAITING_JOBS as WAITING_KEY
 from tests.harness import BotThread, Workers, gray_photo, settings_for
 
@@ -100,6 +101,22 @@ def test_a_job_that_turns_out_long_gets_a_status_message_from_the_worker(live):
     (status,) = tg.calls("sendMessage", chat_id=chat["id"])
     assert status.params["text"] == "Colourising…" and status.reply_to == photo["message_id"]
     _wait(lambda: not [m for m in tg.bot_messages(chat["id"]) if "text" in m], 10, "the status to be tidied")
+
+
+def test_a_status_message_held_by_the_flood_slot_is_not_sent_once_the_result_is_ready(live):
+    """The chat's flood slot is taken for 15 s (results just went out there): the status message the long job
+    wants waits for it; the work ends meanwhile, so the result takes the slot and the status message is never
+    sent (it would only come just before the result, to be deleted after it)."""
+    tg, conn = live
+    chat = tg.private_chat(4108)
+    conn.set(keys.flood(chat["id"]), str(time.time() + 15), px=20_000)
+    tg.delay("getFile", 4.0)  # longer than worker/progress.py's POST_AFTER
+    photo = tg.user_sends_photo(chat, gray_photo(seed=6))
+    (sent,) = tg.wait_for("sendPhoto", timeout=60, chat_id=chat["id"])
+    assert sent.reply_to == photo["message_id"]
+    time.sleep(1)
+    assert not tg.calls("sendMessage", chat_id=chat["id"], ok_only=False)
+    assert not tg.calls("deleteMessage", chat_id=chat["id"], ok_only=False)
 
 
 def test_gatys_reports_its_progress(worker_models):

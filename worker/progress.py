@@ -11,7 +11,8 @@ worker deletes the message (`finish` says which one, if any).
 A model call cannot be interrupted to post a message, so a thread of its own does the posting and
 editing, with a Bot API client of its own (worker/telegram.py's client runs one event loop, owned
 by the job's thread). `show` only records the wanted text; `finish` stops the thread first, so
-no edit can land after the result.
+no edit can land after the result; a status message still waiting for a group's flood slot then is
+not posted at all (the result, not a message about it, takes that slot).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import threading
 import time
 
-from worker.telegram import ChatGone, FloodGate, Telegram
+from worker.telegram import Cancelled, ChatGone, FloodGate, Telegram
 
 log = logging.getLogger("paintbot.worker")
 
@@ -86,8 +87,13 @@ class Progress:
             return
         if self.message_id is None:
             if now - self._started >= self._post_after:
-                self.message_id = _client(self._rt).send_text(self.chat_id, wanted, reply_to=self.reply_to,
-                                                              thread_id=self.thread_id)
+                try:  # a group's flood slot may hold it: once the job is done, it is not worth the wait
+                    self.message_id = _client(self._rt).send_text(self.chat_id, wanted, reply_to=self.reply_to,
+                                                                  thread_id=self.thread_id, cancel=self._stop)
+                except Cancelled:
+                    log.info("status message in chat %s not posted: the job ended while it waited for its "
+                             "flood slot", self.chat_id)
+                    return
                 self.posted = True
                 self._shown, self._last_change = wanted, time.monotonic()
         elif wanted != self._shown and (self._last_change is None or now - self._last_change >= EDIT_EVERY):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -53,13 +54,17 @@ class FloodGate:
     def __init__(self, conn):
         self._reserve = conn.register_script(_RESERVE_SLOT)
 
-    def wait(self, chat_id: int) -> None:
+    def wait(self, chat_id: int, cancel: threading.Event | None = None) -> bool:
+        """Wait for this worker's slot; False if `cancel` was set meanwhile (the send is no longer wanted)."""
         interval = GROUP_INTERVAL if chat_id < 0 else PRIVATE_INTERVAL
         now = time.time()
         delay = max(float(self._reserve(keys=[keys.flood(chat_id)], args=[now, interval])),
                     float(self._reserve(keys=[keys.FLOOD_ALL], args=[now, GLOBAL_INTERVAL])))
+        if cancel is not None:
+            return not cancel.wait(max(delay, 0))
         if delay > 0:
             time.sleep(delay)
+        return True
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,10 @@ class Sent:
 
 class ChatGone(Exception):
     """The chat can no longer be written to (403): nobody is left to tell."""
+
+
+class Cancelled(Exception):
+    """A send given up while it waited for its flood slot: whoever asked for it no longer wants it."""
 
 
 class Rejected(Exception):
@@ -225,9 +234,9 @@ class Telegram:
             raise Rejected(f"getFile: unusable file_path {path!r}")
         return root + path
 
-    def _before_send(self, chat_id: int) -> None:
-        if self._gate is not None:
-            self._gate.wait(chat_id)
+    def _before_send(self, chat_id: int, cancel: threading.Event | None = None) -> None:
+        if self._gate is not None and not self._gate.wait(chat_id, cancel):
+            raise Cancelled(f"send to chat {chat_id} no longer wanted")
 
     def send_image(self, chat_id: int, reply_to: int | None, data: bytes, as_document: bool, filename: str,
                    caption: str | None = None, reply_markup=None, thread_id: int | None = None) -> "Sent":
@@ -261,10 +270,11 @@ class Telegram:
         return [Sent.of(m) for m in sent]
 
     def send_text(self, chat_id: int, text: str, reply_to: int | None = None, reply_markup=None,
-                  thread_id: int | None = None) -> int:
-        """Send a text (with `reply_markup`, buttons under it); returns its message id."""
+                  thread_id: int | None = None, cancel: threading.Event | None = None) -> int:
+        """Send a text (with `reply_markup`, buttons under it); returns its message id. `cancel`: set, while
+        the text waits for the chat's flood slot, it is not sent (raises Cancelled)."""
         reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
-        self._before_send(chat_id)
+        self._before_send(chat_id, cancel)
         return self._call("send_message", chat_id=chat_id, text=text, reply_parameters=reply,
                           reply_markup=reply_markup, message_thread_id=thread_id).message_id
 
