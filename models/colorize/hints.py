@@ -166,9 +166,21 @@ def mask_input(mask: torch.Tensor) -> torch.Tensor:
     return mask - MASK_OFFSET
 
 
+def settled(lightness: float, rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """`rgb` snapped again until picking it changes nothing. Rounding to 8 bits moves a colour's L a little, so
+    one at the gamut's edge can snap a level or two further when it is picked; a suggestion must reach the
+    network as it was shown."""
+    for _ in range(SNAP_STEPS):
+        again = snap(lightness, rgb)
+        if again == rgb:
+            break
+        rgb = again
+    return rgb
+
+
 def suggestions(lightness: float, a: float, b: float, k: int = 6) -> list[tuple[int, int, int]]:
     """Up to `k` distinct sRGB colours to offer at a pixel of lightness `lightness` whose predicted colour is
-    (a, b): that colour first, then the same chroma (at least SUGGESTION_MIN_CHROMA) at k - 2 other hues
+    (a, b): that colour first (`settled`), then the same chroma (at least SUGGESTION_MIN_CHROMA) at k - 2 other hues
     evenly around the circle from it, then a neutral; each snapped into the gamut at that lightness, and
     one too close to an earlier one left out (near black or white, few colours exist)."""
     if not 1 <= k <= MAX_SUGGESTIONS:
@@ -181,7 +193,7 @@ def suggestions(lightness: float, a: float, b: float, k: int = 6) -> list[tuple[
     chosen: list[tuple[int, int, int]] = []
     labs: list[tuple[float, float, float]] = []
     for wa, wb in wanted:
-        rgb = snap_lab(lightness, wa, wb)
+        rgb = settled(lightness, snap_lab(lightness, wa, wb))
         lab = lab_of(rgb)
         if all(math.dist(lab, other) >= SUGGESTION_MIN_DIFFERENCE for other in labs):
             chosen.append(rgb)
