@@ -60,11 +60,7 @@ class FloodGate:
         now = time.time()
         delay = max(float(self._reserve(keys=[keys.flood(chat_id)], args=[now, interval])),
                     float(self._reserve(keys=[keys.FLOOD_ALL], args=[now, GLOBAL_INTERVAL])))
-        if cancel is not None:
-            return not cancel.wait(max(delay, 0))
-        if delay > 0:
-            time.sleep(delay)
-        return True
+        return not (cancel or threading.Event()).wait(max(delay, 0))
 
 
 @dataclass(frozen=True)
