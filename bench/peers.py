@@ -282,15 +282,20 @@ def measure(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) 
 
 
 def report(case: Case, times: dict[str, list[float]]) -> None:
+    """Medians, and each peer's ratio to paintbot round by round (the two ran seconds apart in every round):
+    on a shared host whose speed drifts over minutes the per-round ratio holds where the medians wander."""
     medians = {k: statistics.median(v) for k, v in times.items()}
+    paired = {k: statistics.median(a / b for a, b in zip(times["paintbot"], v)) for k, v in times.items()}
     ours = medians["paintbot"]
-    best_peer = min((v for k, v in medians.items() if k != "paintbot"), default=None)
+    best_peer = min((k for k in medians if k != "paintbot"), key=medians.get, default=None)
     print(f"\n{case.name} (input {' + '.join('x'.join(map(str, i.shape)) for i in case.inputs)})")
     for name, m in medians.items():
         spread = f"{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}"
-        print(f"  {name:16s} {m * 1000:8.1f} ms  (range {spread} ms)  paintbot/this {ours / m:5.2f}")
+        print(f"  {name:16s} {m * 1000:8.1f} ms  (range {spread} ms)  paintbot/this {ours / m:5.2f}"
+              f"  per round {paired[name]:5.2f}")
     if best_peer:
-        print(f"  paintbot vs best peer: {ours / best_peer:.2f}x")
+        print(f"  paintbot vs best peer ({best_peer}): {ours / medians[best_peer]:.2f}x, "
+              f"per round {paired[best_peer]:.2f}x")
     for note in case.notes:
         print(f"  . {note}")
 

@@ -81,3 +81,81 @@ def sign_relus(net: nn.Module) -> nn.Module:
             if type(child) is nn.ReLU:
                 setattr(module, name, SignReLU(child.inplace))
     return net
+
+
+# oneDNN's convolutions as torch's inductor calls them with `freezing` (torch/_inductor/fx_passes/mkldnn_fusion.py):
+# weights reordered once, an activation or an addition computed in the convolution's own kernel.
+_MKLDNN = torch.ops.mkldnn
+
+
+def _activation(module: nn.Module | None) -> tuple[str, list] | None:
+    """oneDNN's name and scalars for an activation module it can compute after a convolution, else None."""
+    if type(module) in (nn.ReLU, SignReLU):
+        return "relu", []
+    if type(module) is nn.LeakyReLU:
+        return "leaky_relu", [module.negative_slope]
+    return None
+
+
+class PackedConv2d(nn.Module):
+    """A Conv2d (and the activation after it, if any) on weights reordered once into oneDNN's own layout.
+
+    Why: eager torch reorders a bf16 convolution's weights at every call and runs the ReLU after it as a
+    pass of its own over memory; here both happen inside the convolution, as OpenVINO and inductor's freezing
+    do. On the 2-core Xeon with AMX the instance-aware colouriser's instance pass took 0.90x the time
+    (bench/peers.py). The result is the same convolution's, rounded once: ReLU commutes with bf16 rounding,
+    and an addition (`add_into`) is made before rounding rather than after. The weights live only in the
+    reordered form (no `weight` in the state dict): build and load the network first, then pack it."""
+
+    def __init__(self, conv: nn.Conv2d, activation: nn.Module | None = None):
+        super().__init__()
+        self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        self.register_buffer("packed", _MKLDNN._reorder_convolution_weight(conv.weight.detach(), *self.args),
+                             persistent=False)
+        self.bias = conv.bias
+        self.attr, self.scalars = _activation(activation) or ("none", [])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _MKLDNN._convolution_pointwise(x, self.packed, self.bias, *self.args, self.attr, self.scalars, "")
+
+
+class PackedConvTranspose2d(nn.Module):
+    """A ConvTranspose2d on weights reordered once (see PackedConv2d)."""
+
+    def __init__(self, conv: nn.ConvTranspose2d):
+        super().__init__()
+        self.args = (list(conv.padding), list(conv.output_padding), list(conv.stride), list(conv.dilation),
+                     conv.groups)
+        self.register_buffer("packed", _MKLDNN._reorder_convolution_transpose_weight(conv.weight.detach(), *self.args),
+                             persistent=False)
+        self.bias = conv.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _MKLDNN._convolution_transpose_pointwise(x, self.packed, self.bias, *self.args, "none", [], "")
+
+
+def packed_convolutions(net: nn.Module) -> nn.Module:
+    """`net` (loaded, on the CPU, in its dtype and channels-last) with each Conv2d and ConvTranspose2d a packed
+    one, and each activation directly after a Conv2d in an nn.Sequential taken into it (an nn.Identity left
+    in its place). Convolutions with a padding mode other than zeros stay as they are."""
+    for module in list(net.modules()):
+        children = list(module.named_children())
+        for i, (name, child) in enumerate(children):
+            if type(child) is nn.Conv2d and child.padding_mode == "zeros" and isinstance(child.padding, tuple):
+                after = children[i + 1] if isinstance(module, nn.Sequential) and i + 1 < len(children) else None
+                taken = after is not None and _activation(after[1]) is not None
+                setattr(module, name, PackedConv2d(child, after[1] if taken else None))
+                if taken:
+                    setattr(module, after[0], nn.Identity())
+            elif type(child) is nn.ConvTranspose2d and child.padding_mode == "zeros":
+                setattr(module, name, PackedConvTranspose2d(child))
+    return net
+
+
+def add_into(out: torch.Tensor, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`out += conv(x)`, in place: within the convolution's kernel where `conv` is a PackedConv2d without an
+    activation (no pass over `out` of its own), else as the two operations."""
+    if isinstance(conv, PackedConv2d) and conv.attr == "none" and out.dtype == x.dtype:
+        return _MKLDNN._convolution_pointwise_.binary(out, x, conv.packed, conv.bias, *conv.args, "add", None,
+                                                      None, [], None)
+    return out.add_(conv(x))

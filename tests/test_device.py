@@ -1,4 +1,5 @@
-"""models/device.py's numerics for reduced precision: SignReLU is ReLU, bit for bit (-0 comes out as +0)."""
+"""models/device.py's numerics for reduced precision: SignReLU is ReLU, bit for bit (-0 comes out as +0); packed
+convolutions compute what the modules they replace compute, with the activation and an addition inside."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.device import SignReLU, sign_relus
+from models.device import PackedConv2d, PackedConvTranspose2d, SignReLU, add_into, packed_convolutions, sign_relus
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -36,3 +37,36 @@ def test_float32_takes_torchs_relu_and_the_swap_keeps_the_weights():
                                                             "LeakyReLU"]
     assert net[1].inplace and not net[2][0].inplace
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def _convs() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(4, 8, 3, 1, 1), nn.ReLU(True), nn.Conv2d(8, 8, 3, 1, 2, dilation=2),
+                         nn.LeakyReLU(0.2, True), nn.Conv2d(8, 8, 3, 2, 1), nn.BatchNorm2d(8),
+                         nn.ConvTranspose2d(8, 4, 4, 2, 1), nn.Tanh()).eval()
+
+
+def test_packing_takes_each_activation_into_its_convolution_and_computes_the_same():
+    net, x = _convs(), torch.randn(2, 4, 20, 20).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        want = net(x)
+        packed = packed_convolutions(sign_relus(net.to(memory_format=torch.channels_last)))
+        got = packed(x)
+    assert [type(m).__name__ for m in packed] == ["PackedConv2d", "Identity", "PackedConv2d", "Identity",
+                                                  "PackedConv2d", "BatchNorm2d", "PackedConvTranspose2d", "Tanh"]
+    assert [(m.attr, m.scalars) for m in packed if isinstance(m, PackedConv2d)] == [
+        ("relu", []), ("leaky_relu", [0.2]), ("none", [])]  # batch norm is no activation: it stays after
+    assert isinstance(packed[6], PackedConvTranspose2d)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_add_into_adds_a_convolution_in_place():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(8, 8, 3, 1, 1).eval()
+    x, out = (torch.randn(2, 8, 16, 16).contiguous(memory_format=torch.channels_last) for _ in range(2))
+    with torch.inference_mode():
+        want = out + conv(x)
+        for module in (conv, PackedConv2d(conv)):
+            into = out.clone()
+            got = add_into(into, module, x)
+            assert got.data_ptr() == into.data_ptr() and torch.allclose(got, want, atol=1e-5, rtol=1e-4)

@@ -41,7 +41,7 @@ from torch import nn
 
 from models import color
 from models import weights as weight_files
-from models.device import sign_relus
+from models.device import packed_convolutions, reduced_dtype, sign_relus
 from models.colorize.framing import ColorizeEngine
 from models.engine import Licence
 from models.colorize.zhang import SIGGRAPHUNet
@@ -307,6 +307,9 @@ class InstanceColorizer:
         self.full, self.instance, self.fusion = (n.eval().to(**layout) for n in (full, instance, fusion))
         if dtype is not None:
             self.full, self.instance, self.fusion = (sign_relus(n) for n in (self.full, self.instance, self.fusion))
+        if dtype is not None and dtype == reduced_dtype(self.device) == torch.bfloat16:  # models/device.py PackedConv2d
+            self.full, self.instance, self.fusion = (packed_convolutions(n)
+                                                     for n in (self.full, self.instance, self.fusion))
 
     @classmethod
     def from_state_dicts(cls, full: dict, instance: dict, fusion: dict, device: torch.device,

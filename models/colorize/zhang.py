@@ -19,6 +19,7 @@ from torch import nn
 from models.colorize import hints as hinting
 from models.colorize.framing import ColorizeEngine
 from models.colorize.hints import Hint
+from models.device import add_into
 from models.engine import Licence
 from models.weights import WeightFile, remote
 
@@ -104,11 +105,11 @@ class SIGGRAPHUNet(nn.Module):
         x = tap("conv5_3", self.model5(x))
         x = tap("conv6_3", self.model6(x))
         x = tap("conv7_3", self.model7(x))
-        x = tap("conv8_up", self.model8up(x).add_(self.model3short8(c3)))
+        x = tap("conv8_up", add_into(self.model8up(x), self.model3short8[0], c3))
         x = tap("conv8_3", self.model8(x))
-        x = tap("conv9_up", self.model9up(x).add_(self.model2short9(c2)))
+        x = tap("conv9_up", add_into(self.model9up(x), self.model2short9[0], c2))
         x = tap("conv9_3", self.model9(x))
-        x = self.model10up(x).add_(self.model1short10(c1))
+        x = add_into(self.model10up(x), self.model1short10[0], c1)
         del c1, c2, c3  # before the largest maps (in-place adds and activations: the same values, less memory)
         x = tap("conv10_up", x)
         x = tap("conv10_2", self.model10(x))
