@@ -174,6 +174,16 @@ def test_detect_end_to_end_keeps_the_multiple_of_16_size(net, photo):
     assert _mask_ok(mask, golden("mask_u8"), golden("prob"))
 
 
+def test_the_network_sees_short_side_256_up_to_8_to_1_and_a_strip_at_most_2048_long(net):
+    """The authors' scaling up to 8:1; beyond, paintbot's cap (a 4000 x 40 strip was 25,600 x 256: 48 s)."""
+    shape = lambda h, w: tuple(scratch.network_input(np.zeros((h, w), np.uint8)).shape[2:])  # noqa: E731
+    assert shape(272, 400) == (256, 384) and shape(400, 272) == (384, 256) and shape(256, 2048) == (256, 2048)
+    assert shape(96, 1024) == (192, 2048) and shape(1024, 96) == (2048, 192)  # 10.7:1
+    assert shape(48, 4000) == (32, 2048) and shape(4000, 48) == (2048, 32)  # 83:1, 32 at the least
+    strip = Image.new("L", (4000, 40), 128)
+    assert scratch.detect(net, strip).shape == (32, 4000)  # the multiple-of-16 size (40 -> 32), as for any photo
+
+
 def test_sizes_round_half_to_even_and_resize_256_does_not_exist():
     assert scratch.rounded_size(400, 264) == (400, 256)  # 16.5 -> 16: floor(x + 0.5) would give 272
     assert scratch.rounded_size(400, 280) == (400, 288)

@@ -11,8 +11,11 @@ threshold means something only after it: the photo resized BICUBICALLY in RGB to
 (Python's half-to-even `round`), PIL's integer luma, [-1, 1], a bilinear (no antialias) resize to short
 side 256, sigmoid, a NEAREST resize of the probabilities back to the multiple-of-16 size, then `>= 0.4`.
 The settings that the golden tests prove are module constants, so that each documented pitfall can be
-put back by a test and seen to fail. The network always runs at short side 256, whatever the photo's
-size: detection is cheap enough to run inside every colourisation job.
+put back by a test and seen to fail. The network runs at short side 256 whatever the photo's size, so
+detection is cheap enough to run inside every colourisation job; paintbot's one departure keeps it so for
+strips: the long side stops at MAX_LONG (8:1 at short side 256), beyond which the short side shrinks
+(to 32 at the least). The authors' scaling would give a 4000 x 40 strip 25,600 x 256 pixels, 48 s on a
+2-core CPU, for a strip too thin to show a scratch anyway.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ SLOPE = 0.2  # every LeakyReLU
 RESIZE_FILTER = Image.BICUBIC  # data_transforms, on the RGB photo
 NORM_MEAN, NORM_STD = 0.5, 0.5  # Normalize([0.5], [0.5]): [0, 1] -> [-1, 1]
 NETWORK_SHORT = 256  # scale_tensor: the short side the network sees
+MAX_LONG, MIN_SHORT = 2048, 32  # paintbot's: see the module's docstring (32: 2 pixels after four halvings)
 SCALE_INTERP = {"mode": "bilinear", "align_corners": False, "antialias": False}  # scale_tensor
 FINAL_INTERP = {"mode": "nearest"}  # probabilities back to the multiple-of-16 size (legacy nearest)
 THRESHOLD = 0.4
@@ -156,15 +160,14 @@ def gray_u8(img: Image.Image, mode: str = "full_size") -> np.ndarray:
 
 
 def network_input(gray: np.ndarray) -> torch.Tensor:
-    """1 x 1 x 256 x (16k) float32 in [-1, 1] (ToTensor, Normalize, scale_tensor)."""
+    """1 x 1 x 256 x (16k) float32 in [-1, 1] (ToTensor, Normalize, scale_tensor); beyond 8:1, MAX_LONG long."""
     x = (torch.from_numpy(np.array(gray)).float().div_(255) - NORM_MEAN) / NORM_STD
     x = x[None, None]
-    h, w = gray.shape
-    if h <= w:
-        size = (NETWORK_SHORT, int(round(w / h * NETWORK_SHORT / 16) * 16))
-    else:
-        size = (int(round(h / w * NETWORK_SHORT / 16) * 16), NETWORK_SHORT)
-    return F.interpolate(x, size=size, **SCALE_INTERP)
+    short, long = sorted(gray.shape)
+    size = (NETWORK_SHORT, int(round(long / short * NETWORK_SHORT / 16) * 16))
+    if size[1] > MAX_LONG:
+        size = (max(MIN_SHORT, int(round(short / long * MAX_LONG / 16) * 16)), MAX_LONG)
+    return F.interpolate(x, size=size if gray.shape[0] <= gray.shape[1] else size[::-1], **SCALE_INTERP)
 
 
 def mask_at(prob: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
