@@ -7,9 +7,11 @@ For each network: paintbot's engine as the worker runs it (its dtype, layout and
 same network, with the same weights and input, under torch eager float32, `torch.compile` bf16 and, when
 the packages are installed, OpenVINO bf16 and onnxruntime float32. Each round runs every contestant once,
 in turn (A B C ..., then B C ... A, and so on: each takes every place in the order), so that a drift of the
-machine's speed (another process, the clock) and what one leaves behind for the next fall on all alike; the medians and each one's ratio to paintbot are printed, with the CPU's name and
-flags. `--contention N` starts N busy processes (one spinning Python loop each) for the whole run: the
-shared host of issue 28, where OpenMP threads that spin-wait lose their cores.
+machine's speed (another process, the clock) and what one leaves behind for the next fall on all alike. The
+medians are printed, each one's ratio to paintbot from the medians and round by round (the median of each
+round's ratio: steadier where the host's speed drifts), with the CPU's name and flags. `--contention N`
+starts N busy processes (one spinning Python loop each) for the whole run: the shared host of issue 28,
+where OpenMP threads that spin-wait lose their cores.
 
 The networks and inputs (issue 28's table):
 - eccv16, siggraph17: L at 256 x 256 (one photo);

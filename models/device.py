@@ -1,4 +1,5 @@
-"""Which device the models run on, and how many CPU threads they use (chosen once, at start-up)."""
+"""Which device the models run on, how many CPU threads they use (chosen once, at start-up), and what a network
+kept in reduced precision runs as there: ReLUs as bit clamps (SignReLU), convolutions packed for oneDNN."""
 
 from __future__ import annotations
 
