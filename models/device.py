@@ -103,8 +103,8 @@ class PackedConv2d(nn.Module):
 
     Why: eager torch reorders a bf16 convolution's weights at every call and runs the ReLU after it as a
     pass of its own over memory; here both happen inside the convolution, as OpenVINO and inductor's freezing
-    do. On the 2-core Xeon with AMX the instance-aware colouriser's instance pass took 0.90x the time
-    (bench/peers.py). The result is the same convolution's, rounded once: ReLU commutes with bf16 rounding,
+    do. On the 2-core Xeon with AMX the instance-aware colouriser's instance generator took 0.87-0.97 of
+    eager bf16's time (in-process runs, round by round; README "Speed"). The result is the same convolution's, rounded once: ReLU commutes with bf16 rounding,
     and an addition (`add_into`) is made before rounding rather than after. The weights live only in the
     reordered form (no `weight` in the state dict): build and load the network first, then pack it."""
 
@@ -156,7 +156,7 @@ def packed_convolutions(net: nn.Module) -> nn.Module:
 def add_into(out: torch.Tensor, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """`out += conv(x)`, in place: within the convolution's kernel where `conv` is a PackedConv2d without an
     activation (no pass over `out` of its own), else as the two operations."""
-    if isinstance(conv, PackedConv2d) and conv.attr == "none" and out.dtype == x.dtype:
+    if isinstance(conv, PackedConv2d) and conv.attr == "none":
         return _MKLDNN._convolution_pointwise_.binary(out, x, conv.packed, conv.bias, *conv.args, "add", None,
                                                       None, [], None)
     return out.add_(conv(x))

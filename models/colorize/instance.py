@@ -307,7 +307,7 @@ class InstanceColorizer:
         self.full, self.instance, self.fusion = (n.eval().to(**layout) for n in (full, instance, fusion))
         if dtype is not None:
             self.full, self.instance, self.fusion = (sign_relus(n) for n in (self.full, self.instance, self.fusion))
-        if dtype is not None and dtype == reduced_dtype(self.device) == torch.bfloat16:  # models/device.py PackedConv2d
+        if dtype == reduced_dtype(self.device) == torch.bfloat16:  # a CPU with native bf16: models/device.py PackedConv2d
             self.full, self.instance, self.fusion = (packed_convolutions(n)
                                                      for n in (self.full, self.instance, self.fusion))
 
