@@ -53,7 +53,7 @@ from torch import nn  # noqa: E402
 from bench.machine import cpu_summary  # noqa: E402
 from models import engines  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
-from models.device import reduced_dtype  # noqa: E402
+from models.device import keep_freed_memory, reduced_dtype  # noqa: E402
 from standin import layout, make_standin  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -311,8 +311,9 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], help="peers to leave out (e.g. openvino onnxruntime)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    memory = keep_freed_memory(engines.config_from_env(os.environ).keep_memory)  # as the worker: for every contestant
     print(f"CPU: {cpu_summary()}; torch {torch.__version__}, {args.threads} threads, "
-          f"OpenMP waits {WAITS} (the worker's), "
+          f"OpenMP waits {WAITS} (the worker's), freed memory {memory}, "
           f"{args.contention} busy processes beside; load average {os.getloadavg()[0]:.2f}")
     busy = [mp.Process(target=spin, daemon=True) for _ in range(args.contention)]
     for p in busy:

@@ -34,10 +34,11 @@ from worker.main import wait_policy
 wait_policy(os.environ)
 import torch
 from models import engines
-from models.device import pick_device, set_threads
+from models.device import keep_freed_memory, pick_device, set_threads
 from worker.runtime import Engines
 config = engines.config_from_env(os.environ).replace(weight_overrides=json.loads(sys.argv[1]))
 set_threads(config.torch_threads)
+keep_freed_memory(config.keep_memory)
 t1 = time.perf_counter()
 loaded = Engines(pick_device("cpu"), config).load_defaults()
 t2 = time.perf_counter()

@@ -61,8 +61,11 @@ class Parser(argparse.ArgumentParser):
 
 def _config():
     from models import engines
+    from models.device import keep_freed_memory
 
-    return engines.config_from_env(os.environ)  # as the worker does (worker/main.py)
+    config = engines.config_from_env(os.environ)  # as the worker does (worker/main.py)
+    keep_freed_memory(config.keep_memory)  # an evaluation runs hundreds of photos in this process
+    return config
 
 
 def _open(path: str | Path):

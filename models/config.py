@@ -92,6 +92,7 @@ def parse_settings(engine: str, cls: type, env: Mapping[str, str]):
 class ModelConfig:
     device: str = "auto"  # PAINTBOT_DEVICE: auto (CUDA when available), cpu, cuda[:N]
     torch_threads: int | None = None  # PAINTBOT_TORCH_THREADS (else OMP_NUM_THREADS, else torch's default)
+    keep_memory: bool = True  # PAINTBOT_KEEP_MEMORY=0: freed memory goes back to the system (models/device.py)
     cache_dir: Path = field(default_factory=lambda: default_cache_dir({}))  # PAINTBOT_CACHE_DIR
     weights_dir: Path | None = None  # PAINTBOT_WEIGHTS_DIR: offline folder of weight files (no download)
     styles_dir: Path | None = None  # PAINTBOT_STYLES_DIR: offline folder of preset paintings

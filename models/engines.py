@@ -111,6 +111,7 @@ def config_from_env(env: Mapping[str, str]) -> ModelConfig:
     config = ModelConfig(
         device=env_name(env, "PAINTBOT_DEVICE") or "auto",
         torch_threads=env_int(env, "PAINTBOT_TORCH_THREADS", 1) or env_int(env, "OMP_NUM_THREADS", 1),
+        keep_memory=env.get("PAINTBOT_KEEP_MEMORY", "1").strip() != "0",
         cache_dir=default_cache_dir(env),
         weights_dir=env_path(env, "PAINTBOT_WEIGHTS_DIR"),
         styles_dir=env_path(env, "PAINTBOT_STYLES_DIR"),

@@ -240,14 +240,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     waits = wait_policy(os.environ)  # before the first import of torch (below)
-    from models.device import DeviceError, pick_device, set_threads
+    from models.device import DeviceError, keep_freed_memory, pick_device, set_threads
     from models.engines import config_from_env
     from models.fetch import FetchError
     from worker import runtime
 
     try:  # the image science's settings, read here once and passed inward
         models = config_from_env(os.environ)
-        log.info("torch on %d CPU threads, OpenMP waits %s", set_threads(models.torch_threads), waits)
+        log.info("torch on %d CPU threads, OpenMP waits %s, freed memory %s", set_threads(models.torch_threads),
+                 waits, keep_freed_memory(models.keep_memory))
         device = pick_device(models.device)
         runtime.install(runtime.Runtime.load(settings, models, device, conn))
     except (ValueError, DeviceError, FetchError) as exc:  # a bad setting, no GPU, a missing weight file
