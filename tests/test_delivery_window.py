@@ -53,13 +53,15 @@ def test_workers_killed_while_results_wait_to_be_sent_deliver_each_exactly_once(
                                               tg.group_chat(-1005104)]
     jobs = [_photo_job(tg, private, 5101), _album_job(tg, groups[0], 5102),
             _photo_job(tg, groups[1], 5103), _album_job(tg, groups[2], 5104)]
-    # The first two wait out a 429 (retry_after 90 s), the other two a group's flood slot that is busy for 240 s:
-    # waits long enough for four workers that start slowly on a busy host (CI's two cores) to be in them all at
-    # once. Those are killed; the busy slots then end soon (the fresh worker still has to honour them).
-    tg.fail("sendPhoto", 429, "Too Many Requests: retry after 90", retry_after=90, chat_id=private["id"])
-    tg.fail("sendMediaGroup", 429, "Too Many Requests: retry after 90", retry_after=90, chat_id=groups[0]["id"])
+    # The first two wait out a 429 (retry_after 120 s, the longest a worker waits in place: MAX_RETRY_AFTER), the
+    # other two a group's flood slot that is busy for 300 s: waits long enough for four workers that start slowly
+    # on a busy host (CI's two cores, beside the other test process) to be in them all at once; a 90 s 429 once
+    # ended before the last of the four got there. Those are killed (the fault is spent: the fresh worker's send
+    # is answered), the busy slots then end soon (the fresh worker still has to honour them): no longer a test.
+    tg.fail("sendPhoto", 429, "Too Many Requests: retry after 120", retry_after=120, chat_id=private["id"])
+    tg.fail("sendMediaGroup", 429, "Too Many Requests: retry after 120", retry_after=120, chat_id=groups[0]["id"])
     for group in groups[1:]:
-        conn.set(keys.flood(group["id"]), str(time.time() + 240), px=245_000)
+        conn.set(keys.flood(group["id"]), str(time.time() + 300), px=305_000)
     queue = JobQueue(redis_url, "paintbot")  # the bot's own enqueue: RQ's retries and failure callback
     for job in jobs:
         queue.enqueue(job)
@@ -67,7 +69,7 @@ def test_workers_killed_while_results_wait_to_be_sent_deliver_each_exactly_once(
     workers = Workers(worker_env(redis_url), tmp_path)
     try:
         doomed = [workers.start(f"worker-{i}") for i in range(len(jobs))]
-        _wait(lambda: all(conn.exists(keys.sending(j.job_id)) for j in jobs), 180,
+        _wait(lambda: all(conn.exists(keys.sending(j.job_id)) for j in jobs), 240,
               "every worker to be waiting to send its result")
         _wait(lambda: len(tg.calls("sendPhoto", ok_only=False) + tg.calls("sendMediaGroup", ok_only=False)) >= 2,
               30, "the two 429 answers")
