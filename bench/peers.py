@@ -4,8 +4,9 @@
                                     [--contention N] [--skip openvino onnxruntime ...]
 
 For each network: paintbot's engine as the worker runs it (its dtype, layout and compiled path), and the
-same network, with the same weights and input, under torch eager float32, `torch.compile` bf16 and, when
-the packages are installed, OpenVINO bf16 and onnxruntime float32. Each round runs every contestant once,
+same network, with the same weights and input, under torch eager float32, `torch.compile` and, when the
+packages are installed, OpenVINO and onnxruntime float32; `torch.compile` and OpenVINO compute in bf16 on a
+CPU with native bf16, else in float32 (as paintbot's engines: emulated bf16 is no one's fast choice). Each round runs every contestant once,
 in turn (A B C ..., then B C ... A, and so on: each takes every place in the order), so that a drift of the
 machine's speed (another process, the clock) and what one leaves behind for the next fall on all alike. The
 medians are printed, each one's ratio to paintbot from the medians and round by round (the median of each
@@ -60,7 +61,8 @@ SHARED = ROOT.parent / "shared"
 CONTENT = SHARED / "styles" / "the_resevoir_at_poitiers.jpg"
 STYLE = SHARED / "styles" / "starry_night.jpg"
 NETWORKS = ("eccv16", "siggraph17", "ddcolor-tiny", "adaattn", "instance")
-PEERS = ("eager f32", "compile bf16", "openvino bf16", "onnxruntime f32")
+REDUCED = reduced_dtype(torch.device("cpu")) or torch.float32  # what the engines and the peers compute in here
+PRECISION = "bf16" if REDUCED == torch.bfloat16 else "f32"
 
 
 @dataclass
@@ -205,20 +207,20 @@ def eager_f32(case: Case) -> Callable[[], object]:
     return lambda: case.module(*case.inputs)
 
 
-def compile_bf16(case: Case) -> Callable[[], object]:
-    module = copy.deepcopy(case.module).to(torch.bfloat16, memory_format=torch.channels_last)
-    compiled = torch.compile(module)
-    inputs = tuple(i.to(torch.bfloat16).contiguous(memory_format=torch.channels_last) for i in case.inputs)
-    return lambda: compiled(*inputs)
+def compiled(case: Case) -> Callable[[], object]:
+    module = copy.deepcopy(case.module).to(REDUCED, memory_format=torch.channels_last)
+    fast = torch.compile(module)
+    inputs = tuple(i.to(REDUCED).contiguous(memory_format=torch.channels_last) for i in case.inputs)
+    return lambda: fast(*inputs)
 
 
-def openvino_bf16(case: Case) -> Callable[[], object]:
+def openvino(case: Case) -> Callable[[], object]:
     import openvino as ov
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = ov.convert_model(case.module, example_input=case.inputs)
-    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16",
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": PRECISION,
                                                       "INFERENCE_NUM_THREADS": str(torch.get_num_threads()),
                                                       "PERFORMANCE_HINT": "LATENCY"})
     request = compiled.create_infer_request()
@@ -245,8 +247,8 @@ def onnxruntime_f32(case: Case, folder: Path) -> Callable[[], object]:
 
 
 def contestants(case: Case, skip: set[str], folder: Path) -> dict[str, Callable[[], object]]:
-    makers = {"eager f32": lambda: eager_f32(case), "compile bf16": lambda: compile_bf16(case),
-              "openvino bf16": lambda: openvino_bf16(case), "onnxruntime f32": lambda: onnxruntime_f32(case, folder)}
+    makers = {"eager f32": lambda: eager_f32(case), f"compile {PRECISION}": lambda: compiled(case),
+              f"openvino {PRECISION}": lambda: openvino(case), "onnxruntime f32": lambda: onnxruntime_f32(case, folder)}
     out = {"paintbot": case.paintbot}
     for name, make in makers.items():
         if name in skip or name.split()[0] in skip:

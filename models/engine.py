@@ -83,7 +83,7 @@ class Engine:
     def converted(self, net: torch.nn.Module, *example: torch.Tensor, shapes=None, name: str | None = None,
                   properties: dict[str, str] | None = None) -> runtime.Converted | None:
         """`net` (loaded, float32) in OpenVINO where models/runtime.py chooses it for this engine, else None."""
-        if not runtime.wanted(self.config, self.device, self.dtype):
+        if not runtime.wanted(self.config, self.device):
             return None
         converted = runtime.convert(net, example, name=name or self.name, config=self.config, dtype=self.dtype,
                                     shapes=shapes, properties=properties)

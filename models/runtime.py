@@ -1,8 +1,8 @@
 """Where a network runs on a CPU: torch, or OpenVINO's CPU plugin (issue 28).
 
-Why two: on CPUs with native bf16 (AMX, AVX512-BF16), OpenVINO runs some of paintbot's networks
-clearly faster than torch's eager bf16 on the same cores, because it fuses what torch runs as separate
-passes over memory (convolution + ReLU + batch norm; AdaAttN's matrix product, softmax and product in
+Why two: OpenVINO runs some of paintbot's networks faster than torch eager on the same cores, in bf16 on
+CPUs with native bf16 (AMX, AVX512-BF16) and in float32 on CPUs with AVX2 only, because it fuses what
+torch runs as separate passes over memory (convolution + ReLU + batch norm; AdaAttN's matrix product, softmax and product in
 one attention kernel). bench/peers.py measures each network against OpenVINO and `torch.compile` in one
 interleaved run; an engine routes a network through `convert` only where that benchmark shows OpenVINO
 ahead (ECCV16, SIGGRAPH17, AdaAttN's content pass). Where torch is ahead (DDColor) or nothing was
@@ -17,8 +17,8 @@ bf16 where the engine would have used bf16, else f32). The trace is kept under t
 shapes and both libraries' versions, so a restarted worker reads it instead of tracing again; a change of
 any of them traces anew.
 
-Chosen by `ModelConfig.runtime` (PAINTBOT_RUNTIME): `auto` (the service's default: OpenVINO on a CPU with
-native bf16, when the package imports), `openvino` (on any CPU, in the engine's precision) or `torch`. On
+Chosen by `ModelConfig.runtime` (PAINTBOT_RUNTIME): `auto` (the service's default) or `openvino`, its
+older name (OpenVINO on any CPU, in the engine's precision, when the package imports), or `torch`. On
 CUDA torch always runs. Whatever fails on the way (the import, the trace, the compilation) logs one line
 and the torch network runs instead: a slower worker, never a dead one.
 """
@@ -45,12 +45,12 @@ RUNTIMES = ("auto", "torch", "openvino")
 MODELS = Path(__file__).resolve().parent  # paintbot's model code: part of every trace's key
 
 
-def wanted(config: ModelConfig, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether a network of an engine with this device and dtype should be converted: `openvino` on any
-    CPU, `auto` on a CPU where the engine runs bf16 (one with native bf16 instructions)."""
-    if device.type != "cpu" or config.runtime == "torch":
-        return False
-    return config.runtime == "openvino" or dtype == torch.bfloat16
+def wanted(config: ModelConfig, device: torch.device) -> bool:
+    """Whether a network of an engine on this device should be converted: on any CPU unless
+    the runtime asked for is `torch`. bench/peers.py measured OpenVINO ahead of torch eager in bf16 on CPUs
+    with native bf16 and in float32 on an AVX2-only CPU (ECCV16 1.12x, SIGGRAPH17 1.09x of it there), where
+    `auto` once kept torch."""
+    return device.type == "cpu" and config.runtime != "torch"
 
 
 @lru_cache(maxsize=1)
