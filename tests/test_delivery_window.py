@@ -62,13 +62,15 @@ def test_workers_killed_while_results_wait_to_be_sent_deliver_each_exactly_once(
     tg.fail("sendMediaGroup", 429, "Too Many Requests: retry after 120", retry_after=120, chat_id=groups[0]["id"])
     for group in groups[1:]:
         conn.set(keys.flood(group["id"]), str(time.time() + 300), px=305_000)
-    queue = JobQueue(redis_url, "paintbot")  # the bot's own enqueue: RQ's retries and failure callback
-    for job in jobs:
-        queue.enqueue(job)
-
     workers = Workers(worker_env(redis_url), tmp_path)
     try:
         doomed = [workers.start(f"worker-{i}") for i in range(len(jobs))]
+        # All four ready before any job is queued: their start-up (imports, models; slow on CI's two cores beside
+        # the other test process) is not part of the time they have to reach their waits.
+        _wait(lambda: conn.zcard(keys.IDLE_WORKERS) == len(jobs), 240, "every worker to wait for jobs")
+        queue = JobQueue(redis_url, "paintbot")  # the bot's own enqueue: RQ's retries and failure callback
+        for job in jobs:
+            queue.enqueue(job)
         _wait(lambda: all(conn.exists(keys.sending(j.job_id)) for j in jobs), 240,
               "every worker to be waiting to send its result")
         _wait(lambda: len(tg.calls("sendPhoto", ok_only=False) + tg.calls("sendMediaGroup", ok_only=False)) >= 2,

@@ -2,12 +2,15 @@
 
 import io
 import os
+import threading
 import time
 
 import numpy as np
 import pytest
+import redis
 from PIL import Image
 
+from bot.contract import keys
 from bot.contract.job import Job
 from tests.fake_telegram import DOWNLOAD
 from tests.harness import gray_photo
@@ -241,6 +244,22 @@ def test_results_to_one_chat_respect_the_flood_limit(service):
     assert len(times) == 3
     assert all(b - a >= 0.95 for a, b in zip(times, times[1:])), times
 
+
+def test_a_flood_slot_reserved_far_ahead_is_kept_until_it_passes(redis_url):
+    """A group whose send slot is taken for a minute (senders queued behind each other): the next reservation
+    takes the slot after it, and the key must live until then. It lived one interval (4 s), so every sender
+    after that went at once, into Telegram's flood limit (CI caught it: a slow job's status message reserved
+    first, and the result behind it went unheld)."""
+    from worker.telegram import GROUP_INTERVAL, FloodGate
+
+    conn = redis.Redis.from_url(redis_url)
+    chat = -4310
+    conn.set(keys.flood(chat), str(time.time() + 60), px=65_000)
+    given_up = threading.Event()
+    given_up.set()
+    assert FloodGate(conn).wait(chat, given_up) is False  # reserved the slot after the busy one, then gave up
+    assert float(conn.get(keys.flood(chat))) > time.time() + 60 + GROUP_INTERVAL - 5
+    assert conn.pttl(keys.flood(chat)) > (60 + GROUP_INTERVAL - 5) * 1000
 
 def test_heic_photo_is_colourised(service):
     buf = io.BytesIO()

@@ -39,11 +39,14 @@ NETWORK_ATTEMPTS = 4
 # Telegram's flood limits for outgoing messages, shared by every worker through Redis:
 # about one message a second per chat, 20 a minute per group, 30 a second overall.
 PRIVATE_INTERVAL, GROUP_INTERVAL, GLOBAL_INTERVAL = 1.0, 3.0, 1.0 / 30
-# Reserve the next free send slot of a key: returns how long the caller must wait (seconds).
+# Reserve the next free send slot of a key: returns how long the caller must wait (seconds). The key lives until
+# the slot after the one reserved has passed (plus a second): with a lifetime of one interval, a slot reserved
+# far ahead (senders queued behind each other, a busy group) was forgotten and the next sender went at once.
 _RESERVE_SLOT = """
 local now = tonumber(ARGV[1])
 local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[2])), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
+local free = slot + tonumber(ARGV[2])
+redis.call('SET', KEYS[1], tostring(free), 'PX', math.ceil((free - now) * 1000) + 1000)
 return tostring(slot - now)
 """
 
