@@ -6,8 +6,8 @@
 For each network: paintbot's engine as the worker runs it (its dtype, layout and compiled path), and the
 same network, with the same weights and input, under torch eager float32, `torch.compile` and, when the
 packages are installed, OpenVINO and onnxruntime float32; `torch.compile` and OpenVINO compute in bf16 on a
-CPU with native bf16, else in float32 (as paintbot's engines: emulated bf16 is no one's fast choice). Each round runs every contestant once,
-in turn (A B C ..., then B C ... A, and so on: each takes every place in the order), so that a drift of the
+CPU with native bf16, else in float32 (as paintbot's engines: emulated bf16 is no one's fast choice). Each
+round runs every contestant once, in turn (A B C ..., then B C ... A, and so on: each takes every place in the order), so that a drift of the
 machine's speed (another process, the clock) and what one leaves behind for the next fall on all alike. The
 medians are printed, each one's ratio to paintbot from the medians and round by round (the median of each
 round's ratio: steadier where the host's speed drifts), with the CPU's name and flags. `--contention N`

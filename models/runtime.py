@@ -2,8 +2,8 @@
 
 Why two: OpenVINO runs some of paintbot's networks faster than torch eager on the same cores, in bf16 on
 CPUs with native bf16 (AMX, AVX512-BF16) and in float32 on CPUs with AVX2 only, because it fuses what
-torch runs as separate passes over memory (convolution + ReLU + batch norm; AdaAttN's matrix product, softmax and product in
-one attention kernel). bench/peers.py measures each network against OpenVINO and `torch.compile` in one
+torch runs as separate passes over memory (convolution + ReLU + batch norm; AdaAttN's matrix product,
+softmax and product in one attention kernel). bench/peers.py measures each network against OpenVINO and `torch.compile` in one
 interleaved run; an engine routes a network through `convert` only where that benchmark shows OpenVINO
 ahead (ECCV16, SIGGRAPH17, AdaAttN's content pass). Where torch is ahead (DDColor) or nothing was
 measured, the engine keeps torch. `torch.compile` was measured too and left out: slower than OpenVINO on
