@@ -1,9 +1,14 @@
 """Load: 50 users send 500 photos and commands through the fake Bot API to the bot, with 2 real workers.
 
-Bounded in count and time. Every accepted request is answered exactly once (its result), every
-refused one is told (one refusal per burst and chat: it answers the photo that began the burst),
-nothing is lost or duplicated. A photo a free worker took at once has no "Queued" message: its
-result answers it. Prints counts and latencies.
+Bounded in count. Every accepted request is answered exactly once (its result), every refused one is
+told (one refusal per burst and chat: it answers the photo that began the burst), nothing is lost or
+duplicated. A photo a free worker took at once has no "Queued" message: its result answers it. Prints
+counts and latencies.
+
+What it proves is exactly-once under load, not throughput, so two choices keep it independent of the
+host's speed: the queue holds at most QUEUE_CAP jobs (the default 100 let ~140 in, 5 minutes of work on
+a slow AVX2 CPU beside the other test process), and a request counts as lost only when nothing more is
+answered for STALL seconds while it waits (a job takes seconds here), not after a fixed time.
 """
 
 import random
@@ -16,12 +21,14 @@ from bot.context import BURST_QUIET
 from tests.harness import BotThread, Workers, gray_photo, settings_for
 
 USERS, PER_USER = 50, 10
+QUEUE_CAP = 40  # jobs waiting at once: "very busy" refusals are part of the load
+STALL = 120  # seconds without a new answer after which the unanswered requests are lost
 REFUSALS = ("in progress", "a lot of photos", "very busy", "briefly unavailable")
 
 
 def test_fifty_users_five_hundred_requests(telegram, redis_url, worker_env, tmp_path):
     tg = telegram
-    bot = BotThread(settings_for(telegram, redis_url)).start()
+    bot = BotThread(settings_for(telegram, redis_url, queue_cap=QUEUE_CAP)).start()
     env = {**worker_env(redis_url), "PAINTBOT_TORCH_THREADS": "1"}
     workers = Workers(env, tmp_path)
     rng = random.Random(7)
@@ -73,15 +80,15 @@ def test_fifty_users_five_hundred_requests(telegram, redis_url, worker_env, tmp_
             return any(chat == key[0] and abs(at - sent_at[key]) <= BURST_QUIET
                        for (chat, _), times in refusals.items() for at in times)
 
-        deadline = time.monotonic() + 300
         time.sleep(1)  # the last updates are admitted or refused
         accepted = {k for k in sent_at if was_accepted(k)}
-        while True:
-            results, refusals, queued = answers()
-            done = all(answered(k, results, refusals, queued) for k in sent_at)
-            if done or time.monotonic() > deadline:
-                break
+        waiting, last_answer = len(sent_at), time.monotonic()
+        while waiting and time.monotonic() - last_answer < STALL:
             time.sleep(1)
+            results, refusals, queued = answers()
+            now_waiting = sum(not answered(k, results, refusals, queued) for k in sent_at)
+            if now_waiting < waiting:
+                waiting, last_answer = now_waiting, time.monotonic()
         time.sleep(2)  # anything late and duplicated would show now
         results, refusals, queued = answers()
         help_answers = [c for c in tg.calls("sendMessage") if "I bring old black-and-white" in c.params["text"]]
@@ -99,7 +106,7 @@ def test_fifty_users_five_hundred_requests(telegram, redis_url, worker_env, tmp_
             print(f"latency photo -> result: p50 {np.percentile(lat, 50):.1f} s, p95 {np.percentile(lat, 95):.1f} s")
         assert not lost and not both and not dup and not queued_and_refused, lost
         assert len(help_answers) == len(helps)
-        assert len(results) > 50 and len(refusals) > 0
+        assert len(results) > QUEUE_CAP and len(refusals) > 0
         assert accepted == set(results)
         assert conn.llen("rq:queue:paintbot") == 0
     finally:
