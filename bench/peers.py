@@ -256,7 +256,8 @@ def contestants(case: Case, skip: set[str], folder: Path) -> dict[str, Callable[
         t = time.perf_counter()
         try:
             out[name] = make()
-            out[name]()  # the first call compiles (inductor, OpenVINO's plugin): not timed
+            with torch.inference_mode():  # as measured: inductor would otherwise trace a backward too
+                out[name]()  # the first call compiles (inductor, OpenVINO's plugin): not timed
         except Exception as exc:  # a peer that cannot run this network (a missing package, an exporter's gap)
             case.notes.append(f"{name}: not run ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})")
             out.pop(name, None)

@@ -276,8 +276,13 @@ def test_bf16_colours_within_its_stated_psnr_of_float32(colorizer, photo, boxes)
                                                           dtype=torch.bfloat16)
     native = reduced_dtype(torch.device("cpu")) == torch.bfloat16
     assert any(isinstance(m, PackedConv2d) for m in reduced.instance.modules()) == native
+    # Without native bf16 (AVX2 only) torch emulates it some 25 times slower than float32: 200 s of the suite for
+    # the three boxes, on a CPU where no worker computes in bf16 (models/device.py). There one box: the same
+    # path through the instance generator and the fusion, at half the cost (45.2 dB on a Zen 3).
+    boxes = boxes if native else boxes[:1]
     exact, ab = colorizer.predict_ab(photo, boxes), reduced.predict_ab(photo, boxes)
-    assert 10 * math.log10(110**2 / float(((ab - exact) ** 2).mean())) > 44
+    psnr = 10 * math.log10(110**2 / float(((ab - exact) ** 2).mean()))
+    assert psnr > 44, f"bf16 {psnr:.1f} dB from float32"
 
 
 # ---------------------------------------------------------------------------------------------
