@@ -214,12 +214,20 @@ def test_fusion_mutation_fails(colorizer, photo, boxes, fused_run, monkeypatch, 
     assert fused_deviation(colorizer, photo, boxes, fused_run) > TOL
 
 
-def test_mutation_logits_without_relu_fails(colorizer, photo, boxes, fused_run, monkeypatch):
-    for module in colorizer.fusion.modules():
-        if isinstance(module, instance.WeightGenerator):
-            monkeypatch.setattr(module.simple_instance_conv, "5", nn.Identity())
-            monkeypatch.setattr(module.simple_bg_conv, "5", nn.Identity())
-    assert fused_deviation(colorizer, photo, boxes, fused_run) > TOL
+def test_mutation_logits_without_relu_fails(colorizer, photo, boxes, fused_run):
+    # Put back by hand: monkeypatch's undo deleted each Sequential's "5" (its getattr finds the module, its
+    # restore does not), leaving the module's colorizer without its logits' ReLUs for every later test.
+    convs = [seq for m in colorizer.fusion.modules() if isinstance(m, instance.WeightGenerator)
+             for seq in (m.simple_instance_conv, m.simple_bg_conv)]
+    relus = [seq[5] for seq in convs]
+    try:
+        for seq in convs:
+            seq[5] = nn.Identity()
+        assert fused_deviation(colorizer, photo, boxes, fused_run) > TOL
+    finally:
+        for seq, relu in zip(convs, relus):
+            seq[5] = relu
+    assert fused_deviation(colorizer, photo, boxes, fused_run) < TOL
 
 
 # ---------------------------------------------------------------------------------------------
