@@ -157,7 +157,9 @@ class AdaAttNNetwork(nn.Module):
 
         feats = a.encode_levels(self.nets.encoder, x)
         memories = [a.StyleMemory(*(getattr(self, f"{name}{i}") for name in a.StyleMemory._fields)) for i in range(3)]
-        skip, l4, l5 = a.attend_levels(self.nets, feats, memories, chunk_elements=1 << 40)  # one chunk
+        # The attention hands back float32 (models/style/adaattn.py `attend`); the convolutions after it run in
+        # the peer's dtype, as the engine's own torch path casts them (`as_convs`).
+        skip, l4, l5 = (t.to(x.dtype) for t in a.attend_levels(self.nets, feats, memories, chunk_elements=1 << 40))
         return self.nets.decoder(self.nets.transformer(l4, l5), skip)
 
 
