@@ -7,8 +7,12 @@ For each network: paintbot's engine as the worker runs it (its dtype, layout and
 same network, with the same weights and input, under torch eager float32, `torch.compile` and, when the
 packages are installed, OpenVINO and onnxruntime float32; `torch.compile` and OpenVINO compute in bf16 on a
 CPU with native bf16, else in float32 (as paintbot's engines: emulated bf16 is no one's fast choice). Each
-round runs every contestant once, in turn (A B C ..., then B C ... A, and so on: each takes every place in the order), so that a drift of the
-machine's speed (another process, the clock) and what one leaves behind for the next fall on all alike. The
+round runs every contestant once, in the orders of a balanced Latin square (Williams'): over each square's
+rounds every contestant takes every place once and follows every other contestant equally often, so that a
+drift of the machine's speed (another process, the clock) and what one leaves behind for the next fall on all
+alike (`--rounds` is rounded up to whole squares). The predecessor matters: beside 4 busy processes an
+OpenVINO network that ran right after another OpenVINO network took 13-16 % longer (Zen 5, 2026-12-06), and
+the plain rotation used before always put paintbot right after the OpenVINO peer. The
 medians are printed, each one's ratio to paintbot from the medians and round by round (the median of each
 round's ratio: steadier where the host's speed drifts), with the CPU's name and flags. `--contention N`
 starts N busy processes (one spinning Python loop each) for the whole run: the shared host of issue 28,
@@ -273,15 +277,26 @@ def spin() -> None:
         pass
 
 
+def balanced_orders(names: list[str]) -> list[list[str]]:
+    """Williams' balanced Latin square over `names`: each place once per name, and each name right after
+    every other equally often (n orders for an even n; for an odd n the square and its mirror, 2n)."""
+    n = len(names)
+    first = [0] + [(k + 1) // 2 if k % 2 else n - k // 2 for k in range(1, n)]
+    rows = [[(i + x) % n for x in first] for i in range(n)]
+    if n % 2:
+        rows += [row[::-1] for row in rows]
+    return [[names[i] for i in row] for row in rows]
+
+
 @torch.inference_mode()
 def measure(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    order = list(fns)
-    for r in range(rounds):
-        for name in order[r % len(order):] + order[:r % len(order)]:  # each takes every place in turn
+    orders = balanced_orders(list(fns))
+    for r in range(-(-rounds // len(orders)) * len(orders)):
+        for name in orders[r % len(orders)]:
             t = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - t)
