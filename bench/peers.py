@@ -12,7 +12,10 @@ rounds every contestant takes every place once and follows every other contestan
 drift of the machine's speed (another process, the clock) and what one leaves behind for the next fall on all
 alike (`--rounds` is rounded up to whole squares). The predecessor matters: beside 4 busy processes an
 OpenVINO network that ran right after another OpenVINO network took 13-16 % longer (Zen 5, 2026-12-06), and
-the plain rotation used before always put paintbot right after the OpenVINO peer. The
+the plain rotation used before always put paintbot right after the OpenVINO peer. Each contestant runs in
+a process of its own, as a worker runs its engine, and sleeps while the others run: two identical OpenVINO
+networks compiled in one process differed by 7-15 % beside busy loops, so in-process comparisons were biased
+by the order of compilation. The
 medians are printed, each one's ratio to paintbot from the medians and round by round (the median of each
 round's ratio: steadier where the host's speed drifts), with the CPU's name and flags. `--contention N`
 starts N busy processes (one spinning Python loop each) for the whole run: the shared host of issue 28,
@@ -252,24 +255,59 @@ def onnxruntime_f32(case: Case, folder: Path) -> Callable[[], object]:
     return lambda: session.run(None, feeds)
 
 
-def contestants(case: Case, skip: set[str], folder: Path) -> dict[str, Callable[[], object]]:
-    makers = {"eager f32": lambda: eager_f32(case), f"compile {PRECISION}": lambda: compiled(case),
-              f"openvino {PRECISION}": lambda: openvino(case), "onnxruntime f32": lambda: onnxruntime_f32(case, folder)}
-    out = {"paintbot": case.paintbot}
-    for name, make in makers.items():
-        if name in skip or name.split()[0] in skip:
-            continue
+PEERS = {"eager f32": lambda case, folder: eager_f32(case), f"compile {PRECISION}": lambda case, folder: compiled(case),
+         f"openvino {PRECISION}": lambda case, folder: openvino(case), "onnxruntime f32": onnxruntime_f32}
+
+
+def contestant(conn, network: str, name: str, threads: int) -> None:
+    """One contestant in a process of its own, as a worker runs its engine: builds the case, makes the first
+    call (inductor and OpenVINO's plugin compile there: not timed), then times one call each time it is asked
+    (None: stop). Alone in its process, no contestant's threads or arena lie beside another's: two identical
+    OpenVINO networks in one process, beside 4 busy loops, differed by 7-15 % (the first compiled the faster)."""
+    torch.set_num_threads(threads)
+    keep_freed_memory(engines.config_from_env(os.environ).keep_memory)  # as the worker
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        case = CASES[network](folder)
         t = time.perf_counter()
         try:
-            out[name] = make()
+            fn = case.paintbot if name == "paintbot" else PEERS[name](case, folder)
             with torch.inference_mode():  # as measured: inductor would otherwise trace a backward too
-                out[name]()  # the first call compiles (inductor, OpenVINO's plugin): not timed
+                fn()
         except Exception as exc:  # a peer that cannot run this network (a missing package, an exporter's gap)
-            case.notes.append(f"{name}: not run ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})")
-            out.pop(name, None)
+            conn.send(("failed", f"{name}: not run ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})"))
+            return
+        notes = case.notes if name == "paintbot" else [f"{name}: ready in {time.perf_counter() - t:.1f} s"]
+        shapes = " + ".join("x".join(map(str, i.shape)) for i in case.inputs)
+        conn.send(("ready", notes, shapes))
+        with torch.inference_mode():
+            while conn.recv() is not None:
+                t = time.perf_counter()
+                fn()
+                conn.send(time.perf_counter() - t)
+
+
+def start(network: str, skip: set[str], threads: int) -> tuple[dict, list[str], str]:
+    """A process per contestant, started one after another (each builds and compiles alone): their pipes by
+    name, the notes, and the network's input shapes."""
+    ctx = mp.get_context("spawn")
+    pipes, notes, shapes = {}, [], ""
+    for name in ["paintbot", *PEERS]:
+        if name != "paintbot" and (name in skip or name.split()[0] in skip):
             continue
-        case.notes.append(f"{name}: ready in {time.perf_counter() - t:.1f} s")
-    return out
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=contestant, args=(theirs, network, name, threads), daemon=True)
+        proc.start()
+        answer = ours.recv() if ours.poll(1800) else ("failed", f"{name}: not ready in 30 min")
+        if answer[0] == "ready":
+            pipes[name] = (ours, proc)
+            notes += answer[1]
+            shapes = answer[2]
+        else:
+            notes.append(answer[1])
+            proc.kill()
+    return pipes, notes, shapes
 
 
 def spin() -> None:
@@ -288,29 +326,31 @@ def balanced_orders(names: list[str]) -> list[list[str]]:
     return [[names[i] for i in row] for row in rows]
 
 
-@torch.inference_mode()
-def measure(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+def measure(pipes: dict, rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Each contestant's call times, asked of its process in the balanced orders; the processes not asked sleep."""
+    def call(name: str) -> float:
+        pipes[name][0].send(True)
+        return pipes[name][0].recv()
+
     for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    orders = balanced_orders(list(fns))
+        for name in pipes:
+            call(name)
+    times: dict[str, list[float]] = {k: [] for k in pipes}
+    orders = balanced_orders(list(pipes))
     for r in range(-(-rounds // len(orders)) * len(orders)):
         for name in orders[r % len(orders)]:
-            t = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(call(name))
     return times
 
 
-def report(case: Case, times: dict[str, list[float]]) -> None:
+def report(network: str, shapes: str, notes: list[str], times: dict[str, list[float]]) -> None:
     """Medians, and each peer's ratio to paintbot round by round (the two ran seconds apart in every round):
     on a shared host whose speed drifts over minutes the per-round ratio holds where the medians wander."""
     medians = {k: statistics.median(v) for k, v in times.items()}
     paired = {k: statistics.median(a / b for a, b in zip(times["paintbot"], v)) for k, v in times.items()}
     ours = medians["paintbot"]
     best_peer = min((k for k in medians if k != "paintbot"), key=medians.get, default=None)
-    print(f"\n{case.name} (input {' + '.join('x'.join(map(str, i.shape)) for i in case.inputs)})")
+    print(f"\n{network} (input {shapes})")
     for name, m in medians.items():
         spread = f"{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}"
         print(f"  {name:16s} {m * 1000:8.1f} ms  (range {spread} ms)  paintbot/this {ours / m:5.2f}"
@@ -318,7 +358,7 @@ def report(case: Case, times: dict[str, list[float]]) -> None:
     if best_peer:
         print(f"  paintbot vs best peer ({best_peer}): {ours / medians[best_peer]:.2f}x, "
               f"per round {paired[best_peer]:.2f}x")
-    for note in case.notes:
+    for note in notes:
         print(f"  . {note}")
 
 
@@ -339,13 +379,15 @@ def main() -> None:
     for p in busy:
         p.start()
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in args.networks:
-                folder = Path(tmp) / name
-                folder.mkdir()
-                case = CASES[name](folder)
-                fns = contestants(case, set(args.skip), folder)
-                report(case, measure(fns, args.rounds))
+        for network in args.networks:
+            pipes, notes, shapes = start(network, set(args.skip), args.threads)
+            try:
+                report(network, shapes, notes, measure(pipes, args.rounds))
+            finally:
+                for conn, proc in pipes.values():
+                    conn.send(None)
+                    proc.join(30)
+                    proc.kill()
     finally:
         for p in busy:
             p.kill()
