@@ -10,7 +10,7 @@ from telegram.error import InvalidToken
 
 from bot.app import ALLOWED_UPDATES, build_application
 from bot.contract import health, logs
-from bot.contract.settings import ConfigError, Settings
+from bot.contract.settings import at_start
 
 log = logging.getLogger("paintbot.bot")
 
@@ -23,12 +23,9 @@ def _not_a_rejected_token(record: logging.LogRecord) -> bool:
 
 
 def main() -> int:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"paintbot-bot: {exc}", file=sys.stderr)
+    settings = at_start("paintbot-bot")
+    if settings is None:
         return 2
-    logs.setup(settings.secrets)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_a_rejected_token)
     app = build_application(settings)

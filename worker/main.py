@@ -30,7 +30,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
 from bot.contract import health, keys, logs, readiness
-from bot.contract.settings import ConfigError, Settings
+from bot.contract.settings import Settings, at_start
 
 log = logging.getLogger("paintbot.worker")
 
@@ -226,12 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scheduler", action="store_true",
                    help="run only RQ's scheduler (puts retried jobs back after their back-off); one per deployment")
     args = p.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"paintbot-worker: {exc}", file=sys.stderr)
+    settings = at_start("paintbot-worker")
+    if settings is None:
         return 2
-    logs.setup(settings.secrets)
     logging.getLogger("rq.worker").addFilter(_Routine())
     conn, probe = connect(settings.redis_url), _probe(settings.redis_url)
     if args.scheduler:

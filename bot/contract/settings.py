@@ -1,7 +1,8 @@
 """Service configuration, read from the environment (see README "Configuration").
 
 Shared by the bot and the worker: both talk to the same Telegram Bot API server and the
-same Redis. Each process reads them once at start (`Settings.from_env`), as it reads the image
+same Redis. Each process reads them once at start (`at_start`: `Settings.from_env` and logging that masks
+their secrets, the one way every entry point begins), as it reads the image
 science's settings once (`models.engines.config_from_env`, the workers and the CLI), and passes
 them inward.
 Secrets live only in this object and are never logged: `repr()` hides them.
@@ -10,7 +11,10 @@ Secrets live only in this object and are never logged: `repr()` hides them.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
+
+from bot.contract import logs
 
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -139,3 +143,15 @@ class Settings:
             webapp_name=env.get("PAINTBOT_WEBAPP_NAME", "").strip(),
             web_port=_int(env, "PAINTBOT_WEB_PORT", 8080),
         )
+
+
+def at_start(prog: str) -> Settings | None:
+    """A process's settings from the environment, with logging set up to mask their secrets from the first
+    line on; None after one line on stderr naming the variable at fault (the caller exits 2)."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
+    logs.setup(settings.secrets)
+    return settings

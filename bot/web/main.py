@@ -9,8 +9,7 @@ import asyncio
 import logging
 import sys
 
-from bot.contract import logs
-from bot.contract.settings import ConfigError, Settings
+from bot.contract.settings import Settings, at_start
 
 log = logging.getLogger("paintbot.web")
 
@@ -27,12 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="paintbot-web", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, help="port to listen on (default PAINTBOT_WEB_PORT, 8080)")
     args = p.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"paintbot-web: {exc}", file=sys.stderr)
+    settings = at_start("paintbot-web")
+    if settings is None:
         return 2
-    logs.setup(settings.secrets)
     if not settings.webapp_url:
         log.warning("PAINTBOT_WEBAPP_URL is not set: the bot offers no Pick colours button, so no page will open")
     try:
