@@ -7,7 +7,9 @@ style (three levels' keys, values and centres) comes in as inputs, any photo sha
 bench/peers.py hold a preset's style as constants in a network of one shape, and on an AVX2 Zen 3 came out
 ahead of it on AdaAttN. This takes the engine's own trace, makes the style inputs constants (and, in a second
 copy, fixes the photo's shape too), compiles each, checks they paint what the engine paints, and times the
-three interleaved as bench/peers.py does (2 threads, 512 px photo, a preset style), printing the compile times.
+three in bench/peers.py's balanced order (2 threads, 512 px photo, a preset style), printing the compile times.
+All three run in this one process: beside busy loops, OpenVINO networks compiled in one process differ by
+7-15 % by the order of compilation (bench/peers.py), so read its busy figures with that margin.
 A measurement for the next step (a compiled copy per preset and photo shape), not a path the engine takes.
 """
 
@@ -87,7 +89,7 @@ def main() -> None:
                "style constant, shape fixed": lambda: requests[True].infer([arrays[0]], share_inputs=True)}
         for name in list(fns)[1:]:
             print(f"{name}: largest difference from the engine {abs(fns[name]()[0] - expected).max():.1e}")
-        times = peers.measure(fns, args.rounds)
+        times = peers.measure({k: peers.timed(fn) for k, fn in fns.items()}, args.rounds)
     medians = {k: statistics.median(v) for k, v in times.items()}
     for name, median in medians.items():
         paired = statistics.median(a / b for a, b in zip(times["engine"], times[name]))

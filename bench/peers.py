@@ -281,11 +281,9 @@ def contestant(conn, network: str, name: str, threads: int) -> None:
         notes = case.notes if name == "paintbot" else [f"{name}: ready in {time.perf_counter() - t:.1f} s"]
         shapes = " + ".join("x".join(map(str, i.shape)) for i in case.inputs)
         conn.send(("ready", notes, shapes))
-        with torch.inference_mode():
-            while conn.recv() is not None:
-                t = time.perf_counter()
-                fn()
-                conn.send(time.perf_counter() - t)
+        call = timed(fn)
+        while conn.recv() is not None:
+            conn.send(call())
 
 
 def start(network: str, skip: set[str], threads: int) -> tuple[dict, list[str], str]:
@@ -326,20 +324,34 @@ def balanced_orders(names: list[str]) -> list[list[str]]:
     return [[names[i] for i in row] for row in rows]
 
 
-def measure(pipes: dict, rounds: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Each contestant's call times, asked of its process in the balanced orders; the processes not asked sleep."""
-    def call(name: str) -> float:
-        pipes[name][0].send(True)
-        return pipes[name][0].recv()
+def asked(conn) -> Callable[[], float]:
+    """A contestant in its own process as a timed call: one run there, its seconds back; it sleeps until asked."""
+    def call() -> float:
+        conn.send(True)
+        return conn.recv()
+    return call
 
+
+def timed(fn: Callable[[], object]) -> Callable[[], float]:
+    """A call in this process as a timed call (inference mode, as the worker runs)."""
+    def call() -> float:
+        with torch.inference_mode():
+            t = time.perf_counter()
+            fn()
+            return time.perf_counter() - t
+    return call
+
+
+def measure(calls: dict[str, Callable[[], float]], rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Each contestant's times (each call runs it once and says how long it took), in the balanced orders."""
     for _ in range(warmup):
-        for name in pipes:
-            call(name)
-    times: dict[str, list[float]] = {k: [] for k in pipes}
-    orders = balanced_orders(list(pipes))
+        for call in calls.values():
+            call()
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    orders = balanced_orders(list(calls))
     for r in range(-(-rounds // len(orders)) * len(orders)):
         for name in orders[r % len(orders)]:
-            times[name].append(call(name))
+            times[name].append(calls[name]())
     return times
 
 
@@ -382,7 +394,7 @@ def main() -> None:
         for network in args.networks:
             pipes, notes, shapes = start(network, set(args.skip), args.threads)
             try:
-                report(network, shapes, notes, measure(pipes, args.rounds))
+                report(network, shapes, notes, measure({k: asked(conn) for k, (conn, _) in pipes.items()}, args.rounds))
             finally:
                 for conn, proc in pipes.values():
                     conn.send(None)
