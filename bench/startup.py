@@ -36,7 +36,7 @@ import torch
 from models import engines
 from models.device import keep_freed_memory, pick_device, set_threads
 from worker.runtime import Engines
-config = engines.config_from_env(os.environ).replace(weight_overrides=json.loads(sys.argv[1]))
+config = engines.config_from_env(os.environ).replace(weight_overrides=json.loads(sys.argv[1]), serving=True)
 set_threads(config.torch_threads)
 keep_freed_memory(config.keep_memory)
 t1 = time.perf_counter()

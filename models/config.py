@@ -100,6 +100,9 @@ class ModelConfig:
     # PAINTBOT_RUNTIME: auto, torch or openvino (models/runtime.py). The service (worker, CLI) reads `auto`
     # when the variable is unset; a ModelConfig built in code runs torch unless it asks.
     runtime: str = "torch"
+    # A long-lived process (the worker, not the one-shot CLI): runtimes that pay off only over many calls are
+    # built, in the background (models/runtime.py Fastest). Set by the worker, not by an environment variable.
+    serving: bool = False
     colorize_engine: str | None = None  # PAINTBOT_COLORIZE_MODEL; None: the best the worker can run
     style_engine: str | None = None  # PAINTBOT_STYLE_ENGINE; None: the best the worker can run
     style_max_size: int | None = None  # PAINTBOT_STYLE_MAX_SIZE; None: 1024 on CUDA, 512 on CPU

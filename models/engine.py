@@ -54,7 +54,7 @@ class Engine:
     takes_hints: ClassVar[bool] = False  # takes colours a person asks for at pixels (models/colorize/hints.py)
     Settings: ClassVar[type | None] = None  # a frozen dataclass of its own settings, or None
     licence: ClassVar[Licence | None] = None  # every registered engine declares one (tests/test_cli.py)
-    runs_in = "torch"  # "OpenVINO" once a network of it is converted (`converted`, models/runtime.py)
+    runs_in = "torch"  # "OpenVINO" once a network of it is converted (`converted`, models/runtime.py), or raced
 
     def __init__(self, device: torch.device, config: ModelConfig):
         self.device = device
@@ -73,12 +73,26 @@ class Engine:
         net = net.to(dtype=self.dtype, memory_format=torch.channels_last)
         return sign_relus(net) if self.dtype != torch.float32 else net
 
-    def runnable(self, net: torch.nn.Module, *example: torch.Tensor, shapes=None, name: str | None = None):
+    def runnable(self, net: torch.nn.Module, *example: torch.Tensor, shapes=None, name: str | None = None,
+                 race: bool = False):
         """`net` (loaded, float32) as this engine runs it: in OpenVINO where models/runtime.py chooses it
         (traced with the float32 `example` inputs; `shapes`: each input's shape, -1 where a dimension varies),
-        else in torch in the engine's dtype and layout (`half`). Either is called with torch tensors and
-        returns torch tensors; an engine asks for this only for networks that bench/peers.py shows faster so."""
-        return self.converted(net, *example, shapes=shapes, name=name) or self.half(net)
+        else in torch in the engine's dtype and layout (`half`). `race` (a network of one input shape): where
+        OpenVINO runs it, the runtime is `auto` and the process serves (ModelConfig.serving), also compiled by
+        torch in the background, each call run in whichever has been faster lately (runtime.Fastest). Any of
+        them is called with torch tensors and returns torch tensors; an engine asks for this only for networks
+        that bench/peers.py shows faster so."""
+        converted = self.converted(net, *example, shapes=shapes, name=name)
+        if converted is None:
+            return self.half(net)
+        if race and self.config.runtime == "auto" and self.config.serving:
+            name = name or self.name
+            self.runs_in = "OpenVINO, raced against torch.compile"
+            fastest = runtime.Fastest(name, {"OpenVINO": converted}, example)
+            fastest.join_later("torch.compile", lambda: runtime.compile_torch(net, example, name=name,
+                                                                             config=self.config, dtype=self.dtype))
+            return fastest
+        return converted
 
     def converted(self, net: torch.nn.Module, *example: torch.Tensor, shapes=None, name: str | None = None,
                   properties: dict[str, str] | None = None) -> runtime.Converted | None:

@@ -6,8 +6,9 @@ torch runs as separate passes over memory (convolution + ReLU + batch norm; AdaA
 softmax and product in one attention kernel). bench/peers.py measures each network against OpenVINO and `torch.compile` in one
 interleaved run; an engine routes a network through `convert` only where that benchmark shows OpenVINO
 ahead (ECCV16, SIGGRAPH17, AdaAttN's content pass). Where torch is ahead (DDColor) or nothing was
-measured, the engine keeps torch. `torch.compile` was measured too and left out: slower than OpenVINO on
-each of these networks, with 7-46 s of compilation at every start.
+measured, the engine keeps torch. `torch.compile` alone was measured too and left out: slower than OpenVINO
+on each of these networks on a quiet host, with 7-46 s of compilation at a first start; it joins the race
+below only for the two small networks it beat OpenVINO on under load.
 
 What OpenVINO runs is still paintbot's own network: the module is built and strictly loaded from the
 verified, pinned weight files (models/weights.py) exactly as for torch, then traced from its float32
@@ -17,20 +18,36 @@ bf16 where the engine would have used bf16, else f32). The trace is kept under t
 shapes and both libraries' versions, so a restarted worker reads it instead of tracing again; a change of
 any of them traces anew.
 
-Chosen by `ModelConfig.runtime` (PAINTBOT_RUNTIME): `auto` (the service's default) or `openvino`, its
-older name (OpenVINO on any CPU, in the engine's precision, when the package imports), or `torch`. On
-CUDA torch always runs. Whatever fails on the way (the import, the trace, the compilation) logs one line
-and the torch network runs instead: a slower worker, never a dead one.
+Which runtime is fastest is not fixed even on one CPU: it moves with the load. SIGGRAPH17 as the engine calls
+it, on the 2-core Zen 5 of issue 28 (bf16, own processes, 16 rounds): `torch.compile` 1.07x OpenVINO's time
+quiet, 0.87x beside 4 busy processes; on an AMX Xeon OpenVINO was ahead both ways. So where an engine asks
+(`Engine.runnable(..., race=True)`: ECCV16 and SIGGRAPH17, small networks of one input shape), the runtime is
+`auto` and the process serves many calls (a worker, not the CLI), the network is also compiled by inductor,
+in the background (its kernels kept under the cache directory, `inductor/`, for the next start), and `Fastest`
+runs each call in whichever of the two has been faster lately, timing them as it goes. Both compute in the
+engine's precision, within the bf16 bounds of float32 that tests/test_runtime.py checks (SIGGRAPH17's largest
+ab error on a photo: 1.36 in OpenVINO, 1.21 compiled), so which one served a call moves a colour by about a
+CIE unit at most.
+
+Chosen by `ModelConfig.runtime` (PAINTBOT_RUNTIME): `auto` (the service's default: OpenVINO, raced against
+compiled torch where the engine asks), `openvino` (OpenVINO alone on any CPU, in the engine's precision, when
+the package imports), or `torch` (eager). On CUDA torch always runs. Whatever fails on the way (the import,
+the trace, the compilation) logs one line and the network runs without it: a slower worker, never a dead one.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
+import statistics
 import tempfile
+import threading
+import time
 import warnings
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -152,3 +169,148 @@ def save(ov, model, path: Path) -> None:
         ov.save_model(model, staged, compress_to_fp16=False)
         os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
         os.replace(staged, path)
+
+
+class Compiled:
+    """A network under `torch.compile`, called like a Converted one: torch tensors in (any dtype or layout), its
+    output out as float32. The inputs are always copied in inference mode, in the network's dtype, channels-last:
+    inductor's code is specialised to what it first saw, and a tensor made outside inference mode (a bf16 input
+    handed over as it is) made it build a second variant, 654 ms on first use and 107 against 89 ms after
+    (SIGGRAPH17, the Xeon)."""
+
+    def __init__(self, fn: Callable, name: str, dtype: torch.dtype):
+        self.fn, self.name, self.dtype = fn, name, dtype
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            fed = [t.to(self.dtype, memory_format=torch.channels_last, copy=True) for t in inputs]
+            return self.fn(*fed).float()
+
+    def __repr__(self) -> str:
+        return f"<{self.name} under torch.compile ({str(self.dtype).removeprefix('torch.')})>"
+
+
+def compile_torch(net: nn.Module, example: Sequence[torch.Tensor], *, name: str, config: ModelConfig,
+                  dtype: torch.dtype) -> Compiled | None:
+    """A copy of `net` (float32, eval mode, on the CPU) in `dtype`, channels-last, compiled by inductor for the
+    `example` inputs' shapes, now rather than at a user's first call; None, after one log line, where it cannot
+    be. A copy: OpenVINO's graph may still read the float32 weights it was traced from. Inductor keeps what it
+    built under the cache directory (`inductor/`, TORCHINDUCTOR_CACHE_DIR for the whole process), so a restart
+    compiles from it; where the model cache is read-only (compose, Kubernetes) under the temporary folder, kept
+    as long as it is."""
+    folder = Path(config.cache_dir) / "inductor"
+    if not writable(folder):
+        folder = Path(tempfile.gettempdir()) / "paintbot-inductor"
+        log.warning("%s: the model cache is read-only: torch compiles into %s", name, folder)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    t = time.perf_counter()
+    try:
+        net = copy.deepcopy(net).to(dtype, memory_format=torch.channels_last)
+        compiled = Compiled(torch.compile(net, dynamic=False), name, dtype)
+        compiled(*example)
+    except Exception as exc:  # noqa: BLE001 - any failure of a third-party compiler: the other runtime runs alone
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        log.warning("%s: not compiled by torch (%s: %s)", name, type(exc).__name__, first)
+        return None
+    log.info("%s: compiled by torch in %.1f s", name, time.perf_counter() - t)
+    return compiled
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be made in `folder` (made if missing): a read-only mount refuses even root."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+class Fastest:
+    """One network in several runtimes, each call run in the one that has been fastest lately (module docstring).
+
+    A runtime's time is the median of its last WINDOW calls. The fastest runs every call except the checks: a
+    slower runtime runs again once the calls since its last run took 1 / SHARE times what it lost then, so
+    checking costs at most SHARE of the time (1 %) however far behind it is, and a change of load (a second
+    worker starting, a neighbour going quiet) is seen soon: 7 calls later for a runtime 7 % behind (compiled
+    SIGGRAPH17 on the quiet Zen 5), 35 for one 35 % behind (on the Xeon). A check that finds the slower runtime
+    ahead of the fastest's median runs it again at once, so a few calls confirm the change (or not). Each
+    runtime is called once with the `example` before it is timed: a first call sets up (83 against 65 ms for
+    OpenVINO's SIGGRAPH17 on the Xeon), and one slow sample would bias the choice for a while. For networks of
+    one input shape: times of different shapes would not compare.
+
+    A runtime that takes long to build joins later (`join_later`): inductor compiled SIGGRAPH17 in 22 s at a
+    first start on the quiet Xeon (5 s from its cache; the whole load beside 4 busy processes took 55 s), while
+    the Mini App's previews wait at most 20 s. So the first runtime serves at once, the second is built in a
+    thread and raced once it is ready; meanwhile jobs share the cores with the compiler (SIGGRAPH17 in
+    OpenVINO: 106-145 ms a call during the compilation, 67 ms after)."""
+
+    WINDOW = 5
+    SHARE = 0.01
+    building = threading.Lock()  # one compilation at a time in a process (ECCV16 and SIGGRAPH17 may load together)
+
+    def __init__(self, name: str, runs: dict[str, Callable[..., torch.Tensor]], example: Sequence[torch.Tensor]):
+        self.name, self.example = name, tuple(example)
+        self.runs: dict[str, Callable[..., torch.Tensor]] = {}
+        self.times: dict[str, deque] = {}
+        self.since: dict[str, float] = {}  # seconds of calls since each runtime last ran
+        self.serving: str | None = None
+        self.lock = threading.Lock()
+        self.later: threading.Thread | None = None
+        for run, fn in runs.items():
+            self.add(run, fn)
+
+    def add(self, run: str, fn: Callable[..., torch.Tensor]) -> None:
+        """Race `fn` too, after one untimed call with the example."""
+        fn(*self.example)
+        with self.lock:
+            self.runs[run], self.times[run], self.since[run] = fn, deque(maxlen=self.WINDOW), 0.0
+
+    def join_later(self, run: str, build: Callable[[], Callable[..., torch.Tensor] | None]) -> None:
+        """Build a runtime in a thread (`build` returns it, or None where it could not be built) and race it once
+        built; `settle` waits for that."""
+        def work():
+            with self.building:
+                fn = build()
+            if fn is not None:
+                self.add(run, fn)
+        self.later = threading.Thread(target=work, name=f"{self.name}: {run}", daemon=True)
+        self.later.start()
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait until a runtime being built has joined (or failed to)."""
+        if self.later is not None:
+            self.later.join(timeout)
+
+    def median(self, run: str) -> float:
+        return statistics.median(self.times[run]) if self.times[run] else 0.0
+
+    def choose(self) -> str:
+        best = min(self.runs, key=self.median)  # an untimed runtime (0 s) first
+        lead = self.median(best)
+        for run in sorted(self.runs, key=self.since.__getitem__, reverse=True):
+            if run != best and self.times[run] and (self.times[run][-1] < lead or
+                                                    self.since[run] * self.SHARE >= self.median(run) - lead):
+                return run
+        return best
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        with self.lock:
+            run = self.choose()
+            fn = self.runs[run]
+        t = time.perf_counter()
+        out = fn(*inputs)
+        took = time.perf_counter() - t
+        with self.lock:
+            self.times[run].append(took)
+            for other in self.since:
+                self.since[other] = 0.0 if other == run else self.since[other] + took
+            best = min(self.runs, key=self.median)
+            if best != self.serving and all(self.times.values()):
+                log.info("%s now runs in %s (%s)", self.name, best,
+                         ", ".join(f"{r} {self.median(r) * 1000:.0f} ms" for r in self.runs))
+                self.serving = best
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{self.name}, the fastest of {' and '.join(self.runs)}>"

@@ -1,12 +1,17 @@
 """OpenVINO as the CPU runtime of ECCV16, SIGGRAPH17 and AdaAttN's content pass (models/runtime.py): the
 same results as torch in the same precision (bf16 on CPUs with native bf16, float32 elsewhere), hints and
 odd sizes included; the trace kept under the cache directory and read back after a restart; a new trace
-when the weights change; and torch, with one log line, whenever OpenVINO cannot run."""
+when the weights change; and torch, with one log line, whenever OpenVINO cannot run. In a serving process the
+Zhang networks are also compiled by torch in the background and each call runs in whichever has been faster
+lately (runtime.Fastest: its choices on a fake clock, its cost of checking, a runtime joining late or never)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,10 +49,10 @@ def adaattn_files(tmp_path_factory) -> dict:
                                        d / wf.filename) for key, wf in adaattn.FILES.items()}
 
 
-def zhang(name: str, files: dict, cache, runtime_name: str, reduced: bool = True):
+def zhang(name: str, files: dict, cache, runtime_name: str, reduced: bool = True, serving: bool = False):
     cls = ZHANG[name]
     config = ModelConfig(device="cpu", cache_dir=cache, runtime=runtime_name, reduced_precision=reduced,
-                         weight_overrides={cls.files[0].filename: files[name]})
+                         weight_overrides={cls.files[0].filename: files[name]}, serving=serving)
     return cls(torch.device("cpu"), config)
 
 
@@ -203,3 +208,145 @@ def test_which_runtime_runs_where():
     assert engines.config_from_env({"PAINTBOT_RUNTIME": " OpenVINO "}).runtime == "openvino"
     with pytest.raises(ConfigError, match="PAINTBOT_RUNTIME must be one of auto, torch, openvino, not 'onnx'"):
         engines.config_from_env({"PAINTBOT_RUNTIME": "onnx"})
+
+
+class Clock:
+    """Stands in for models.runtime's `time`: the fake runtimes below advance it by what they cost."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def racing(monkeypatch, costs: dict[str, float]) -> tuple[runtime.Fastest, list[str]]:
+    """A Fastest over fake runtimes whose cost per call (seconds) the test sets in `costs`; the calls' log."""
+    clock, calls = Clock(), []
+    monkeypatch.setattr(runtime, "time", clock)
+
+    def run_of(name):
+        def run(*inputs):
+            clock.now += costs[name]
+            calls.append(name)
+            return inputs[0]
+        return run
+
+    fastest = runtime.Fastest("net", {name: run_of(name) for name in costs}, [torch.zeros(1)])
+    calls.clear()  # the untimed first calls
+    return fastest, calls
+
+
+def test_the_fastest_runtime_serves_and_the_other_is_checked_at_one_per_cent(monkeypatch):
+    costs = {"OpenVINO": 0.010, "torch.compile": 0.017}  # compile 1.7x behind: SIGGRAPH17 on the Xeon
+    fastest, calls = racing(monkeypatch, costs)
+    x = torch.ones(1)
+    assert all(fastest(x) is x for _ in range(3000))
+    checks = calls.count("torch.compile")
+    spent = sum(costs[c] for c in calls)
+    assert 3 <= checks and checks * (costs["torch.compile"] - costs["OpenVINO"]) <= 0.011 * spent
+    assert fastest.serving == "OpenVINO"
+
+    costs.update({"OpenVINO": 0.030, "torch.compile": 0.020})  # the host got busy: compile ahead (Zen 5)
+    del calls[:]
+    for _ in range(1000):
+        fastest(x)
+    assert calls[:3] == ["OpenVINO"] * 3  # three slow calls move OpenVINO's median past compile's
+    assert calls[3:].count("OpenVINO") * (0.030 - 0.020) <= 0.011 * sum(costs[c] for c in calls)
+    assert fastest.serving == "torch.compile"
+
+
+def test_a_slower_runtime_that_became_faster_is_found_at_its_next_check(monkeypatch):
+    costs = {"OpenVINO": 0.010, "torch.compile": 0.012}
+    fastest, calls = racing(monkeypatch, costs)
+    for _ in range(500):
+        fastest(torch.ones(1))
+    costs["torch.compile"] = 0.005  # what compile lost at its last check, times 100, is 0.2 s: 20 calls away
+    del calls[:]
+    for _ in range(60):
+        fastest(torch.ones(1))
+    first = calls.index("torch.compile")
+    assert first <= 21 and calls[first:first + 4] == ["torch.compile"] * 4  # checked again at once: confirmed
+    assert set(calls[first:]) == {"torch.compile"} and fastest.serving == "torch.compile"
+
+
+def test_a_runtime_built_later_joins_the_race_and_one_that_fails_does_not(monkeypatch):
+    import threading
+
+    costs = {"OpenVINO": 0.010, "torch.compile": 0.004}
+    fastest, calls = racing(monkeypatch, {"OpenVINO": costs["OpenVINO"]})
+    built = threading.Event()
+
+    def build():
+        built.wait(10)
+        def run(*inputs):
+            calls.append("torch.compile")
+            runtime.time.now += costs["torch.compile"]
+            return inputs[0]
+        return run
+
+    fastest.join_later("torch.compile", build)
+    for _ in range(5):
+        fastest(torch.ones(1))  # served at once, while the other is built
+    built.set()
+    fastest.settle(10)
+    calls.clear()  # its untimed first call
+    for _ in range(20):
+        fastest(torch.ones(1))
+    assert calls[0] == "torch.compile" and calls[-10:] == ["torch.compile"] * 10
+
+    alone, calls = racing(monkeypatch, {"OpenVINO": 0.010})
+    alone.join_later("torch.compile", lambda: None)  # could not be built (compile_torch logged why)
+    alone.settle(10)
+    alone(torch.ones(1))
+    assert list(alone.runs) == ["OpenVINO"] and calls == ["OpenVINO"]
+
+
+def test_siggraph17_serving_races_openvino_against_compiled_torch(zhang_files, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # compile_torch sets it for the process: undone after
+    engine = zhang("siggraph17", zhang_files, tmp_path, "auto", serving=True)
+    assert isinstance(engine.net, runtime.Fastest)
+    engine.net.settle(600)
+    assert set(engine.net.runs) == {"OpenVINO", "torch.compile"}
+    assert any((tmp_path / "inductor").rglob("*.py")), "inductor kept nothing for the next start"
+    exact = zhang("siggraph17", zhang_files, tmp_path, "torch", reduced=False)
+    img = photo(240, 160)
+    hints = [Hint(60, 40, (200, 30, 30)), Hint(180, 120, (20, 40, 220))]
+    x = exact.network_input(exact.grid_lightness(img))
+    ab, mask = hinting_maps(img, hints, exact)
+    reference = exact.net(x, ab, mask)
+    for name, run in engine.net.runs.items():  # whichever serves: within bf16 of float32, hints included
+        got = run(x, ab, mask)
+        assert got.dtype == torch.float32 and got.shape == reference.shape
+        # ab units (CIE), stand-in weights: compiled bf16 measured 1.21 (torch eager bf16 the same), OpenVINO 1.36
+        assert (got - reference).abs().max() < 2, name
+    # A one-shot process (the CLI) and an explicit `openvino` race nothing: OpenVINO alone.
+    assert isinstance(zhang("siggraph17", zhang_files, tmp_path, "auto").net, runtime.Converted)
+    assert isinstance(zhang("siggraph17", zhang_files, tmp_path, "openvino", serving=True).net, runtime.Converted)
+
+
+def hinting_maps(img, hints, engine):
+    from models.colorize import hints as hinting
+
+    lightness = engine.grid_lightness(img)
+    points = hinting.colour_points(hints, img.width, img.height, lightness[0])
+    return hinting.hint_maps(points, img.width, img.height, 256)
+
+
+def test_openvino_serves_alone_when_torch_cannot_compile(zhang_files, tmp_path, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("InductorError: C++ compile error\nlong details")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(runtime, "writable", lambda folder: False)  # and the model cache is read-only
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")
+    with caplog.at_level(logging.WARNING, logger="paintbot.models"):
+        engine = zhang("eccv16", zhang_files, tmp_path, "auto", serving=True)
+        engine.net.settle(60)
+    assert list(engine.net.runs) == ["OpenVINO"]
+    temporary = Path(tempfile.gettempdir()) / "paintbot-inductor"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"eccv16: the model cache is read-only: torch compiles into {temporary}",
+        "eccv16: not compiled by torch (RuntimeError: InductorError: C++ compile error)"]
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(temporary)
+    assert engine(photo(64, 48)).size == (64, 48)

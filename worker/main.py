@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     from worker import runtime
 
     try:  # the image science's settings, read here once and passed inward
-        models = config_from_env(os.environ)
+        models = config_from_env(os.environ).replace(serving=True)
         log.info("torch on %d CPU threads, OpenMP waits %s, freed memory %s", set_threads(models.torch_threads),
                  waits, keep_freed_memory(models.keep_memory))
         device = pick_device(models.device)
