@@ -235,9 +235,11 @@ class Fastest:
     worker starting, a neighbour going quiet) is seen soon: 7 calls later for a runtime 7 % behind (compiled
     SIGGRAPH17 on the quiet Zen 5), 35 for one 35 % behind (on the Xeon). A check that finds the slower runtime
     ahead of the fastest's median runs it again at once, so a few calls confirm the change (or not). Each
-    runtime is called once with the `example` before it is timed: a first call sets up (83 against 65 ms for
-    OpenVINO's SIGGRAPH17 on the Xeon), and one slow sample would bias the choice for a while. For networks of
-    one input shape: times of different shapes would not compare.
+    runtime joins after a call with the `example`, untimed (a first call sets up: 83 against 65 ms for
+    OpenVINO's SIGGRAPH17 on the Xeon), and SEED timed ones: the first users' calls go to the runtime that was
+    faster then, rather than each runtime in turn and then the one with the luckier first sample (SIGGRAPH17
+    beside 4 busy processes over a bench's 18 calls: 1.04x OpenVINO without the timed calls, 1.01x with them). For networks of one input shape: times of different shapes
+    would not compare.
 
     A runtime that takes long to build joins later (`join_later`): inductor compiled SIGGRAPH17 in 22 s at a
     first start on the quiet Xeon (5 s from its cache; the whole load beside 4 busy processes took 55 s), while
@@ -246,6 +248,7 @@ class Fastest:
     OpenVINO: 106-145 ms a call during the compilation, 67 ms after)."""
 
     WINDOW = 5
+    SEED = 3
     SHARE = 0.01
     building = threading.Lock()  # one compilation at a time in a process (ECCV16 and SIGGRAPH17 may load together)
 
@@ -261,10 +264,15 @@ class Fastest:
             self.add(run, fn)
 
     def add(self, run: str, fn: Callable[..., torch.Tensor]) -> None:
-        """Race `fn` too, after one untimed call with the example."""
+        """Race `fn` too, after one untimed call with the example and SEED timed ones."""
         fn(*self.example)
+        times = deque(maxlen=self.WINDOW)
+        for _ in range(self.SEED):
+            t = time.perf_counter()
+            fn(*self.example)
+            times.append(time.perf_counter() - t)
         with self.lock:
-            self.runs[run], self.times[run], self.since[run] = fn, deque(maxlen=self.WINDOW), 0.0
+            self.runs[run], self.times[run], self.since[run] = fn, times, 0.0
 
     def join_later(self, run: str, build: Callable[[], Callable[..., torch.Tensor] | None]) -> None:
         """Build a runtime in a thread (`build` returns it, or None where it could not be built) and race it once
@@ -283,14 +291,13 @@ class Fastest:
             self.later.join(timeout)
 
     def median(self, run: str) -> float:
-        return statistics.median(self.times[run]) if self.times[run] else 0.0
+        return statistics.median(self.times[run])
 
     def choose(self) -> str:
-        best = min(self.runs, key=self.median)  # an untimed runtime (0 s) first
+        best = min(self.runs, key=self.median)
         lead = self.median(best)
         for run in sorted(self.runs, key=self.since.__getitem__, reverse=True):
-            if run != best and self.times[run] and (self.times[run][-1] < lead or
-                                                    self.since[run] * self.SHARE >= self.median(run) - lead):
+            if run != best and (self.times[run][-1] < lead or self.since[run] * self.SHARE >= self.median(run) - lead):
                 return run
         return best
 
@@ -306,7 +313,7 @@ class Fastest:
             for other in self.since:
                 self.since[other] = 0.0 if other == run else self.since[other] + took
             best = min(self.runs, key=self.median)
-            if best != self.serving and all(self.times.values()):
+            if best != self.serving:
                 log.info("%s now runs in %s (%s)", self.name, best,
                          ", ".join(f"{r} {self.median(r) * 1000:.0f} ms" for r in self.runs))
                 self.serving = best
