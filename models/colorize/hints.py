@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from PIL import Image
 
 from models import color
 
