@@ -195,14 +195,8 @@ def compile_torch(net: nn.Module, example: Sequence[torch.Tensor], *, name: str,
     """A copy of `net` (float32, eval mode, on the CPU) in `dtype`, channels-last, compiled by inductor for the
     `example` inputs' shapes, now rather than at a user's first call; None, after one log line, where it cannot
     be. A copy: OpenVINO's graph may still read the float32 weights it was traced from. Inductor keeps what it
-    built under the cache directory (`inductor/`, TORCHINDUCTOR_CACHE_DIR for the whole process), so a restart
-    compiles from it; where the model cache is read-only (compose, Kubernetes) under the temporary folder, kept
-    as long as it is."""
-    folder = Path(config.cache_dir) / "inductor"
-    if not writable(folder):
-        folder = Path(tempfile.gettempdir()) / "paintbot-inductor"
-        log.warning("%s: the model cache is read-only: torch compiles into %s", name, folder)
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    built in TORCHINDUCTOR_CACHE_DIR, which the worker points under the model cache (worker/main.py
+    `compile_cache`), so a restart compiles from it."""
     t = time.perf_counter()
     try:
         net = copy.deepcopy(net).to(dtype, memory_format=torch.channels_last)
@@ -214,16 +208,6 @@ def compile_torch(net: nn.Module, example: Sequence[torch.Tensor], *, name: str,
         return None
     log.info("%s: compiled by torch in %.1f s", name, time.perf_counter() - t)
     return compiled
-
-
-def writable(folder: Path) -> bool:
-    """Whether files can be made in `folder` (made if missing): a read-only mount refuses even root."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 class Fastest:

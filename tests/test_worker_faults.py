@@ -357,3 +357,23 @@ def test_openmp_threads_sleep_unless_the_operator_chose():
 
     assert wait_policy({"OMP_WAIT_POLICY": "PASSIVE"}) == "OMP_WAIT_POLICY=PASSIVE"
     assert wait_policy({"GOMP_SPINCOUNT": "300000"}) == "GOMP_SPINCOUNT=300000"
+
+
+def test_compiled_kernels_are_kept_under_the_model_cache_or_else_in_the_temporary_folder(tmp_path):
+    """torch.compile's kernels (the race of models/runtime.py) outlive a restart where the model cache is writable;
+    where it is not (compose and Kubernetes mount it read-only) they go to the temporary folder; an operator's own
+    TORCHINDUCTOR_CACHE_DIR stays."""
+    import tempfile
+    from pathlib import Path
+
+    from worker.main import compile_cache
+
+    env: dict = {}
+    assert compile_cache(env, tmp_path) == env["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+    assert (tmp_path / "inductor").is_dir()
+    blocked = tmp_path / "a file"
+    blocked.write_text("")  # nothing can be made under it, as under a read-only mount (which root could not bypass)
+    env = {}
+    assert compile_cache(env, blocked) == str(Path(tempfile.gettempdir()) / "paintbot-inductor")
+    env = {"TORCHINDUCTOR_CACHE_DIR": "/srv/kernels"}
+    assert compile_cache(env, tmp_path) == "/srv/kernels"
