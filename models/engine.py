@@ -89,8 +89,8 @@ class Engine:
             name = name or self.name
             self.runs_in = "OpenVINO, raced against torch.compile"
             fastest = runtime.Fastest(name, {"OpenVINO": converted}, example)
-            fastest.join_later("torch.compile", lambda: runtime.compile_torch(net, example, name=name,
-                                                                             config=self.config, dtype=self.dtype))
+            fastest.join_later("torch.compile",
+                               lambda: runtime.compile_torch(net, example, name=name, dtype=self.dtype))
             return fastest
         return converted
 

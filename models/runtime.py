@@ -23,8 +23,8 @@ it, on the 2-core Zen 5 of issue 28 (bf16, own processes, 16 rounds): `torch.com
 quiet, 0.87x beside 4 busy processes; on an AMX Xeon OpenVINO was ahead both ways. So where an engine asks
 (`Engine.runnable(..., race=True)`: ECCV16 and SIGGRAPH17, small networks of one input shape), the runtime is
 `auto` and the process serves many calls (a worker, not the CLI), the network is also compiled by inductor,
-in the background (its kernels kept under the cache directory, `inductor/`, for the next start), and `Fastest`
-runs each call in whichever of the two has been faster lately, timing them as it goes. Both compute in the
+in the background (its kernels kept for the next start in TORCHINDUCTOR_CACHE_DIR, which the worker sets), and
+`Fastest` runs each call in whichever of the two has been faster lately, timing them as it goes. Both compute in the
 engine's precision, within the bf16 bounds of float32 that tests/test_runtime.py checks (SIGGRAPH17's largest
 ab error on a photo: 1.36 in OpenVINO, 1.21 compiled), so which one served a call moves a colour by about a
 CIE unit at most.
@@ -190,13 +190,13 @@ class Compiled:
         return f"<{self.name} under torch.compile ({str(self.dtype).removeprefix('torch.')})>"
 
 
-def compile_torch(net: nn.Module, example: Sequence[torch.Tensor], *, name: str, config: ModelConfig,
+def compile_torch(net: nn.Module, example: Sequence[torch.Tensor], *, name: str,
                   dtype: torch.dtype) -> Compiled | None:
     """A copy of `net` (float32, eval mode, on the CPU) in `dtype`, channels-last, compiled by inductor for the
     `example` inputs' shapes, now rather than at a user's first call; None, after one log line, where it cannot
     be. A copy: OpenVINO's graph may still read the float32 weights it was traced from. Inductor keeps what it
-    built in TORCHINDUCTOR_CACHE_DIR, which the worker points under the model cache (worker/main.py
-    `compile_cache`), so a restart compiles from it."""
+    built in TORCHINDUCTOR_CACHE_DIR, which the worker points under the model cache (models/ reads no
+    environment), so a restart compiles from it."""
     t = time.perf_counter()
     try:
         net = copy.deepcopy(net).to(dtype, memory_format=torch.channels_last)
@@ -222,8 +222,8 @@ class Fastest:
     runtime joins after a call with the `example`, untimed (a first call sets up: 83 against 65 ms for
     OpenVINO's SIGGRAPH17 on the Xeon), and SEED timed ones: the first users' calls go to the runtime that was
     faster then, rather than each runtime in turn and then the one with the luckier first sample (SIGGRAPH17
-    beside 4 busy processes over a bench's 18 calls: 1.04x OpenVINO without the timed calls, 1.01x with them). For networks of one input shape: times of different shapes
-    would not compare.
+    beside 4 busy processes over a bench's 18 calls: 1.04x OpenVINO without the timed calls, 1.01x with them).
+    For networks of one input shape: times of different shapes would not compare.
 
     A runtime that takes long to build joins later (`join_later`): inductor compiled SIGGRAPH17 in 22 s at a
     first start on the quiet Xeon (5 s from its cache; the whole load beside 4 busy processes took 55 s), while
@@ -281,7 +281,8 @@ class Fastest:
         best = min(self.runs, key=self.median)
         lead = self.median(best)
         for run in sorted(self.runs, key=self.since.__getitem__, reverse=True):
-            if run != best and (self.times[run][-1] < lead or self.since[run] * self.SHARE >= self.median(run) - lead):
+            behind = self.median(run) - lead
+            if run != best and (self.times[run][-1] < lead or self.since[run] * self.SHARE >= behind):
                 return run
         return best
 
