@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "shared" / "weights"))
 
-from worker.main import compile_cache, wait_policy  # noqa: E402
+from worker.main import wait_policy  # noqa: E402
 
 WAITS = wait_policy(os.environ)  # as the worker runs (before torch loads): every torch contestant shares it
 
@@ -276,7 +276,9 @@ def contestant(conn, network: str, name: str, threads: int) -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        compile_cache(os.environ, folder / "cache")  # as the worker: inductor's files beside the model cache
+        # inductor's files beside the model cache, as the worker keeps them, fresh for each run (a first start);
+        # set, not defaulted: importing torch._dynamo (above) already wrote its own default here
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder / "cache" / "inductor")
         case = CASES[network](folder)
         t = time.perf_counter()
         try:

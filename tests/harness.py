@@ -252,7 +252,9 @@ def engines_with(service, monkeypatch):
 @pytest.fixture
 def worker_env(telegram, standin_weights, tmp_path):
     def env(redis_url):
-        return {**os.environ,
+        # Without the TORCHINDUCTOR_CACHE_DIR that importing torch._dynamo wrote into this process's environment:
+        # a worker starts from the operator's (worker/main.py compile_cache).
+        return {**{k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"},
                 "TELEGRAM_BOT_TOKEN": telegram.token, "PAINTBOT_TELEGRAM_API": telegram.api_root,
                 "REDIS_URL": redis_url, "PAINTBOT_DEVICE": "cpu", "PAINTBOT_TORCH_THREADS": "1",
                 "PAINTBOT_COLORIZE_MODEL": "eccv16", "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"]),

@@ -85,6 +85,8 @@ def test_metrics_and_health_move_during_a_run(telegram, redis_url, worker_env, t
         assert "paintbot_queue_depth 0.0" in w
         # One structured line per job, without secrets.
         log = workers.log("metrics-worker")
+        # torch.compile's kernels go beside the model cache (set before torch._dynamo writes its own default)
+        assert f"compiled kernels kept in {tmp_path / 'cache' / 'inductor'}" in log
         line = next(ln for ln in log.splitlines() if "outcome=ok" in ln)
         assert "op=colorize" in line and "chat=6001" in line and "model=" in line and "job=pb-6001-" in line
         assert telegram.token not in log

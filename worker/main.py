@@ -33,6 +33,7 @@ from rq.worker import WorkerStatus
 
 from bot.contract import health, keys, logs, readiness
 from bot.contract.settings import Settings, at_start
+from models.config import default_cache_dir  # light: no torch
 
 log = logging.getLogger("paintbot.worker")
 
@@ -205,7 +206,9 @@ def compile_cache(env: dict, cache_dir: Path) -> str:
     """Where torch.compile keeps the kernels it builds (a worker races OpenVINO against compiled torch for ECCV16
     and SIGGRAPH17, models/runtime.py), so that a restart compiles from them (5 s against 22 s for SIGGRAPH17 on
     the Xeon): under the model cache, or the temporary folder where that is read-only (compose, Kubernetes),
-    unless the operator chose (TORCHINDUCTOR_CACHE_DIR); returns it. Set before the first compilation."""
+    unless the operator chose (TORCHINDUCTOR_CACHE_DIR); returns it. Set before torch is imported: importing
+    torch._dynamo writes inductor's default folder into the environment (torch 2.14), which would then pass for
+    the operator's choice (it did: the first worker kept its kernels in /tmp/torchinductor_root)."""
     if "TORCHINDUCTOR_CACHE_DIR" not in env:
         folder = Path(cache_dir) / "inductor"
         if not writable(folder):
@@ -262,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     waits = wait_policy(os.environ)  # before the first import of torch (below)
+    kernels = compile_cache(os.environ, default_cache_dir(os.environ))  # before torch._dynamo writes its default
     from models.device import DeviceError, keep_freed_memory, pick_device, set_threads
     from models.engines import config_from_env
     from models.fetch import FetchError
@@ -270,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # the image science's settings, read here once and passed inward
         models = config_from_env(os.environ).replace(serving=True)
         log.info("torch on %d CPU threads, OpenMP waits %s, freed memory %s, compiled kernels kept in %s",
-                 set_threads(models.torch_threads), waits, keep_freed_memory(models.keep_memory),
-                 compile_cache(os.environ, models.cache_dir))
+                 set_threads(models.torch_threads), waits, keep_freed_memory(models.keep_memory), kernels)
         device = pick_device(models.device)
         runtime.install(runtime.Runtime.load(settings, models, device, conn))
     except (ValueError, DeviceError, FetchError) as exc:  # a bad setting, no GPU, a missing weight file
