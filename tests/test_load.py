@@ -18,6 +18,7 @@ import numpy as np
 import redis
 
 from bot.context import BURST_QUIET
+from bot.contract.keys import IDLE_WORKERS
 from tests.harness import BotThread, Workers, gray_photo, settings_for
 
 USERS, PER_USER = 50, 10
@@ -38,6 +39,14 @@ def test_fifty_users_five_hundred_requests(telegram, redis_url, worker_env, tmp_
     try:
         workers.start("load-1")
         workers.start("load-2")
+        conn = redis.Redis.from_url(redis_url)
+        # Both workers serving before the load begins: otherwise whether any photo is taken at once (beyond the
+        # QUEUE_CAP that wait) hangs on whether a worker's start (8-12 s beside the other test process) beats the
+        # 6 s of sending, and CI once saw exactly QUEUE_CAP results.
+        deadline = time.monotonic() + 300
+        while conn.zcard(IDLE_WORKERS) < 2:
+            assert time.monotonic() < deadline, workers.log("load-1")[-2000:]
+            time.sleep(0.2)
         t0 = time.monotonic()
         for i in range(USERS * PER_USER):
             chat = tg.private_chat(10_000 + rng.randrange(USERS))
@@ -64,8 +73,6 @@ def test_fifty_users_five_hundred_requests(telegram, redis_url, worker_env, tmp_
                 elif any(r in text for r in REFUSALS):
                     refusals.setdefault(key, []).append(c.at)
             return results, refusals, queued
-
-        conn = redis.Redis.from_url(redis_url)
 
         def was_accepted(key) -> bool:
             """Admitted as a job (the bot keeps its request's claim; a refused request's is given back)."""
