@@ -10,8 +10,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
+import shutil
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +89,9 @@ def registered_files():
 
 
 @pytest.fixture(scope="module")
-def standin_files(tmp_path_factory) -> dict[str, Path]:
-    """A stand-in checkpoint of each registered file, built from its PUBLISHED layout (not our builder)."""
+def standin_files(tmp_path_factory) -> Iterator[dict[str, Path]]:
+    """A stand-in checkpoint of each registered file, built from its PUBLISHED layout (not our builder): 3.7 GB,
+    removed after this module (a session-long folder held it beside the download test's copies: CI's disk ran out)."""
     folder = tmp_path_factory.mktemp("standins")
     out = {}
     for i, wf in enumerate(registered_files()):
@@ -102,7 +106,8 @@ def standin_files(tmp_path_factory) -> dict[str, Path]:
         sd = {k: torch.from_numpy(v) for k, v in make_standin(shapes, seed=100 + i).items()}
         torch.save(sd, folder / wf.filename)
         out[wf.filename] = folder / wf.filename
-    return out
+    yield out
+    shutil.rmtree(folder)
 
 
 def test_names_are_unique_and_every_file_has_a_published_layout():
@@ -156,7 +161,7 @@ def _served(file_server, drive, standin_files) -> dict[str, fetch.RemoteFile]:
             archives.setdefault(wf.remote.archive, {})[wf.remote.member] = data
             url = drive.url(wf.remote.archive)
         else:
-            (file_server.directory / wf.filename).write_bytes(data)
+            os.link(standin_files[wf.filename], file_server.directory / wf.filename)  # served as is, not copied
             url = file_server.url(wf.filename)
         served[wf.filename] = dataclasses.replace(wf.remote, url=url, sha256=sha)
     for name, members in archives.items():
