@@ -277,8 +277,11 @@ class Fastest:
     def median(self, run: str) -> float:
         return statistics.median(self.times[run])
 
+    def fastest(self) -> str:
+        return min(self.runs, key=self.median)
+
     def choose(self) -> str:
-        best = min(self.runs, key=self.median)
+        best = self.fastest()
         lead = self.median(best)
         for run in sorted(self.runs, key=self.since.__getitem__, reverse=True):
             behind = self.median(run) - lead
@@ -297,7 +300,7 @@ class Fastest:
             self.times[run].append(took)
             for other in self.since:
                 self.since[other] = 0.0 if other == run else self.since[other] + took
-            best = min(self.runs, key=self.median)
+            best = self.fastest()
             if best != self.serving:
                 log.info("%s now runs in %s (%s)", self.name, best,
                          ", ".join(f"{r} {self.median(r) * 1000:.0f} ms" for r in self.runs))
