@@ -33,7 +33,7 @@ from bench.machine import cpu_name  # noqa: E402
 from bench.hints import percentiles  # noqa: E402
 from tests.conftest import SHARED, RedisServer  # noqa: E402
 from tests.fake_telegram import FakeTelegram  # noqa: E402
-from tests.harness import WebThread, Workers, gray_photo, init_data  # noqa: E402
+from tests.harness import WebThread, Workers, gray_photo, init_data, operator_env  # noqa: E402
 
 
 def cpu() -> str:
@@ -68,9 +68,7 @@ def main() -> int:
     redis_server = RedisServer(tmp)
     redis_server.start()
     url = "https://paint.example.test/app"
-    # Not the TORCHINDUCTOR_CACHE_DIR that importing torch._dynamo wrote into this process: the worker keeps its
-    # compiled kernels beside its model cache, as it would from a clean environment.
-    env = {**{k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}, "PAINTBOT_DEVICE": "cpu", "PAINTBOT_TORCH_THREADS": str(args.threads),
+    env = {**operator_env(), "PAINTBOT_DEVICE": "cpu", "PAINTBOT_TORCH_THREADS": str(args.threads),
            "PAINTBOT_COLORIZE_MODEL": "siggraph17", "PAINTBOT_COLORIZE_WEIGHTS": str(weights),
            "PAINTBOT_SCRATCH_WEIGHTS": str(write_scratch_standin(tmp / "FT_Epoch_latest.pt")),
            "PAINTBOT_LAMA_WEIGHTS": str(write_lama_standin(tmp / "big-lama.pt")),

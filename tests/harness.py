@@ -249,12 +249,17 @@ def engines_with(service, monkeypatch):
     return extend
 
 
+def operator_env() -> dict[str, str]:
+    """This process's environment without the TORCHINDUCTOR_CACHE_DIR that importing torch._dynamo wrote into it:
+    a worker started from it picks its compiled kernels' folder as from an operator's (worker/main.py
+    compile_cache), beside its model cache."""
+    return {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+
+
 @pytest.fixture
 def worker_env(telegram, standin_weights, tmp_path):
     def env(redis_url):
-        # Without the TORCHINDUCTOR_CACHE_DIR that importing torch._dynamo wrote into this process's environment:
-        # a worker starts from the operator's (worker/main.py compile_cache).
-        return {**{k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"},
+        return {**operator_env(),
                 "TELEGRAM_BOT_TOKEN": telegram.token, "PAINTBOT_TELEGRAM_API": telegram.api_root,
                 "REDIS_URL": redis_url, "PAINTBOT_DEVICE": "cpu", "PAINTBOT_TORCH_THREADS": "1",
                 "PAINTBOT_COLORIZE_MODEL": "eccv16", "PAINTBOT_COLORIZE_WEIGHTS": str(standin_weights["eccv16"]),
