@@ -122,6 +122,33 @@ def _crop_box(where: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, 
     return x0, y0, x0 + side, y0 + side
 
 
+def _clean_photos(folder: Path, size: int, limit: int | None):
+    """(name, clean photo at long side `size`, L or RGB) for each readable photo; the unreadable in `skipped`."""
+    skipped = []
+
+    def photos():
+        for path in find_photos(folder)[:limit]:
+            name = path.relative_to(folder).as_posix()
+            try:
+                clean = imageio.open_path(path)
+            except (imageio.ImageError, OSError) as exc:
+                skipped.append((name, str(exc)))
+                continue
+            clean = clean if clean.mode in ("L", "RGB") else clean.convert("RGB")
+            yield name, sheet.fit(clean, min(size, max(clean.size)))
+    return photos(), skipped
+
+
+def _write(out_dir: Path, markdown: str, fields: tuple[str, ...], rows: list[dict], cells: list) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
+    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    imageio.save_path(sheet.grid(cells, 192), out_dir / "sheet.jpg")
+
+
 def evaluate_restore(folder: str | Path, repair: Callable, files: list[tuple[str, Path]], size: int = 512,
                      seed: int = 2026, limit: int | None = None, out_dir: str | Path = "eval-restore") -> Report:
     """Repair (a callable: image -> Repaired) on seeded synthetic damage over the photos of `folder`; writes
@@ -131,16 +158,9 @@ def evaluate_restore(folder: str | Path, repair: Callable, files: list[tuple[str
     folder, out_dir = Path(folder), Path(out_dir)
     if size < 64:
         raise EvalError(f"--size must be at least 64, not {size}")
-    rows, cells, skipped = [], [], []
-    for path in find_photos(folder)[:limit]:
-        name = path.relative_to(folder).as_posix()
-        try:
-            clean = imageio.open_path(path)
-        except (imageio.ImageError, OSError) as exc:
-            skipped.append((name, str(exc)))
-            continue
-        clean = clean if clean.mode in ("L", "RGB") else clean.convert("RGB")
-        clean = sheet.fit(clean, min(size, max(clean.size)))
+    photos, skipped = _clean_photos(folder, size, limit)
+    rows, cells = [], []
+    for name, clean in photos:
         damaged, drawn = draw_damage(clean, seed, name)
         start = time.perf_counter()
         result = repair(damaged)
@@ -164,13 +184,7 @@ def evaluate_restore(folder: str | Path, repair: Callable, files: list[tuple[str
     if not rows:
         raise EvalError(f"no readable photos in {folder}")
     markdown = _markdown(rows, files, size, seed, skipped)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
-    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    imageio.save_path(sheet.grid(cells, 192), out_dir / "sheet.jpg")
+    _write(out_dir, markdown, FIELDS, rows, cells)
     return Report(markdown, rows, skipped, False, out_dir)
 
 
@@ -208,33 +222,6 @@ def _markdown(rows: list[dict], files: list[tuple[str, Path]], size: int, seed: 
 
 
 # --- the enhancers' protocols (`--protocol upscale` and `--protocol faces`) ----------------------------------
-
-def _clean_photos(folder: Path, size: int, limit: int | None):
-    """(name, clean photo at long side `size`, L or RGB) for each readable photo; the unreadable in `skipped`."""
-    skipped = []
-
-    def photos():
-        for path in find_photos(folder)[:limit]:
-            name = path.relative_to(folder).as_posix()
-            try:
-                clean = imageio.open_path(path)
-            except (imageio.ImageError, OSError) as exc:
-                skipped.append((name, str(exc)))
-                continue
-            clean = clean if clean.mode in ("L", "RGB") else clean.convert("RGB")
-            yield name, sheet.fit(clean, min(size, max(clean.size)))
-    return photos(), skipped
-
-
-def _write(out_dir: Path, markdown: str, fields: tuple[str, ...], rows: list[dict], cells: list) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
-    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    imageio.save_path(sheet.grid(cells, 192), out_dir / "sheet.jpg")
-
 
 UPSCALE_FIELDS = ("file", "width", "height", "psnr_bicubic", "psnr_upscaled", "ssim_bicubic", "ssim_upscaled",
                   "seconds")

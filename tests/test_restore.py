@@ -237,6 +237,7 @@ def test_eval_restore_writes_a_report_that_names_its_weights(engine, standin_wei
     folder.mkdir()
     photo(96, 64).save(folder / "a.png")
     photo(64, 96, "L").save(folder / "b.png")
+    (folder / "c.jpg").write_bytes(b"not a photo")
     a1, m1 = draw_damage(photo(96, 64), 7, "a.png")
     a2, m2 = draw_damage(photo(96, 64), 7, "a.png")
     assert np.array_equal(np.asarray(a1), np.asarray(a2)) and m1.any()  # seeded: the same damage every run
@@ -244,5 +245,6 @@ def test_eval_restore_writes_a_report_that_names_its_weights(engine, standin_wei
     files = [("FT_Epoch_latest.pt", standin_weights["scratch_detection"]), ("big-lama.pt", standin_weights["big_lama"])]
     report = evaluate_restore(folder, engine, files, size=96, out_dir=tmp_path / "ev")
     assert len(report.rows) == 2 and all(r["untouched_outside_fill"] for r in report.rows)
+    assert [name for name, _ in report.skipped] == ["c.jpg"] and "`c.jpg`" in report.markdown
     assert "NOT the published big-lama.pt" in report.markdown and "damaged input (baseline)" in report.markdown
     assert {p.name for p in (tmp_path / "ev").iterdir()} == {"report.md", "results.csv", "sheet.jpg"}
