@@ -332,7 +332,7 @@ def evaluate_colorize(folder: str | Path, colorizers: Mapping[str, ColorEngine |
     notes += _weights_notes(weights_used, list(engines))
     markdown = _report("paintbot eval colorize", header, table, notes, skipped, interrupted,
                        measured=f"{len(rows) // len(engines)} photos")
-    return _write(Path(out_dir), markdown, rows, COLOR_FIELDS, sheet_rows, skipped, interrupted)
+    return write_report(Path(out_dir), markdown, rows, COLOR_FIELDS, sheet_rows, skipped, interrupted)
 
 
 def _colorize_table(rows: list[dict], engines: list[str]) -> list[str]:
@@ -411,7 +411,7 @@ def evaluate_style(folder: str | Path, styles: Mapping[str, Image.Image],
     table = _style_table(rows, list(engines))
     markdown = _report("paintbot eval style", header, table, notes, skipped, interrupted,
                        measured=f"{len(rows) // len(engines)} (photo, style) pairs")
-    return _write(Path(out_dir), markdown, rows, STYLE_FIELDS, sheet_rows, skipped, interrupted)
+    return write_report(Path(out_dir), markdown, rows, STYLE_FIELDS, sheet_rows, skipped, interrupted)
 
 
 def _style_pair(name: str, content: Image.Image, style_name: str, style_img: Image.Image, engines: Mapping,
@@ -464,8 +464,11 @@ def _report(title: str, header: str, table: list[str], notes: list[str], skipped
     return "\n".join(lines) + "\n"
 
 
-def _write(out_dir: Path, markdown: str, rows: list[dict], fields: tuple[str, ...],
-           sheet_rows: list[list[sheet.Cell]], skipped: list[tuple[str, str]], interrupted: bool) -> Report:
+def write_report(out_dir: Path, markdown: str, rows: list[dict], fields: tuple[str, ...],
+                 sheet_rows: list[list[sheet.Cell]], skipped: list[tuple[str, str]], interrupted: bool,
+                 cell: int = SHEET_CELL) -> Report:
+    """report.md, results.csv and sheet.jpg (cells of `cell` px) in `out_dir`: every protocol's files, colour
+    and style here, repair, upscale and faces in models/evaluate_restore.py."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
@@ -474,7 +477,7 @@ def _write(out_dir: Path, markdown: str, rows: list[dict], fields: tuple[str, ..
         writer.writerows(rows)
     sheet_path = out_dir / "sheet.jpg"
     if sheet_rows:
-        imageio.save_path(sheet.grid(sheet_rows, SHEET_CELL), sheet_path)
+        imageio.save_path(sheet.grid(sheet_rows, cell), sheet_path)
     else:
         sheet_path.unlink(missing_ok=True)  # never leave an earlier run's sheet beside this run's report
     return Report(markdown, rows, skipped, interrupted, out_dir)

@@ -20,7 +20,6 @@ numbers from stand-in weights never pass for real ones.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 import zlib
@@ -32,13 +31,14 @@ from PIL import Image, ImageDraw
 from skimage.metrics import structural_similarity
 
 from models import imageio, sheet
-from models.evaluate import SSIM_OPTIONS, EvalError, Report, find_photos, psnr
+from models.evaluate import SSIM_OPTIONS, EvalError, Report, find_photos, psnr, write_report
 
 LAMA_PUBLISHED_MD5 = "e3aa4aaa15225a33ec84f9f4bc47e500"  # lama-cleaner's check of big-lama.pt
 FIELDS = ("file", "width", "height", "damaged_share", "psnr_in_damaged", "psnr_in_repaired", "ssim_in_damaged",
           "ssim_in_repaired", "psnr_out_damaged", "psnr_out_repaired", "ssim_out_repaired", "recall", "overfill",
           "regions", "untouched_outside_fill", "seconds")
 SHEET_PHOTOS = 6
+SHEET_CELL = 192  # a sheet cell: one CROP px crop with its titles
 CROP = 160
 
 
@@ -139,16 +139,6 @@ def _clean_photos(folder: Path, size: int, limit: int | None):
     return photos(), skipped
 
 
-def _write(out_dir: Path, markdown: str, fields: tuple[str, ...], rows: list[dict], cells: list) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
-    with open(out_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    imageio.save_path(sheet.grid(cells, 192), out_dir / "sheet.jpg")
-
-
 def evaluate_restore(folder: str | Path, repair: Callable, files: list[tuple[str, Path]], size: int = 512,
                      seed: int = 2026, limit: int | None = None, out_dir: str | Path = "eval-restore") -> Report:
     """Repair (a callable: image -> Repaired) on seeded synthetic damage over the photos of `folder`; writes
@@ -184,8 +174,7 @@ def evaluate_restore(folder: str | Path, repair: Callable, files: list[tuple[str
     if not rows:
         raise EvalError(f"no readable photos in {folder}")
     markdown = _markdown(rows, files, size, seed, skipped)
-    _write(out_dir, markdown, FIELDS, rows, cells)
-    return Report(markdown, rows, skipped, False, out_dir)
+    return write_report(out_dir, markdown, rows, FIELDS, cells, skipped, False, cell=SHEET_CELL)
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -272,8 +261,7 @@ def evaluate_upscale(folder: str | Path, upscaler: Callable, files: list[tuple[s
         "and sharpens by design: PSNR favours bicubic's smoothness, so read SSIM and the sheet beside it."]
     lines += _skipped_lines(skipped)
     markdown = "\n".join(lines) + "\n"
-    _write(out_dir, markdown, UPSCALE_FIELDS, rows, cells)
-    return Report(markdown, rows, skipped, False, out_dir)
+    return write_report(out_dir, markdown, rows, UPSCALE_FIELDS, cells, skipped, False, cell=SHEET_CELL)
 
 
 FACES_FIELDS = ("file", "faces", "synthetic", "face_share", "blur_sigma", "psnr_blurred", "psnr_restored",
@@ -388,8 +376,7 @@ def evaluate_faces(folder: str | Path, engine, files: list[tuple[str, Path]], si
         "photos. GFPGAN reconstructs a face from its prior: a sharper face can score below the blur on PSNR."]
     lines += _skipped_lines(skipped)
     markdown = "\n".join(lines) + "\n"
-    _write(out_dir, markdown, FACES_FIELDS, rows, cells)
-    return Report(markdown, rows, skipped, False, out_dir)
+    return write_report(out_dir, markdown, rows, FACES_FIELDS, cells, skipped, False, cell=SHEET_CELL)
 
 
 def _skipped_lines(skipped: list[tuple[str, str]]) -> list[str]:
